@@ -1,0 +1,34 @@
+# gidedge: the two commands a fresh machine needs are `make demo` and `make test`.
+# Both run scripts/setup.sh first, which installs what is missing and is a no-op otherwise.
+
+GO        ?= go
+BIN       := bin/gidedge
+export CGO_ENABLED := 1
+# OpenBLAS threads: the engine parallelises across goroutines itself.
+export OPENBLAS_NUM_THREADS ?= 1
+
+# Packages where goroutines share state; they also run under the race detector.
+RACE_PKGS := ./engine/... ./serve/... ./dataset/...
+
+.PHONY: setup build test vet demo clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(GO) build -o $(BIN) ./cmd/gidedge
+
+vet: setup
+	$(GO) vet ./...
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
+
+demo: build
+	$(BIN) doctor
+	$(BIN) bench engine
+
+clean:
+	rm -rf bin runs
