@@ -1,0 +1,203 @@
+// Package cpu is the engine's CPU backend: GEMM through OpenBLAS cblas_sgemm
+// (cgo, libopenblas-dev), im2col/col2im and a goroutine pool sized to the
+// machine. OpenBLAS is pinned to one thread; parallelism comes from the
+// engine splitting work across goroutines, which keeps small GEMMs efficient.
+package cpu
+
+/*
+#cgo LDFLAGS: -lopenblas
+#include <cblas.h>
+void openblas_set_num_threads(int num_threads);
+char* openblas_get_config(void);
+*/
+import "C"
+
+import (
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/gidedge/gidedge/engine/backend"
+)
+
+func init() {
+	backend.Register("cpu", func() (backend.Backend, error) { return New(runtime.GOMAXPROCS(0)), nil })
+}
+
+// Backend is the CPU implementation of backend.Backend.
+type Backend struct {
+	workers int
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+var setThreads sync.Once
+
+// New returns a CPU backend that splits work over the given number of workers.
+func New(workers int) *Backend {
+	if workers < 1 {
+		workers = 1
+	}
+	setThreads.Do(func() { C.openblas_set_num_threads(1) })
+	return &Backend{workers: workers}
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cpu" }
+
+// Workers implements backend.Backend.
+func (b *Backend) Workers() int { return b.workers }
+
+// Supports implements backend.Backend.
+func (b *Backend) Supports(c backend.Capability) bool { return c == backend.CapDepthwise }
+
+// OpenBLASConfig returns OpenBLAS's build description (version, core).
+func OpenBLASConfig() string {
+	return strings.TrimSpace(C.GoString(C.openblas_get_config()))
+}
+
+// SetBLASThreads sets OpenBLAS's own thread count (used by the sgemm reference benchmark).
+func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+
+// Gemm implements backend.Backend with cblas_sgemm.
+func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+		return
+	}
+	ta, tb := uint32(C.CblasNoTrans), uint32(C.CblasNoTrans)
+	aRows, bRows := m, k
+	if transA {
+		ta = uint32(C.CblasTrans)
+		aRows = k
+	}
+	if transB {
+		tb = uint32(C.CblasTrans)
+		bRows = n
+	}
+	// Bounds checks here keep a bad call a Go panic instead of a memory fault.
+	_ = a[(aRows-1)*lda]
+	_ = bm[(bRows-1)*ldb]
+	_ = c[(m-1)*ldc+n-1]
+	C.cblas_sgemm(C.CblasRowMajor, C.enum_CBLAS_TRANSPOSE(ta), C.enum_CBLAS_TRANSPOSE(tb),
+		C.blasint(m), C.blasint(n), C.blasint(k), C.float(alpha),
+		(*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda),
+		(*C.float)(unsafe.Pointer(&bm[0])), C.blasint(ldb), C.float(beta),
+		(*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+}
+
+// Parallel implements backend.Backend.
+func (b *Backend) Parallel(n int, fn func(lo, hi int)) {
+	w := b.workers
+	if w > n {
+		w = n
+	}
+	if w <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + w - 1) / w
+	for lo := chunk; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, hi)
+	}
+	fn(0, min(chunk, n))
+	wg.Wait()
+}
+
+// Im2Col implements backend.Backend.
+func (b *Backend) Im2Col(g backend.ConvGeometry, image, col []float32) {
+	ohw := g.OutH * g.OutW
+	row := 0
+	for c := 0; c < g.Channels; c++ {
+		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
+		for ky := 0; ky < g.KernelH; ky++ {
+			for kx := 0; kx < g.KernelW; kx++ {
+				dst := col[row*ohw : (row+1)*ohw]
+				row++
+				offY := ky*g.DilationH - g.PadH
+				offX := kx*g.DilationW - g.PadW
+				for oy := 0; oy < g.OutH; oy++ {
+					iy := oy*g.StrideH + offY
+					d := dst[oy*g.OutW : (oy+1)*g.OutW]
+					if iy < 0 || iy >= g.Height {
+						clear(d)
+						continue
+					}
+					src := plane[iy*g.Width : (iy+1)*g.Width]
+					if g.StrideW == 1 {
+						// Contiguous run: copy the in-range part, zero the padding.
+						x0 := offX
+						for ox := range d {
+							ix := x0 + ox
+							if ix >= 0 && ix < g.Width {
+								n := copy(d[ox:], src[ix:])
+								for j := ox + n; j < len(d); j++ {
+									d[j] = 0
+								}
+								break
+							}
+							d[ox] = 0
+						}
+						continue
+					}
+					for ox := range d {
+						ix := ox*g.StrideW + offX
+						if ix >= 0 && ix < g.Width {
+							d[ox] = src[ix]
+						} else {
+							d[ox] = 0
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Col2Im implements backend.Backend.
+func (b *Backend) Col2Im(g backend.ConvGeometry, col, image []float32) {
+	ohw := g.OutH * g.OutW
+	row := 0
+	for c := 0; c < g.Channels; c++ {
+		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
+		for ky := 0; ky < g.KernelH; ky++ {
+			for kx := 0; kx < g.KernelW; kx++ {
+				src := col[row*ohw : (row+1)*ohw]
+				row++
+				offY := ky*g.DilationH - g.PadH
+				offX := kx*g.DilationW - g.PadW
+				for oy := 0; oy < g.OutH; oy++ {
+					iy := oy*g.StrideH + offY
+					if iy < 0 || iy >= g.Height {
+						continue
+					}
+					dst := plane[iy*g.Width : (iy+1)*g.Width]
+					s := src[oy*g.OutW : (oy+1)*g.OutW]
+					for ox, v := range s {
+						ix := ox*g.StrideW + offX
+						if ix >= 0 && ix < g.Width {
+							dst[ix] += v
+						}
+					}
+				}
+			}
+		}
+	}
+}

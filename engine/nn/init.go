@@ -1,0 +1,44 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/gidedge/gidedge/engine"
+)
+
+// KaimingNormal fills t with N(0, 2/fan) (He et al., ReLU gain).
+func KaimingNormal(rng *rand.Rand, t *engine.Tensor, fan int) {
+	std := math.Sqrt(2 / float64(fan))
+	for i := range t.Data() {
+		t.Data()[i] = float32(rng.NormFloat64() * std)
+	}
+}
+
+// XavierUniform fills t with U(−a, a), a = √(6/(fanIn+fanOut)).
+func XavierUniform(rng *rand.Rand, t *engine.Tensor, fanIn, fanOut int) {
+	a := math.Sqrt(6 / float64(fanIn+fanOut))
+	for i := range t.Data() {
+		t.Data()[i] = float32((2*rng.Float64() - 1) * a)
+	}
+}
+
+// Normal fills t with N(0, std²).
+func Normal(rng *rand.Rand, t *engine.Tensor, std float64) {
+	for i := range t.Data() {
+		t.Data()[i] = float32(rng.NormFloat64() * std)
+	}
+}
+
+// PriorProbBias returns the bias that makes sigmoid output p at start,
+// −log((1−p)/p), as RetinaNet initialises its classification head.
+func PriorProbBias(p float64) float32 {
+	return float32(-math.Log((1 - p) / p))
+}
+
+// Fill sets every element of t to v.
+func Fill(t *engine.Tensor, v float32) {
+	for i := range t.Data() {
+		t.Data()[i] = v
+	}
+}

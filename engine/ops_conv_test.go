@@ -1,0 +1,119 @@
+package engine_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/enginetest"
+)
+
+// naiveConv is a direct six-loop convolution used as the reference.
+func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
+	n, c, h, wd := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
+	cout, cg, kh, kw := w.Dim(0), w.Dim(1), w.Dim(2), w.Dim(3)
+	groups := max(o.Groups, 1)
+	s, d := max(o.Stride, 1), max(o.Dilation, 1)
+	oh := engine.ConvOutSize(h, kh, s, o.Pad, d)
+	ow := engine.ConvOutSize(wd, kw, s, o.Pad, d)
+	out := make([]float32, n*cout*oh*ow)
+	coutG := cout / groups
+	for i := 0; i < n; i++ {
+		for co := 0; co < cout; co++ {
+			gr := co / coutG
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					var acc float32
+					if b != nil {
+						acc = b.Data()[co]
+					}
+					for ci := 0; ci < cg; ci++ {
+						cin := gr*cg + ci
+						for ky := 0; ky < kh; ky++ {
+							for kx := 0; kx < kw; kx++ {
+								iy := oy*s - o.Pad + ky*d
+								ix := ox*s - o.Pad + kx*d
+								if iy < 0 || iy >= h || ix < 0 || ix >= wd {
+									continue
+								}
+								acc += x.Data()[((i*c+cin)*h+iy)*wd+ix] * w.Data()[((co*cg+ci)*kh+ky)*kw+kx]
+							}
+						}
+					}
+					out[((i*cout+co)*oh+oy)*ow+ox] = acc
+				}
+			}
+		}
+	}
+	_ = c
+	return out
+}
+
+func TestConv2d(t *testing.T) {
+	cases := []struct {
+		n, c, h, w, cout, k int
+		opt                 engine.ConvOptions
+	}{
+		{2, 3, 7, 5, 4, 3, engine.ConvOptions{Pad: 1}},
+		{1, 4, 9, 9, 6, 3, engine.ConvOptions{Stride: 2, Pad: 1}},
+		{3, 2, 6, 7, 5, 1, engine.ConvOptions{}},
+		{2, 4, 8, 8, 4, 3, engine.ConvOptions{Pad: 1, Groups: 4}},
+		{1, 6, 7, 9, 6, 3, engine.ConvOptions{Stride: 2, Pad: 1, Groups: 6}},
+		{2, 4, 7, 7, 6, 3, engine.ConvOptions{Pad: 2, Dilation: 2, Groups: 2}},
+		{1, 3, 5, 5, 2, 2, engine.ConvOptions{Stride: 2}},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			groups := max(tc.opt.Groups, 1)
+			x := enginetest.Param(rng, 1, tc.n, tc.c, tc.h, tc.w)
+			w := enginetest.Param(rng, 0.5, tc.cout, tc.c/groups, tc.k, tc.k)
+			b := enginetest.Param(rng, 0.5, tc.cout)
+			got := engine.Conv2d(x, w, b, tc.opt)
+			want := naiveConv(x, w, b, tc.opt)
+			for i, v := range want {
+				if d := got.Data()[i] - v; d > 1e-4 || d < -1e-4 {
+					t.Fatalf("forward element %d: got %v want %v", i, got.Data()[i], v)
+				}
+			}
+			enginetest.GradCheck(t, "Conv2d", enginetest.DefaultTolerance, func() *engine.Tensor {
+				return engine.Conv2d(x, w, b, tc.opt)
+			}, x, w, b)
+		})
+	}
+}
+
+func TestConv2dShapeError(t *testing.T) {
+	x := engine.Zeros(1, 3, 8, 8)
+	w := engine.Zeros(4, 2, 3, 3)
+	err := engine.Guard(func() error {
+		engine.Conv2d(x, w, nil, engine.ConvOptions{})
+		return nil
+	})
+	if err == nil {
+		t.Fatal("expected an error for mismatched channels")
+	}
+	want := "engine: Conv2d: weight has 2 input channels per group, input gives 3 (shapes [[1 3 8 8] [4 2 3 3]])"
+	if got := err.Error(); len(got) < len(want) || got[:len(want)] != want {
+		t.Fatalf("error %q, want prefix %q", got, want)
+	}
+}
+
+func TestBatchNorm2d(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, training := range []bool{true, false} {
+		t.Run(fmt.Sprint("training=", training), func(t *testing.T) {
+			x := enginetest.Param(rng, 1, 3, 4, 5, 3)
+			g := enginetest.Param(rng, 1, 4)
+			b := enginetest.Param(rng, 1, 4)
+			st := &engine.BatchNormState{RunningMean: engine.RandN(rng, 0.1, 4), RunningVar: engine.Full(1.5, 4), Momentum: 0.1, Eps: 1e-5}
+			enginetest.GradCheck(t, "BatchNorm2d", enginetest.DefaultTolerance, func() *engine.Tensor {
+				keep := *st
+				defer func() { *st = keep }()
+				stCopy := &engine.BatchNormState{RunningMean: st.RunningMean.Clone(), RunningVar: st.RunningVar.Clone(), Momentum: st.Momentum, Eps: st.Eps}
+				return engine.BatchNorm2d(x, g, b, stCopy, training)
+			}, x, g, b)
+		})
+	}
+}
