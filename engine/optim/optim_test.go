@@ -165,7 +165,6 @@ func TestLoadStateErrors(t *testing.T) {
 	}
 }
 
-
 func TestSchedules(t *testing.T) {
 	s, err := NewStepSchedule(0.1, Warmup{Steps: 10, Factor: 0.1}, []int{20, 30}, 0.1)
 	if err != nil {
