@@ -1,0 +1,139 @@
+package models
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/gidedge/gidedge/engine/box"
+)
+
+// Detection is one detected object in input pixels.
+type Detection struct {
+	Box   [4]float32 // x1, y1, x2, y2, clipped to the input
+	Score float32
+	Class int
+}
+
+type candidate struct {
+	pos   int // flattened position within the image
+	class int
+	score float32
+}
+
+// Postprocess turns a batch's outputs into detections per image: class
+// probabilities (sigmoid; FCOS multiplies by the centerness probability and
+// takes the square root), the score threshold, the top-k (position, class)
+// pairs per level, box decoding, class-aware NMS and the per-image limit,
+// all from Config.Postprocess. Detections are sorted by descending score.
+func (d *Detector) Postprocess(o *Outputs) [][]Detection {
+	cfg := d.Config
+	pp := cfg.Postprocess
+	p := d.Priors(o.InputH, o.InputW)
+	n := o.ClsLogits[0].Dim(0)
+	k, a := cfg.NumClasses, p.NumAnchors
+	out := make([][]Detection, n)
+	for i := 0; i < n; i++ {
+		var all []candidate
+		for l, lv := range p.Levels {
+			hw := lv.H * lv.W
+			logits := o.ClsLogits[l].Data()[i*a*k*hw : (i+1)*a*k*hw]
+			var ctr []float32
+			if len(o.Centerness) > 0 {
+				ctr = o.Centerness[l].Data()[i*hw : (i+1)*hw]
+			}
+			var cands []candidate
+			for s := 0; s < hw; s++ {
+				var c float32 = 1
+				if ctr != nil {
+					c = sigmoid(ctr[s])
+				}
+				for an := 0; an < a; an++ {
+					for cl := 0; cl < k; cl++ {
+						score := sigmoid(logits[(an*k+cl)*hw+s])
+						if ctr != nil {
+							score = float32(math.Sqrt(float64(score * c)))
+						}
+						if score > pp.ScoreThreshold {
+							cands = append(cands, candidate{pos: lv.Start + s*a + an, class: cl, score: score})
+						}
+					}
+				}
+			}
+			if len(cands) > pp.TopKPerLevel {
+				slices.SortStableFunc(cands, func(x, y candidate) int { return cmp.Compare(y.score, x.score) })
+				cands = cands[:pp.TopKPerLevel]
+			}
+			all = append(all, cands...)
+		}
+		out[i] = d.finish(o, p, i, all)
+	}
+	return out
+}
+
+// finish decodes the candidates' boxes, runs class-aware NMS and keeps the
+// best MaxDetections.
+func (d *Detector) finish(o *Outputs, p *Priors, img int, cands []candidate) []Detection {
+	if len(cands) == 0 {
+		return nil
+	}
+	a := p.NumAnchors
+	reg := make([]float32, 4*len(cands))
+	for q, c := range cands {
+		l := p.Level[c.pos]
+		lv := p.Levels[l]
+		hw := lv.H * lv.W
+		local := c.pos - lv.Start
+		s, an := local/a, local%a
+		data := o.BoxRegs[l].Data()[img*a*4*hw : (img+1)*a*4*hw]
+		for j := 0; j < 4; j++ {
+			reg[4*q+j] = data[(an*4+j)*hw+s]
+		}
+	}
+	var boxes []float32
+	if d.Config.Family == FamilyFCOS {
+		pts := make([]float32, 2*len(cands))
+		st := make([]float32, len(cands))
+		for q, c := range cands {
+			pts[2*q], pts[2*q+1] = p.Points[2*c.pos], p.Points[2*c.pos+1]
+			st[q] = p.Strides[c.pos]
+		}
+		boxes = DecodeDistances(pts, st, reg)
+	} else {
+		anchors := make([]float32, 4*len(cands))
+		for q, c := range cands {
+			copy(anchors[4*q:4*q+4], p.Anchors[4*c.pos:4*c.pos+4])
+		}
+		boxes = box.Decode(anchors, reg, d.Config.Loss.BoxCoderWeights)
+	}
+	w, h := float32(p.InputW), float32(p.InputH)
+	scores := make([]float32, len(cands))
+	classes := make([]int, len(cands))
+	for q, c := range cands {
+		b := boxes[4*q : 4*q+4]
+		b[0], b[2] = min(max(b[0], 0), w), min(max(b[2], 0), w)
+		b[1], b[3] = min(max(b[1], 0), h), min(max(b[3], 0), h)
+		scores[q], classes[q] = c.score, c.class
+	}
+	keep := box.BatchedNMS(boxes, scores, classes, d.Config.Postprocess.NMSIoU)
+	if len(keep) > d.Config.Postprocess.MaxDetections {
+		keep = keep[:d.Config.Postprocess.MaxDetections]
+	}
+	dets := make([]Detection, 0, len(keep))
+	for _, q := range keep {
+		b := boxes[4*q : 4*q+4]
+		if b[2] <= b[0] || b[3] <= b[1] {
+			continue
+		}
+		dets = append(dets, Detection{Box: [4]float32{b[0], b[1], b[2], b[3]}, Score: scores[q], Class: classes[q]})
+	}
+	return dets
+}
+
+func sigmoid(x float32) float32 {
+	if x >= 0 {
+		return 1 / (1 + float32(math.Exp(float64(-x))))
+	}
+	e := float32(math.Exp(float64(x)))
+	return e / (1 + e)
+}
