@@ -42,3 +42,35 @@ func Fill(t *engine.Tensor, v float32) {
 		t.Data()[i] = v
 	}
 }
+
+// XavierNormal fills t with N(0, 2/(fanIn+fanOut)) (Glorot, linear gain).
+func XavierNormal(rng *rand.Rand, t *engine.Tensor, fanIn, fanOut int) {
+	Normal(rng, t, math.Sqrt(2/float64(fanIn+fanOut)))
+}
+
+// KaimingUniform fills t with U(−b, b), b = √(6/fan) (He, ReLU gain).
+func KaimingUniform(rng *rand.Rand, t *engine.Tensor, fan int) {
+	Uniform(rng, t, -math.Sqrt(6/float64(fan)), math.Sqrt(6/float64(fan)))
+}
+
+// Uniform fills t with U(lo, hi).
+func Uniform(rng *rand.Rand, t *engine.Tensor, lo, hi float64) {
+	for i := range t.Data() {
+		t.Data()[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+}
+
+// ConvFans returns the fan-in and fan-out of a convolution weight
+// [Cout, Cin/groups, KH, KW] (or a linear weight [Out, In]), as PyTorch
+// computes them for its initialisers.
+func ConvFans(t *engine.Tensor) (fanIn, fanOut int) {
+	s := t.Shape()
+	if len(s) < 2 {
+		return t.Len(), t.Len()
+	}
+	receptive := 1
+	for _, d := range s[2:] {
+		receptive *= d
+	}
+	return s[1] * receptive, s[0] * receptive
+}
