@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -203,10 +204,21 @@ func record(out *Tensor, op string, backward func(out *Tensor), inputs ...*Tenso
 }
 
 // Backward computes gradients of t (a scalar, or seeded with ones) with
-// respect to every tensor in its graph that requires them.
+// respect to every tensor in its graph that requires them. A scalar loss
+// that is NaN or Inf panics with an *OpError wrapping ErrNotFinite before
+// any gradient is touched.
 func (t *Tensor) Backward() {
 	if !t.requiresGrad {
 		panic(&OpError{Op: "Backward", Shapes: [][]int{t.shape}, Err: ErrShape, Detail: "tensor does not require grad (no trainable input)"})
+	}
+	if len(t.data) == 1 {
+		if v := float64(t.data[0]); math.IsNaN(v) || math.IsInf(v, 0) {
+			op := "a leaf"
+			if t.node != nil {
+				op = t.node.op
+			}
+			panic(&OpError{Op: "Backward", Shapes: [][]int{t.shape}, Err: ErrNotFinite, Detail: fmt.Sprintf("loss is %v (made by %s)", t.data[0], op)})
+		}
 	}
 	order := topo(t)
 	g := t.ensureGrad()
