@@ -62,15 +62,24 @@ type Config struct {
 	Train       TrainConfig       `json:"train"`
 }
 
-// InputConfig says how images are fed to the network: RGB, raw 0–255 pixel
-// values times 1/255, then (v − Mean[c]) / Std[c].
+// InputConfig says how images are fed to the network: resized to Size×Size
+// ("letterbox": aspect kept, borders filled with PadValue; or "stretch"),
+// RGB, raw 0–255 pixel values times 1/255, then (v − Mean[c]) / Std[c].
 type InputConfig struct {
 	// Size is the default square training and inference size in pixels;
-	// it must be a multiple of the largest stride.
-	Size int        `json:"size"`
-	Mean [3]float32 `json:"mean"`
-	Std  [3]float32 `json:"std"`
+	// it must be a multiple of 32, the largest backbone stride.
+	Size     int        `json:"size"`
+	Resize   string     `json:"resize"`
+	PadValue float32    `json:"pad_value"`
+	Mean     [3]float32 `json:"mean"`
+	Std      [3]float32 `json:"std"`
 }
+
+// Resize modes of InputConfig.
+const (
+	ResizeLetterbox = "letterbox"
+	ResizeStretch   = "stretch"
+)
 
 // BackboneConfig is a stem of stride-2 3×3 convolutions followed by stages.
 // The last stage output at each of strides 8, 16 and 32 becomes C3, C4, C5.
@@ -301,6 +310,12 @@ func (c Config) Validate() error {
 		if !(c.Input.Std[i] > 0) {
 			bad("input.std[%d] = %v, want > 0", i, c.Input.Std[i])
 		}
+	}
+	if c.Input.Resize != ResizeLetterbox && c.Input.Resize != ResizeStretch {
+		bad("input.resize %q, want %q or %q", c.Input.Resize, ResizeLetterbox, ResizeStretch)
+	}
+	if c.Input.PadValue < 0 || c.Input.PadValue > 255 {
+		bad("input.pad_value %v, want a raw pixel value in [0, 255]", c.Input.PadValue)
 	}
 	if c.Input.Size <= 0 || c.Input.Size%32 != 0 {
 		bad("input.size %d, want a positive multiple of 32", c.Input.Size)
