@@ -229,3 +229,40 @@ func TestBroadcastShapeError(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestBackwardWith(t *testing.T) {
+	x := engine.New([]float32{1, 2, 3}, 3).SetRequiresGrad(true)
+	y := engine.Mul(x, x)
+	y.BackwardWith(engine.New([]float32{1, 0, -1}, 3))
+	if g := x.Grad(); g[0] != 2 || g[1] != 0 || g[2] != -6 {
+		t.Fatalf("gradient %v, want [2 0 -6]", g)
+	}
+	err := engine.Guard(func() error { y.BackwardWith(engine.Zeros(2)); return nil })
+	if !errors.Is(err, engine.ErrShape) {
+		t.Fatalf("wrong gradient shape: %v", err)
+	}
+}
+
+func TestRecycleReusesBuffers(t *testing.T) {
+	x := engine.Full(1, 1<<12)
+	engine.NoGrad(func() {
+		y := engine.ReLU(x)
+		engine.Recycle(y, x) // x is not pooled and must be left alone
+		if x.Data() == nil {
+			t.Fatal("Recycle freed a tensor the engine did not allocate")
+		}
+		// sync.Pool may drop an item (always possible, frequent under -race),
+		// so ask for reuse several times and require it at least once.
+		reused := false
+		for i := 0; i < 20 && !reused; i++ {
+			fresh0, _ := engine.AllocStats()
+			z := engine.ReLU(x)
+			fresh1, _ := engine.AllocStats()
+			reused = fresh1 == fresh0
+			engine.Recycle(z)
+		}
+		if !reused {
+			t.Error("recycled buffers of the same size were never reused")
+		}
+	})
+}

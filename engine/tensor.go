@@ -220,11 +220,27 @@ func (t *Tensor) Backward() {
 			panic(&OpError{Op: "Backward", Shapes: [][]int{t.shape}, Err: ErrNotFinite, Detail: fmt.Sprintf("loss is %v (made by %s)", t.data[0], op)})
 		}
 	}
-	order := topo(t)
 	g := t.ensureGrad()
 	for i := range g {
 		g[i] = 1
 	}
+	t.propagate()
+}
+
+// BackwardWith back-propagates a given upstream gradient (t's shape) through
+// t's graph: the vector-Jacobian product. It serves split graphs (a frozen
+// trunk fed by a gradient computed elsewhere) and per-layer benchmarks.
+func (t *Tensor) BackwardWith(grad *Tensor) {
+	if !t.requiresGrad {
+		panic(&OpError{Op: "BackwardWith", Shapes: [][]int{t.shape}, Err: ErrShape, Detail: "tensor does not require grad (no trainable input)"})
+	}
+	check(slices.Equal(t.shape, grad.shape), "BackwardWith", "gradient shape differs from the tensor's", nil, t, grad)
+	copy(t.ensureGrad(), grad.data)
+	t.propagate()
+}
+
+func (t *Tensor) propagate() {
+	order := topo(t)
 	for i := len(order) - 1; i >= 0; i-- {
 		n := order[i]
 		if n.node != nil && n.grad != nil {
@@ -291,4 +307,20 @@ func withOptional(ts []*Tensor, opt ...*Tensor) []*Tensor {
 		}
 	}
 	return ts
+}
+
+// Recycle hands the buffers of op outputs that are no longer needed back to
+// the pool. It is for loops without a graph (inference under NoGrad), where
+// Release has no graph to walk; tensors that are part of a recorded graph,
+// and tensors not made by an op, are left alone. The tensors must not be used
+// afterwards.
+func Recycle(ts ...*Tensor) {
+	for _, t := range ts {
+		if t == nil || !t.pooled || t.node != nil || t.requiresGrad {
+			continue
+		}
+		putBuf(t.data)
+		t.data = nil
+		t.pooled = false
+	}
 }

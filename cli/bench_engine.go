@@ -1,0 +1,419 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/backend"
+	"github.com/gidedge/gidedge/engine/cpu"
+	"github.com/gidedge/gidedge/engine/nn"
+	"github.com/gidedge/gidedge/engine/optim"
+)
+
+func init() { registerBench(newBenchEngineCmd) }
+
+// benchEngineOptions configures `gidedge bench engine`.
+type benchEngineOptions struct {
+	JSON   bool
+	Steps  int // timed training steps (median reported)
+	Warmup int // untimed steps first
+	Batch  int
+	Size   int // input height and width
+	Seed   uint64
+}
+
+func newBenchEngineCmd() *cobra.Command {
+	opts := benchEngineOptions{Steps: 20, Warmup: 3, Batch: 8, Size: 128, Seed: 1}
+	cmd := &cobra.Command{
+		Use:   "engine",
+		Short: "Time the training engine on the probe network and OpenBLAS sgemm",
+		Long: `Runs the probe network: input 8×3×128×128, four stages of 16, 32, 64 and 128
+channels, each conv3×3 stride 2 (+bias) → ReLU → conv3×3 stride 1 (+bias) → ReLU,
+loss = mean of the squared output, AdamW (lr 1e-3, weight decay 0).
+
+Reports forward and training-step time (median after warm-up), achieved GFLOP/s,
+the machine's own cblas_sgemm 1024³ rate measured in the same run, a per-layer
+table, and the bytes a steady-state training step allocates.`,
+		Example: `  gidedge bench engine
+  gidedge bench engine --json
+  gidedge bench engine --steps 50 --warmup 5`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchEngine(cmd.Context(), opts, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of tables")
+	f.IntVar(&opts.Steps, "steps", opts.Steps, "timed training steps (at least 10)")
+	f.IntVar(&opts.Warmup, "warmup", opts.Warmup, "untimed warm-up steps")
+	return cmd
+}
+
+// probeStage is one conv3×3 + bias + ReLU layer of the probe network.
+type probeLayer struct {
+	name          string
+	conv          *nn.Conv2d
+	in, out       int
+	stride        int
+	inH, outH     int
+	forwardFLOPs  float64
+	backwardFLOPs float64
+}
+
+type probeNet struct{ layers []*probeLayer }
+
+func (p *probeNet) Visit(prefix string, v nn.Visitor) {
+	for _, l := range p.layers {
+		l.conv.Visit(nn.Join(prefix, l.name), v)
+	}
+}
+
+func (p *probeNet) forward(x *engine.Tensor) *engine.Tensor {
+	for _, l := range p.layers {
+		x = engine.ReLU(l.conv.Forward(x))
+	}
+	return x
+}
+
+// infer runs the network without a graph, recycling each intermediate.
+func (p *probeNet) infer(x *engine.Tensor) *engine.Tensor {
+	in := x
+	for _, l := range p.layers {
+		c := l.conv.Forward(in)
+		y := engine.ReLU(c)
+		engine.Recycle(c)
+		if in != x {
+			engine.Recycle(in)
+		}
+		in = y
+	}
+	return in
+}
+
+func newProbeNet(rng *rand.Rand, batch, size int) *probeNet {
+	p := &probeNet{}
+	in, h := 3, size
+	for s, ch := range []int{16, 32, 64, 128} {
+		for k, stride := range []int{2, 1} {
+			outH := engine.ConvOutSize(h, 3, stride, 1, 1)
+			l := &probeLayer{
+				name: fmt.Sprintf("stage%d.conv%d", s+1, k+1),
+				conv: nn.NewConv2d(rng, nn.ConvConfig{In: in, Out: ch, Kernel: 3, Stride: stride, Pad: 1, Bias: true}),
+				in:   in, out: ch, stride: stride, inH: h, outH: outH,
+			}
+			macs := float64(batch) * float64(ch*outH*outH) * float64(in*9)
+			l.forwardFLOPs = 2 * macs
+			l.backwardFLOPs = 2 * macs // weight gradient
+			if len(p.layers) > 0 {
+				l.backwardFLOPs += 2 * macs // input gradient (the image needs none)
+			}
+			p.layers = append(p.layers, l)
+			in, h = ch, outH
+		}
+	}
+	return p
+}
+
+// benchLayer is one row of the per-layer table.
+type benchLayer struct {
+	Name       string  `json:"name"`
+	Shape      string  `json:"shape"`
+	ForwardMS  float64 `json:"forward_ms"`
+	BackwardMS float64 `json:"backward_ms"`
+	GFLOPS     float64 `json:"gflops"`
+	PctOfSgemm float64 `json:"pct_of_sgemm"`
+	ForwardGF  float64 `json:"forward_gflop"`
+	BackwardGF float64 `json:"backward_gflop"`
+}
+
+type benchProbe struct {
+	Input             []int   `json:"input"`
+	ForwardMS         float64 `json:"forward_ms"`
+	TrainForwardMS    float64 `json:"train_forward_ms"`
+	BackwardMS        float64 `json:"backward_ms"`
+	UpdateMS          float64 `json:"update_ms"`
+	TrainStepMS       float64 `json:"train_step_ms"`
+	TrainStepMinMS    float64 `json:"train_step_min_ms"`
+	GFLOPS            float64 `json:"gflops"`
+	ForwardGFLOPS     float64 `json:"forward_gflops"`
+	StepGFLOP         float64 `json:"step_gflop"`
+	Steps             int     `json:"steps"`
+	AllocBytesPerStep int64   `json:"alloc_bytes_per_step"`
+	PoolFreshPerStep  int64   `json:"pool_fresh_bytes_per_step"`
+	Loss              float32 `json:"final_loss"`
+}
+
+type benchEngineResult struct {
+	Date         string       `json:"date"`
+	CPU          string       `json:"cpu"`
+	Cores        int          `json:"cores"`
+	GOMAXPROCS   int          `json:"gomaxprocs"`
+	Backend      string       `json:"backend"`
+	Workers      int          `json:"workers"`
+	OpenBLAS     string       `json:"openblas"`
+	LoadAverage  string       `json:"load_average,omitempty"`
+	Probe        benchProbe   `json:"probe"`
+	SgemmGFLOPS  float64      `json:"sgemm_gflops"`
+	SgemmThreads int          `json:"sgemm_threads"`
+	Layers       []benchLayer `json:"layers"`
+}
+
+func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if opts.Steps < 10 {
+		return fmt.Errorf("bench engine: --steps %d: the median needs at least 10 steps", opts.Steps)
+	}
+	if opts.Warmup < 1 || opts.Batch < 1 || opts.Size < 16 {
+		return fmt.Errorf("bench engine: warm-up %d, batch %d and size %d must be at least 1, 1 and 16", opts.Warmup, opts.Batch, opts.Size)
+	}
+	be := backend.Current()
+	res := benchEngineResult{
+		Date:        time.Now().UTC().Format(time.RFC3339),
+		CPU:         cpuModel(),
+		Cores:       runtime.NumCPU(),
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		Backend:     be.Name(),
+		Workers:     be.Workers(),
+		OpenBLAS:    cpu.OpenBLASConfig(),
+		LoadAverage: loadAverage(),
+	}
+	var err error
+	if err = engine.Guard(func() error {
+		res.Probe, err = benchProbeNet(ctx, opts)
+		return err
+	}); err != nil {
+		return err
+	}
+	res.SgemmThreads = runtime.NumCPU()
+	res.SgemmGFLOPS = benchSgemm(res.SgemmThreads)
+	if err := engine.Guard(func() error {
+		res.Layers, err = benchLayers(ctx, opts, res.SgemmGFLOPS)
+		return err
+	}); err != nil {
+		return err
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return printBenchEngine(stdout, res)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, error) {
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed+1))
+	net := newProbeNet(rng, opts.Batch, opts.Size)
+	x := engine.RandN(rng, 1, opts.Batch, 3, opts.Size, opts.Size)
+	opt, err := optim.NewAdamW(nn.Params(net), optim.AdamWConfig{LR: 1e-3})
+	if err != nil {
+		return benchProbe{}, err
+	}
+	var fwdFLOPs, stepFLOPs float64
+	for _, l := range net.layers {
+		fwdFLOPs += l.forwardFLOPs
+		stepFLOPs += l.forwardFLOPs + l.backwardFLOPs
+	}
+	p := benchProbe{Input: x.Shape(), Steps: opts.Steps, StepGFLOP: stepFLOPs / 1e9}
+
+	var fwd, bwd, upd, step []float64
+	var lastLoss float32
+	trainStep := func(timed bool) {
+		t0 := time.Now()
+		y := net.forward(x)
+		loss := engine.Mean(engine.Mul(y, y))
+		t1 := time.Now()
+		opt.ZeroGrad()
+		loss.Backward()
+		t2 := time.Now()
+		opt.Step()
+		t3 := time.Now()
+		lastLoss = loss.Item()
+		loss.Release()
+		if timed {
+			fwd = append(fwd, ms(t1.Sub(t0)))
+			bwd = append(bwd, ms(t2.Sub(t1)))
+			upd = append(upd, ms(t3.Sub(t2)))
+			step = append(step, ms(t3.Sub(t0)))
+		}
+	}
+	for i := 0; i < opts.Warmup; i++ {
+		trainStep(false)
+	}
+	var before, after runtime.MemStats
+	freshBefore, _ := engine.AllocStats()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < opts.Steps; i++ {
+		if err := ctx.Err(); err != nil {
+			return p, fmt.Errorf("bench engine: %w", err)
+		}
+		trainStep(true)
+	}
+	runtime.ReadMemStats(&after)
+	freshAfter, _ := engine.AllocStats()
+	p.AllocBytesPerStep = int64(after.TotalAlloc-before.TotalAlloc) / int64(opts.Steps)
+	p.PoolFreshPerStep = (freshAfter - freshBefore) / int64(opts.Steps)
+	p.TrainForwardMS, p.BackwardMS, p.UpdateMS = median(fwd), median(bwd), median(upd)
+	p.TrainStepMS = median(step)
+	p.TrainStepMinMS = slices.Min(step)
+	p.GFLOPS = stepFLOPs / (p.TrainStepMS * 1e6)
+	p.Loss = lastLoss
+
+	// Inference forward (no tape), as a deployed model runs.
+	var inf []float64
+	for i := 0; i < opts.Warmup+opts.Steps; i++ {
+		engine.NoGrad(func() {
+			t0 := time.Now()
+			y := net.infer(x)
+			d := time.Since(t0)
+			if i >= opts.Warmup {
+				inf = append(inf, ms(d))
+			}
+			engine.Recycle(y)
+		})
+	}
+	p.ForwardMS = median(inf)
+	p.ForwardGFLOPS = fwdFLOPs / (p.ForwardMS * 1e6)
+	return p, nil
+}
+
+// benchSgemm measures cblas_sgemm on 1024³ with OpenBLAS's own threads,
+// then restores the engine's single-threaded BLAS.
+func benchSgemm(threads int) float64 {
+	const n = 1024
+	cpu.SetBLASThreads(threads)
+	defer cpu.SetBLASThreads(1)
+	rng := rand.New(rand.NewPCG(3, 4))
+	a := engine.RandN(rng, 1, n, n).Data()
+	b := engine.RandN(rng, 1, n, n).Data()
+	c := make([]float32, n*n)
+	be := cpu.New(1)
+	var times []float64
+	for i := 0; i < 12; i++ {
+		t0 := time.Now()
+		be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+		if i >= 2 {
+			times = append(times, ms(time.Since(t0)))
+		}
+	}
+	return 2 * n * n * n / (median(times) * 1e6)
+}
+
+// benchLayers times each probe layer (conv + bias + ReLU) alone on an input
+// of its real size: forward with the tape, and backward from a random
+// upstream gradient.
+func benchLayers(ctx context.Context, opts benchEngineOptions, sgemm float64) ([]benchLayer, error) {
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed+1))
+	net := newProbeNet(rng, opts.Batch, opts.Size)
+	reps := max(opts.Steps/2, 5)
+	var rows []benchLayer
+	for i, l := range net.layers {
+		x := engine.RandN(rng, 1, opts.Batch, l.in, l.inH, l.inH)
+		if i > 0 {
+			x.SetRequiresGrad(true)
+		}
+		gy := engine.RandN(rng, 1, opts.Batch, l.out, l.outH, l.outH)
+		var fwd, bwd []float64
+		for r := 0; r < reps+2; r++ {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("bench engine: %w", err)
+			}
+			x.ZeroGrad()
+			nn.ZeroGrad(l.conv)
+			t0 := time.Now()
+			y := engine.ReLU(l.conv.Forward(x))
+			t1 := time.Now()
+			y.BackwardWith(gy)
+			t2 := time.Now()
+			y.Release()
+			if r >= 2 {
+				fwd = append(fwd, ms(t1.Sub(t0)))
+				bwd = append(bwd, ms(t2.Sub(t1)))
+			}
+		}
+		row := benchLayer{
+			Name:       l.name,
+			Shape:      fmt.Sprintf("%d→%d s%d %d²→%d²", l.in, l.out, l.stride, l.inH, l.outH),
+			ForwardMS:  median(fwd),
+			BackwardMS: median(bwd),
+			ForwardGF:  l.forwardFLOPs / 1e9,
+			BackwardGF: l.backwardFLOPs / 1e9,
+		}
+		row.GFLOPS = (l.forwardFLOPs + l.backwardFLOPs) / ((row.ForwardMS + row.BackwardMS) * 1e6)
+		if sgemm > 0 {
+			row.PctOfSgemm = 100 * row.GFLOPS / sgemm
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func printBenchEngine(w io.Writer, r benchEngineResult) error {
+	p := r.Probe
+	fmt.Fprintf(w, "engine benchmark  %s  %s, %d cores, backend %s (%d workers)\n", r.Date, r.CPU, r.Cores, r.Backend, r.Workers)
+	fmt.Fprintf(w, "OpenBLAS: %s\n", r.OpenBLAS)
+	if r.LoadAverage != "" {
+		fmt.Fprintf(w, "load average at start: %s\n", r.LoadAverage)
+	}
+	fmt.Fprintf(w, "\nprobe network %v, AdamW lr 1e-3 (median of %d steps)\n", p.Input, p.Steps)
+	fmt.Fprintf(w, "  forward (inference)  %8.2f ms  %6.1f GFLOP/s\n", p.ForwardMS, p.ForwardGFLOPS)
+	fmt.Fprintf(w, "  train step           %8.2f ms  %6.1f GFLOP/s  (min %.2f ms; %.2f GFLOP per step)\n", p.TrainStepMS, p.GFLOPS, p.TrainStepMinMS, p.StepGFLOP)
+	fmt.Fprintf(w, "    forward %.2f ms, backward %.2f ms, update %.2f ms\n", p.TrainForwardMS, p.BackwardMS, p.UpdateMS)
+	fmt.Fprintf(w, "  allocated per step   %8.1f KiB  (engine pool misses %.1f KiB)\n", float64(p.AllocBytesPerStep)/1024, float64(p.PoolFreshPerStep)/1024)
+	fmt.Fprintf(w, "cblas_sgemm 1024³ (%d threads): %.1f GFLOP/s; train step reaches %.0f%% of it\n\n", r.SgemmThreads, r.SgemmGFLOPS, 100*p.GFLOPS/r.SgemmGFLOPS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "layer\tshape\tfwd ms\tbwd ms\tGFLOP/s\t% sgemm\t")
+	for _, l := range r.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f\t%.0f%%\t\n", l.Name, l.Shape, l.ForwardMS, l.BackwardMS, l.GFLOPS, l.PctOfSgemm)
+	}
+	return tw.Flush()
+}
+
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+		}
+	}
+	return runtime.GOARCH
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
