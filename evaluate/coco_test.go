@@ -131,7 +131,7 @@ func TestCOCOHandBuilt(t *testing.T) {
 			name: "area ranges",
 			cats: oneClass,
 			images: map[int64][]gt{1: {
-				{0, [4]float64{10, 10, 20, 20}, false, 0},    // small: 400 px²
+				{0, [4]float64{10, 10, 20, 20}, false, 0},     // small: 400 px²
 				{0, [4]float64{100, 100, 100, 100}, false, 0}, // large: 10000 px²
 			}},
 			dets: []Detection{det(1, 1, 10, 10, 20, 20, 0.9)},
