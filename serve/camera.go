@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,6 +177,12 @@ func (c *camera) captureLoop() {
 // It returns how many frames it read; a nil error with frames read is the
 // clean end of a file.
 func (c *camera) readFrames(frame *gocv.Mat) (int, error) {
+	if c.isFile {
+		// Say why plainly, rather than through OpenCV's backend-by-backend noise.
+		if _, err := os.Stat(c.source); err != nil {
+			return 0, fmt.Errorf("serve: camera %s: cannot open: %w", c.source, err)
+		}
+	}
 	vc, err := gocv.OpenVideoCapture(c.source)
 	if err != nil || vc == nil || !vc.IsOpened() {
 		if vc != nil {

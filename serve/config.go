@@ -23,7 +23,8 @@ type Config struct {
 	Adapter        string // force a model family, "" = detect
 
 	// QueueSize is how many requests may wait for a session beyond the
-	// ones running; more get 503 with Retry-After. Default 4 x Sessions.
+	// ones running; more get 503 with Retry-After. Default 4 x Sessions;
+	// -1 means none (only Sessions requests at a time).
 	QueueSize      int
 	RequestTimeout time.Duration // per request, default 10s
 	MaxBodyBytes   int64         // default 10 MB
@@ -53,8 +54,11 @@ func (c Config) withDefaults() Config {
 	if c.Sessions <= 0 {
 		c.Sessions = 1
 	}
-	if c.QueueSize == 0 {
+	switch {
+	case c.QueueSize == 0:
 		c.QueueSize = 4 * c.Sessions
+	case c.QueueSize == -1:
+		c.QueueSize = 0
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
@@ -88,7 +92,7 @@ func (c Config) validate() error {
 	case c.ModelPath == "":
 		return fmt.Errorf("serve: no model: set --model to an ONNX detector")
 	case c.QueueSize < 0:
-		return fmt.Errorf("serve: queue size %d, want >= 0", c.QueueSize)
+		return fmt.Errorf("serve: queue size %d, want >= 0 (or -1 for none)", c.QueueSize)
 	}
 	return nil
 }
