@@ -1,0 +1,214 @@
+// Package benchlat measures detector latency the way a user experiences it:
+// in-process (package benchlat/inproc: decode, preprocess, ONNX Runtime run
+// and post-processing in this process) and end-to-end (HTTPTarget: an image
+// POSTed to a running `gidedge serve`, reply read in full). It reports
+// p50/p90/p99/max, mean ± standard deviation, throughput, the resident memory
+// of the process doing the work and, on a Jetson, board power and
+// temperature (tegrastats or sysfs).
+//
+// This package is pure Go (no cgo) so it also builds for the device tools;
+// the in-process target lives in benchlat/inproc.
+//
+// Error policy: errors are returned with a "benchlat:" prefix and the
+// target, URL or file at fault; a request that fails during a measurement
+// fails the measurement (a benchmark that skips errors reports nonsense).
+package benchlat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sample is what one request reports beyond its wall time.
+type Sample struct {
+	// Session is the ONNX Runtime run alone, when the target knows it.
+	Session time.Duration
+}
+
+// Target is something that detects objects in an encoded image.
+type Target interface {
+	Name() string // model name
+	Mode() string // "in-process" or "end-to-end"
+	Detect(ctx context.Context, image []byte) (Sample, error)
+	// RSS is the resident memory of the process that runs the model.
+	RSS(ctx context.Context) (int64, error)
+}
+
+// Options set the size of one measurement.
+type Options struct {
+	N           int // timed requests
+	Warmup      int // untimed requests first
+	Concurrency int // requests in flight at once
+	// Power samples board power and temperature during the timed requests
+	// (nil: no sampling).
+	Power *PowerSource
+}
+
+// Result is one measurement. Durations are in milliseconds.
+type Result struct {
+	Model       string  `json:"model"`
+	Mode        string  `json:"mode"`
+	Concurrency int     `json:"concurrency"`
+	N           int     `json:"n"`
+	P50MS       float64 `json:"p50_ms"`
+	P90MS       float64 `json:"p90_ms"`
+	P99MS       float64 `json:"p99_ms"`
+	MaxMS       float64 `json:"max_ms"`
+	MeanMS      float64 `json:"mean_ms"`
+	StdMS       float64 `json:"std_ms"`
+	Throughput  float64 `json:"throughput"` // images per second
+	// SessionP50MS is the median ONNX Runtime run alone (0 when unknown).
+	SessionP50MS float64 `json:"session_p50_ms,omitempty"`
+	RSSBytes     int64   `json:"rss_bytes,omitempty"`
+	// PowerW and TempC are set on boards with power rails or thermal zones.
+	PowerW *float64 `json:"power_w,omitempty"`
+	TempC  *float64 `json:"temp_c,omitempty"`
+	// MAP and MAP50 are COCO mAP@[.5:.95] and mAP@.5 on --data (nil without).
+	MAP   *float64 `json:"map,omitempty"`
+	MAP50 *float64 `json:"map50,omitempty"`
+}
+
+// Measure sends opts.Warmup then opts.N requests to t, cycling through
+// images, with opts.Concurrency requests in flight.
+func Measure(ctx context.Context, t Target, images [][]byte, opts Options) (Result, error) {
+	switch {
+	case len(images) == 0:
+		return Result{}, errors.New("benchlat: no images to send")
+	case opts.N < 1:
+		return Result{}, fmt.Errorf("benchlat: n %d, want at least 1", opts.N)
+	case opts.Warmup < 0:
+		return Result{}, fmt.Errorf("benchlat: warmup %d, want >= 0", opts.Warmup)
+	case opts.Concurrency < 1:
+		return Result{}, fmt.Errorf("benchlat: concurrency %d, want at least 1", opts.Concurrency)
+	}
+	if _, _, err := run(ctx, t, images, opts.Warmup, opts.Concurrency); err != nil {
+		return Result{}, fmt.Errorf("benchlat: %s %s warm-up: %w", t.Name(), t.Mode(), err)
+	}
+	var sampler *powerSampler
+	if opts.Power != nil {
+		sampler = opts.Power.start()
+	}
+	start := time.Now()
+	lat, sessions, err := run(ctx, t, images, opts.N, opts.Concurrency)
+	wall := time.Since(start)
+	var power PowerReading
+	if sampler != nil {
+		power = sampler.stop()
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("benchlat: %s %s: %w", t.Name(), t.Mode(), err)
+	}
+	s := Summarize(lat)
+	r := Result{
+		Model: t.Name(), Mode: t.Mode(), Concurrency: opts.Concurrency, N: opts.N,
+		P50MS: s.P50, P90MS: s.P90, P99MS: s.P99, MaxMS: s.Max, MeanMS: s.Mean, StdMS: s.Std,
+		Throughput: float64(opts.N) / wall.Seconds(),
+	}
+	if len(sessions) > 0 {
+		r.SessionP50MS = Summarize(sessions).P50
+	}
+	if rss, err := t.RSS(ctx); err == nil {
+		r.RSSBytes = rss
+	}
+	if power.HasPower {
+		r.PowerW = &power.Watts
+	}
+	if power.HasTemp {
+		r.TempC = &power.Celsius
+	}
+	return r, nil
+}
+
+// run sends n requests with c in flight and returns each one's latency and,
+// when the target reports it, its session time.
+func run(ctx context.Context, t Target, images [][]byte, n, c int) ([]time.Duration, []time.Duration, error) {
+	if n == 0 {
+		return nil, nil, nil
+	}
+	lat := make([]time.Duration, n)
+	sess := make([]time.Duration, n)
+	var next atomic.Int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range min(c, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				s, err := t.Detect(ctx, images[i%len(images)])
+				lat[i] = time.Since(t0)
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("request %d: %w", i, err) })
+					cancel()
+					return
+				}
+				sess[i] = s.Session
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, nil, err
+	}
+	if !slices.ContainsFunc(sess, func(d time.Duration) bool { return d > 0 }) {
+		sess = nil // the target does not report session times
+	}
+	return lat, sess, nil
+}
+
+// Stats summarise latencies in milliseconds.
+type Stats struct {
+	P50, P90, P99, Max, Mean, Std float64
+}
+
+// Summarize computes percentiles (linear interpolation between closest
+// ranks, as numpy's default), mean and population standard deviation.
+func Summarize(d []time.Duration) Stats {
+	if len(d) == 0 {
+		return Stats{}
+	}
+	v := make([]float64, len(d))
+	var sum float64
+	for i, x := range d {
+		v[i] = float64(x) / float64(time.Millisecond)
+		sum += v[i]
+	}
+	slices.Sort(v)
+	mean := sum / float64(len(v))
+	var sq float64
+	for _, x := range v {
+		sq += (x - mean) * (x - mean)
+	}
+	return Stats{
+		P50: Percentile(v, 50), P90: Percentile(v, 90), P99: Percentile(v, 99),
+		Max: v[len(v)-1], Mean: mean, Std: math.Sqrt(sq / float64(len(v))),
+	}
+}
+
+// Percentile of sorted values, p in 0..100.
+func Percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	rank := p / 100 * float64(len(sorted)-1)
+	lo := int(math.Floor(rank))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (rank-float64(lo))*(sorted[hi]-sorted[lo])
+}

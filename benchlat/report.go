@@ -1,0 +1,162 @@
+package benchlat
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+)
+
+// Host describes where the numbers were measured.
+type Host struct {
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model,omitempty"`
+	Board    string `json:"board,omitempty"` // device-tree model, e.g. a Jetson
+	Runtime  string `json:"runtime,omitempty"`
+	Provider string `json:"provider,omitempty"`
+	Power    string `json:"power_source,omitempty"`
+}
+
+// Overhead is how much slower end-to-end is than in-process at the median.
+type Overhead struct {
+	Model       string  `json:"model"`
+	Concurrency int     `json:"concurrency"`
+	P50MS       float64 `json:"p50_ms"`
+}
+
+// Report is every measurement of one `gidedge bench latency` run. The
+// top-level p50_ms, p99_ms and throughput repeat the first result, so
+// scripts can read one number without walking the list.
+type Report struct {
+	P50MS      float64    `json:"p50_ms"`
+	P99MS      float64    `json:"p99_ms"`
+	Throughput float64    `json:"throughput"`
+	N          int        `json:"n"`
+	Warmup     int        `json:"warmup"`
+	Images     int        `json:"images"`
+	Host       Host       `json:"host"`
+	Results    []Result   `json:"results"`
+	Overheads  []Overhead `json:"server_overhead,omitempty"`
+}
+
+// HostInfo fills what Go and /proc know about this machine.
+func HostInfo() Host {
+	h := Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if ok && (strings.TrimSpace(k) == "model name" || strings.TrimSpace(k) == "Model") {
+				h.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/device-tree/model"); err == nil {
+		h.Board = strings.TrimRight(string(b), "\x00\n ")
+	}
+	return h
+}
+
+// Add appends a result.
+func (r *Report) Add(res Result) { r.Results = append(r.Results, res) }
+
+// Finish fills the top-level numbers and the server overhead of every
+// (model, concurrency) measured both ways.
+func (r *Report) Finish() {
+	if len(r.Results) > 0 {
+		r.P50MS, r.P99MS, r.Throughput = r.Results[0].P50MS, r.Results[0].P99MS, r.Results[0].Throughput
+	}
+	r.Overheads = nil
+	for _, e := range r.Results {
+		if e.Mode != "end-to-end" {
+			continue
+		}
+		for _, in := range r.Results {
+			if in.Mode == "in-process" && in.Model == e.Model && in.Concurrency == e.Concurrency {
+				r.Overheads = append(r.Overheads, Overhead{Model: e.Model, Concurrency: e.Concurrency, P50MS: e.P50MS - in.P50MS})
+			}
+		}
+	}
+}
+
+// WriteJSON writes the report as one indented JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the report for people.
+func (r *Report) WriteTable(w io.Writer) error {
+	h := r.Host
+	fmt.Fprintf(w, "gidedge bench latency: %d timed + %d warm-up requests over %d images\n", r.N, r.Warmup, r.Images)
+	fmt.Fprintf(w, "host: %s/%s, %d CPUs", h.OS, h.Arch, h.CPUs)
+	if h.CPUModel != "" {
+		fmt.Fprintf(w, ", %s", h.CPUModel)
+	}
+	if h.Board != "" {
+		fmt.Fprintf(w, ", board %s", h.Board)
+	}
+	if h.Runtime != "" {
+		fmt.Fprintf(w, "; %s", h.Runtime)
+	}
+	if h.Provider != "" {
+		fmt.Fprintf(w, ", provider %s", h.Provider)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	hasMAP, hasPower := false, false
+	for _, x := range r.Results {
+		hasMAP = hasMAP || x.MAP != nil
+		hasPower = hasPower || x.PowerW != nil || x.TempC != nil
+	}
+	head := "model\tmode\tconc\tp50 ms\tp90 ms\tp99 ms\tmax ms\tmean±std ms\timg/s\tsession p50\tRSS MB"
+	if hasPower {
+		head += "\tpower W\ttemp °C"
+	}
+	if hasMAP {
+		head += "\tmAP\tmAP50"
+	}
+	fmt.Fprintln(tw, head+"\t")
+	for _, x := range r.Results {
+		row := fmt.Sprintf("%s\t%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f±%.2f\t%.1f\t%s\t%s",
+			x.Model, x.Mode, x.Concurrency, x.P50MS, x.P90MS, x.P99MS, x.MaxMS, x.MeanMS, x.StdMS, x.Throughput,
+			orDash(x.SessionP50MS > 0, fmt.Sprintf("%.2f", x.SessionP50MS)), orDash(x.RSSBytes > 0, fmt.Sprintf("%.0f", float64(x.RSSBytes)/(1<<20))))
+		if hasPower {
+			row += "\t" + optional(x.PowerW, "%.2f") + "\t" + optional(x.TempC, "%.1f")
+		}
+		if hasMAP {
+			row += "\t" + optional(x.MAP, "%.3f") + "\t" + optional(x.MAP50, "%.3f")
+		}
+		fmt.Fprintln(tw, row+"\t")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, o := range r.Overheads {
+		fmt.Fprintf(w, "server overhead at p50 (end-to-end − in-process), %s, concurrency %d: %+.2f ms\n", o.Model, o.Concurrency, o.P50MS)
+	}
+	return nil
+}
+
+func orDash(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return "-"
+}
+
+func optional(v *float64, format string) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *v)
+}
