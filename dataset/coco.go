@@ -144,7 +144,11 @@ func loadCOCO(dir, split string, opts LoadOptions) (*Dataset, error) {
 			}
 			have = append(have, s)
 		}
-		return nil, fmt.Errorf("%w: %s does not exist; splits are %s", ErrNoSplit, path, strings.Join(have, ", "))
+		want := "instances.json"
+		if split != "" {
+			want = "instances_" + split + ".json nor instances.json"
+		}
+		return nil, fmt.Errorf("%w: %s has no %s; splits are %s", ErrNoSplit, annDir, want, strings.Join(have, ", "))
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

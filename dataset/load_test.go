@@ -137,7 +137,7 @@ func TestLoadErrors(t *testing.T) {
 		{"coco missing image", "coco_missing_image", "test", LoadOptions{}, ErrMissingImage,
 			[]string{"instances_test.json", `"nowhere.jpg"`}},
 		{"coco missing split", "coco_missing_image", "train", LoadOptions{}, ErrNoSplit,
-			[]string{"instances.json", "splits are test"}},
+			[]string{"has no instances_train.json nor instances.json", "splits are test"}},
 		{"coco classes differ from a checkpoint's", "coco_quirks", "", LoadOptions{Classes: []string{"car", "bus"}}, ErrUnknownClass,
 			[]string{"has categories car, bus, zebra, want car, bus"}},
 		{"not a dataset", "", "", LoadOptions{}, ErrFormat, []string{"neither"}},

@@ -34,8 +34,12 @@ func PlotPR(path string, m *Metrics, title string) error {
 	p.X.Label.Text = "recall"
 	p.Y.Label.Text = "precision (interpolated)"
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1.02
-	p.Legend.Top = true
-	p.Legend.Left = false
+	// Precision falls from the top left to the bottom right, so the bottom
+	// left is usually free for the legend.
+	p.Legend.Top = false
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(8)
+	p.Legend.YOffs = vg.Points(8)
 	p.Add(plotter.NewGrid())
 
 	add := func(name string, curve []float64, i int, width vg.Length, dashed bool) error {

@@ -1,0 +1,187 @@
+package synth
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/gidedge/gidedge/dataset"
+)
+
+func generate(t *testing.T, dir string, opts Options) *Summary {
+	t.Helper()
+	s, err := Generate(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tree reads every file under dir, keyed by relative path.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestGenerateLoads(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "synth")
+	s := generate(t, dir, Options{Images: 20, Size: 96, Seed: 7, ValFrac: 0.2, TestFrac: 0.1})
+	if s.Train != 14 || s.Val != 4 || s.Test != 2 || s.Images != 20 {
+		t.Fatalf("splits train %d val %d test %d of %d, want 14 4 2 of 20", s.Train, s.Val, s.Test, s.Images)
+	}
+	total, ids := 0, map[int64]string{}
+	for _, split := range []string{"train", "val", "test"} {
+		ds, err := dataset.Load(dir, split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds.Format != dataset.FormatCOCO || !reflect.DeepEqual(ds.ClassNames(), Classes) {
+			t.Fatalf("%s: format %s classes %v", split, ds.Format, ds.ClassNames())
+		}
+		// The generator writes boxes inside the image, so nothing is repaired.
+		if len(ds.Report.Repairs) != 0 {
+			t.Errorf("%s: loading repaired boxes:\n%s", split, ds.Report)
+		}
+		for _, im := range ds.Images {
+			if prev, dup := ids[im.ID]; dup {
+				t.Fatalf("image %d is in %s and %s", im.ID, prev, split)
+			}
+			ids[im.ID] = split
+			if im.Width != 96 || im.Height != 96 {
+				t.Fatalf("image %d is %dx%d", im.ID, im.Width, im.Height)
+			}
+			if _, err := dataset.DecodeFile(im.Path); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range im.Objects {
+				total++
+				if o.Area <= 0 || o.Area > o.Box.Area()+1 {
+					t.Errorf("image %d: area %.1f for box %+v", im.ID, o.Area, o.Box)
+				}
+			}
+		}
+	}
+	if total != s.Objects || len(ids) != 20 {
+		t.Fatalf("loaded %d objects in %d images, summary says %d", total, len(ids), s.Objects)
+	}
+}
+
+func TestGenerateIsDeterministic(t *testing.T) {
+	base := t.TempDir()
+	a := filepath.Join(base, "a")
+	b := filepath.Join(base, "b")
+	c := filepath.Join(base, "c")
+	generate(t, a, Options{Images: 6, Size: 64, Seed: 3, TestFrac: 0.5, Workers: 1})
+	generate(t, b, Options{Images: 6, Size: 64, Seed: 3, TestFrac: 0.5, Workers: 4})
+	generate(t, c, Options{Images: 6, Size: 64, Seed: 4, TestFrac: 0.5})
+	ta, tb, tc := tree(t, a), tree(t, b), tree(t, c)
+	if !reflect.DeepEqual(ta, tb) {
+		t.Fatal("the same seed with another worker count wrote different files")
+	}
+	if ta["images/000001.jpg"] == tc["images/000001.jpg"] {
+		t.Fatal("seeds 3 and 4 drew the same first image")
+	}
+	if _, ok := ta["synth.json"]; !ok {
+		t.Fatal("no synth.json")
+	}
+}
+
+func TestScenesCoverTheBrief(t *testing.T) {
+	const size = 320
+	perClass := make([]int, len(Classes))
+	minSide, maxSide := 1e9, 0.0
+	small := 0
+	for i := range 60 {
+		s := Render(11, i, size, 1, 8)
+		if s.Quality < 75 || s.Quality > 95 {
+			t.Fatalf("jpeg quality %d", s.Quality)
+		}
+		for _, o := range s.Objects {
+			perClass[o.Class]++
+			b := o.Box
+			if b.X1 < 0 || b.Y1 < 0 || b.X2 > size || b.Y2 > size {
+				t.Fatalf("box %+v outside the image", b)
+			}
+			// Compare unclipped sizes: boxes at the border are cut.
+			if b.X1 > 0 && b.Y1 > 0 && b.X2 < size && b.Y2 < size {
+				side := max(b.Width(), b.Height())
+				minSide, maxSide = min(minSide, side), max(maxSide, side)
+				if side < 16 {
+					small++
+				}
+			}
+		}
+	}
+	for k, n := range perClass {
+		if n < 10 {
+			t.Errorf("class %s drawn %d times in 60 images", Classes[k], n)
+		}
+	}
+	if minSide > 10 || maxSide < size/3 || small < 10 {
+		t.Errorf("object sides span %.1f..%.1f px with %d under 16 px; want ~8 px to half the image, many small", minSide, maxSide, small)
+	}
+}
+
+func TestGenerateRefusesForeignFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Generate(context.Background(), dir, Options{Images: 2, Size: 64})
+	if !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("error %v, want ErrNotEmpty", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Fatal("the refused folder was changed")
+	}
+	// A previous synthetic set is replaced whole, and --force replaces anything.
+	out := filepath.Join(t.TempDir(), "set")
+	generate(t, out, Options{Images: 3, Size: 64, Seed: 1})
+	generate(t, out, Options{Images: 2, Size: 64, Seed: 2})
+	if n := len(tree(t, filepath.Join(out, "images"))); n != 2 {
+		t.Fatalf("regenerated set has %d images, want 2", n)
+	}
+	generate(t, dir, Options{Images: 2, Size: 64, Force: true})
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); !os.IsNotExist(err) {
+		t.Fatal("force did not replace the folder")
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".set.*"))
+	if len(leftovers) != 0 {
+		t.Fatalf("temporary folders left behind: %v", leftovers)
+	}
+}
+
+func TestOptionErrors(t *testing.T) {
+	for _, o := range []Options{
+		{Images: 0},
+		{Images: 2, Size: 8},
+		{Images: 2, ValFrac: 0.6, TestFrac: 0.6},
+		{Images: 2, MinObjects: 5, MaxObjects: 2},
+	} {
+		if _, err := Generate(context.Background(), t.TempDir(), o); err == nil {
+			t.Errorf("options %+v accepted", o)
+		}
+	}
+}
+
+func BenchmarkRender320(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		Render(1, i, 320, 1, 8)
+	}
+}
