@@ -225,11 +225,13 @@ func (l *Loader) Sample(epoch, index int, dst []float32) ([]Target, Transform, e
 	if err != nil {
 		return nil, Transform{}, err
 	}
-	if src.Rect.Dx() != im.Width || src.Rect.Dy() != im.Height {
+	// An image without an annotated size (a Dataset built from loose
+	// files for prediction) takes the decoded one.
+	if (im.Width != 0 || im.Height != 0) && (src.Rect.Dx() != im.Width || src.Rect.Dy() != im.Height) {
 		return nil, Transform{}, fmt.Errorf("%w: %s is %dx%d but its annotation says %dx%d",
 			ErrDecode, im.Path, src.Rect.Dx(), src.Rect.Dy(), im.Width, im.Height)
 	}
-	t := plainTransform(l.opts.Resize, w, h, im.Width, im.Height)
+	t := plainTransform(l.opts.Resize, w, h, src.Rect.Dx(), src.Rect.Dy())
 	cm := identityColor
 	a := l.opts.Augment
 	if a.enabled() {

@@ -403,6 +403,12 @@ func TestBatchDecodeErrorNamesFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is 32x32 but its annotation says 50x32") {
 		t.Fatalf("size mismatch error %v", err)
 	}
+	// Without an annotated size the decoded one is used.
+	wrong.Images[0].Width, wrong.Images[0].Height = 0, 0
+	b, err := newLoader(t, wrong, LoaderOptions{Width: 16, Height: 16, BatchSize: 1}).Batch(context.Background(), 0, 0)
+	if err != nil || b.Transforms[0].SrcWidth != 32 || b.Transforms[0].ScaleX != 0.5 {
+		t.Fatalf("unsized image: %v, transform %+v", err, b.Transforms)
+	}
 }
 
 func TestLoaderOptionErrors(t *testing.T) {
