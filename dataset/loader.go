@@ -61,7 +61,8 @@ type Batch struct {
 // the batch must not be used afterwards.
 func (b *Batch) Release() {
 	if b.pool != nil && b.Images != nil {
-		buf := b.Images
+		// A short last batch still owns a full-size buffer.
+		buf := b.Images[:cap(b.Images)]
 		b.pool.Put(&buf)
 	}
 	b.Images = nil

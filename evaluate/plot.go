@@ -26,6 +26,10 @@ func PlotPR(path string, m *Metrics, title string) error {
 	default:
 		return fmt.Errorf("evaluate: plot %s: extension %q, want .png, .svg or .pdf", path, filepath.Ext(path))
 	}
+	if len(m.Precision50) != len(recallThresholds) {
+		return fmt.Errorf("evaluate: plot %s: the metrics carry no precision curves (%d points, want %d; curves are not kept in JSON)",
+			path, len(m.Precision50), len(recallThresholds))
+	}
 	p := plot.New()
 	if title == "" {
 		title = "Precision-recall"
@@ -43,12 +47,15 @@ func PlotPR(path string, m *Metrics, title string) error {
 	p.Add(plotter.NewGrid())
 
 	add := func(name string, curve []float64, i int, width vg.Length, dashed bool) error {
+		if len(curve) != len(recallThresholds) {
+			return nil
+		}
 		xys := make(plotter.XYs, 0, len(curve))
 		for r, v := range curve {
 			if v < 0 {
 				continue
 			}
-			xys = append(xys, plotter.XY{X: m.RecallThresholds[r], Y: v})
+			xys = append(xys, plotter.XY{X: recallThresholds[r], Y: v})
 		}
 		if len(xys) == 0 {
 			return nil

@@ -109,6 +109,10 @@ func TestPlotPR(t *testing.T) {
 	if err := PlotPR(filepath.Join(t.TempDir(), "pr.gif"), m, ""); err == nil || !strings.Contains(err.Error(), ".png") {
 		t.Fatalf("unsupported extension: error %v", err)
 	}
+	// Metrics read back from JSON have no curves: an error, not a panic.
+	if err := PlotPR(filepath.Join(t.TempDir(), "pr.png"), &Metrics{AP: 0.5}, ""); err == nil || !strings.Contains(err.Error(), "no precision curves") {
+		t.Fatalf("metrics without curves: error %v", err)
+	}
 }
 
 func TestWriteSummary(t *testing.T) {
