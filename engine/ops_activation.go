@@ -1,15 +1,36 @@
 package engine
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
-// ReLU returns max(x, 0).
+// ReLU returns max(x, 0). It is the hottest pointwise op of conv nets, so
+// it has its own loops (no per-element call) split across workers.
 func ReLU(a *Tensor) *Tensor {
-	return unary("ReLU", a, func(x float32) float32 { return max(x, 0) }, func(x, _ float32) float32 {
-		if x > 0 {
-			return 1
+	out := newResultNoZero(slices.Clone(a.shape))
+	src, dst := a.data, out.data
+	// Activations are positive or negative at random, so both loops use
+	// sign-bit masks instead of branches the CPU would mispredict.
+	parallelRange(len(src), func(lo, hi int) {
+		s, d := src[lo:hi], dst[lo:hi]
+		for i, v := range s {
+			b := math.Float32bits(v)
+			d[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
 		}
-		return 0
 	})
+	record(out, "ReLU", func(out *Tensor) {
+		ga, g, y := a.ensureGrad(), out.grad, out.data
+		parallelRange(len(g), func(lo, hi int) {
+			gs, ys, dst := g[lo:hi], y[lo:hi], ga[lo:hi]
+			for i, v := range gs {
+				// y ≥ +0 here; keep = all ones where y > 0, else 0.
+				keep := uint32(-int32(math.Float32bits(ys[i])) >> 31)
+				dst[i] += math.Float32frombits(math.Float32bits(v) & keep)
+			}
+		})
+	}, a)
+	return out
 }
 
 // LeakyReLU returns x for x > 0 and slope·x otherwise.

@@ -52,48 +52,69 @@ func Conv2d(x, w, bias *Tensor, opt ConvOptions) *Tensor {
 		DilationH: o.Dilation, DilationW: o.Dilation, OutH: oh, OutW: ow,
 	}
 	out := newResultNoZero([]int{n, cout, oh, ow})
-	depthwise := o.Groups == c && cout == c && cg == 1 && be().Supports(backend.CapDepthwise)
-	if depthwise {
-		depthwiseForward(x.data, w.data, out.data, n, c, g)
-	} else {
-		convForward(x.data, w.data, out.data, n, c, cout, o.Groups, g)
-	}
+	var biasData []float32
 	if bias != nil {
-		addChannelBias(out.data, bias.data, n, cout, oh*ow)
+		biasData = bias.data
+	}
+	depthwise := o.Groups == c && cout == c && cg == 1 && be().Supports(backend.CapDepthwise)
+	shift := !depthwise && useShiftConv(g)
+	var packed []float32 // shifted-GEMM weights, kept for the backward pass
+	switch {
+	case depthwise:
+		depthwiseForward(x.data, w.data, out.data, n, c, g)
+		if bias != nil {
+			addChannelBias(out.data, biasData, n, cout, oh*ow)
+		}
+	case shift:
+		packed = shiftConvForward(x.data, w.data, biasData, out.data, n, c, cout, o.Groups, g)
+	default:
+		convForward(x.data, w.data, biasData, out.data, n, c, cout, o.Groups, g)
 	}
 	record(out, "Conv2d", func(out *Tensor) {
+		var gx, gw, gb []float32
+		if x.requiresGrad {
+			gx = x.ensureGrad()
+		}
+		if w.requiresGrad {
+			gw = w.ensureGrad()
+		}
 		if bias != nil && bias.requiresGrad {
-			gb := bias.ensureGrad()
-			hw := oh * ow
-			for i := 0; i < n; i++ {
-				for co := 0; co < cout; co++ {
-					var s float32
-					for _, v := range out.grad[(i*cout+co)*hw : (i*cout+co+1)*hw] {
-						s += v
-					}
-					gb[co] += s
-				}
-			}
+			gb = bias.ensureGrad()
 		}
 		if depthwise {
-			var gx, gw []float32
-			if x.requiresGrad {
-				gx = x.ensureGrad()
-			}
-			if w.requiresGrad {
-				gw = w.ensureGrad()
+			if gb != nil {
+				biasGrad(out.grad, gb, n, cout, oh*ow)
 			}
 			depthwiseBackward(x.data, w.data, out.grad, gx, gw, n, c, g)
 			return
 		}
-		if w.requiresGrad {
-			convBackwardWeight(x.data, out.grad, w.ensureGrad(), n, c, cout, o.Groups, g)
+		if shift {
+			shiftConvBackward(x.data, packed, out.grad, gx, gw, gb, n, c, cout, o.Groups, g)
+			return
 		}
-		if x.requiresGrad {
-			convBackwardInput(w.data, out.grad, x.ensureGrad(), n, c, cout, o.Groups, g)
-		}
+		convBackward(x.data, w.data, out.grad, gx, gw, gb, n, c, cout, o.Groups, g)
 	}, withOptional([]*Tensor{x, w}, bias)...)
+	if packed != nil {
+		if out.node != nil {
+			out.node.release = func() { putBuf(packed) }
+		} else {
+			putBuf(packed)
+		}
+	}
 	return out
+}
+
+// biasGrad adds the per-channel sums of gout [n, c, hw] into gb.
+func biasGrad(gout, gb []float32, n, c, hw int) {
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			var s float32
+			for _, v := range gout[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				s += v
+			}
+			gb[ch] += s
+		}
+	}
 }
 
 func addChannelBias(out, bias []float32, n, c, hw int) {
@@ -114,7 +135,10 @@ func isPointwise(g backend.ConvGeometry) bool {
 	return g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0
 }
 
-func convForward(x, w, out []float32, n, c, cout, groups int, g backend.ConvGeometry) {
+// convForward computes out = conv(x, w) + bias one image and group at a
+// time: im2col into a per-worker buffer, one GEMM, then the bias while the
+// output block is still in cache.
+func convForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.ConvGeometry) {
 	b := be()
 	rows, cols := g.ColRows(), g.ColCols()
 	coutG := cout / groups
@@ -122,7 +146,19 @@ func convForward(x, w, out []float32, n, c, cout, groups int, g backend.ConvGeom
 	outPlane := cout * cols
 	gIn := g.Channels * g.Height * g.Width
 	tasks := n * groups
-	if tasks >= b.Workers() || n*groups == 0 {
+	addBias := func(dst []float32, gr int) {
+		if bias == nil {
+			return
+		}
+		for co := 0; co < coutG; co++ {
+			bv := bias[gr*coutG+co]
+			d := dst[co*cols : (co+1)*cols]
+			for k := range d {
+				d[k] += bv
+			}
+		}
+	}
+	if tasks >= b.Workers() {
 		b.Parallel(tasks, func(lo, hi int) {
 			var col []float32
 			if !isPointwise(g) {
@@ -137,7 +173,9 @@ func convForward(x, w, out []float32, n, c, cout, groups int, g backend.ConvGeom
 					b.Im2Col(g, src, col)
 					m = col
 				}
-				b.Gemm(false, false, coutG, cols, rows, 1, w[gr*coutG*rows:], rows, m, cols, 0, out[i*outPlane+gr*coutG*cols:], cols)
+				dst := out[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
+				b.Gemm(false, false, coutG, cols, rows, 1, w[gr*coutG*rows:], rows, m, cols, 0, dst, cols)
+				addBias(dst, gr)
 			}
 		})
 		return
@@ -156,11 +194,12 @@ func convForward(x, w, out []float32, n, c, cout, groups int, g backend.ConvGeom
 			b.Im2Col(g, src, col)
 			m = col
 		}
-		dst := out[i*outPlane+gr*coutG*cols:]
+		dst := out[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
 		wg := w[gr*coutG*rows:]
 		parallelColumns(b, cols, func(c0, c1 int) {
 			b.Gemm(false, false, coutG, c1-c0, rows, 1, wg, rows, m[c0:], cols, 0, dst[c0:], cols)
 		})
+		addBias(dst, gr)
 	}
 }
 
@@ -179,72 +218,94 @@ func parallelColumns(b backend.Backend, cols int, fn func(c0, c1 int)) {
 	})
 }
 
-func convBackwardWeight(x, gout, gw []float32, n, c, cout, groups int, g backend.ConvGeometry) {
+// convBackward computes the weight, bias and input gradients in one pass
+// over the images: each worker takes a contiguous run of images, builds
+// each image's patch matrix once for the weight gradient, and scatters the
+// input gradient back with col2im. Worker 0 accumulates straight into gw and
+// gb; the others into private buffers added at the end, in a fixed order so
+// results do not depend on scheduling.
+func convBackward(x, w, gout, gx, gw, gb []float32, n, c, cout, groups int, g backend.ConvGeometry) {
 	b := be()
 	rows, cols := g.ColRows(), g.ColCols()
 	coutG := cout / groups
 	inPlane := c * g.Height * g.Width
 	outPlane := cout * cols
 	gIn := g.Channels * g.Height * g.Width
-	workers := min(b.Workers(), n)
-	partial := make([][]float32, workers)
-	per := (n + workers - 1) / workers
+	pointwise := isPointwise(g)
+	tasks := n * groups
+	workers := max(1, min(b.Workers(), tasks))
+	per := (tasks + workers - 1) / workers
+	workers = (tasks + per - 1) / per
+	accW := make([][]float32, workers)
+	accB := make([][]float32, workers)
 	b.Parallel(workers, func(lo, hi int) {
 		for wk := lo; wk < hi; wk++ {
-			acc := getBuf(len(gw))
-			partial[wk] = acc
-			var col []float32
-			if !isPointwise(g) {
-				col = getBufNoZero(rows * cols)
-			}
-			for i := wk * per; i < min(n, (wk+1)*per); i++ {
-				for gr := 0; gr < groups; gr++ {
-					src := x[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
-					m := src
-					if col != nil {
-						b.Im2Col(g, src, col)
-						m = col
-					}
-					b.Gemm(false, true, coutG, rows, cols, 1, gout[i*outPlane+gr*coutG*cols:], cols, m, cols, 1, acc[gr*coutG*rows:], rows)
+			myW, myB := gw, gb
+			if wk > 0 {
+				if gw != nil {
+					myW = getBuf(len(gw))
+					accW[wk] = myW
+				}
+				if gb != nil {
+					myB = getBuf(len(gb))
+					accB[wk] = myB
 				}
 			}
-			if col != nil {
-				putBuf(col)
+			var col, dcol []float32
+			if !pointwise {
+				if gw != nil {
+					col = getBufNoZero(rows * cols)
+				}
+				if gx != nil {
+					dcol = getBufNoZero(rows * cols)
+				}
 			}
+			for t := wk * per; t < min(tasks, (wk+1)*per); t++ {
+				i, gr := t/groups, t%groups
+				gy := gout[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
+				if myB != nil {
+					for co := 0; co < coutG; co++ {
+						var s float32
+						for _, v := range gy[co*cols : (co+1)*cols] {
+							s += v
+						}
+						myB[gr*coutG+co] += s
+					}
+				}
+				if myW != nil {
+					m := x[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
+					if !pointwise {
+						b.Im2Col(g, m, col)
+						m = col
+					}
+					b.Gemm(false, true, coutG, rows, cols, 1, gy, cols, m, cols, 1, myW[gr*coutG*rows:], rows)
+				}
+				if gx != nil {
+					dst := gx[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
+					if pointwise {
+						b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, 1, dst, cols)
+						continue
+					}
+					b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, 0, dcol, cols)
+					b.Col2Im(g, dcol, dst)
+				}
+			}
+			putBuf(col)
+			putBuf(dcol)
 		}
 	})
-	for _, acc := range partial {
-		for k, v := range acc {
-			gw[k] += v
-		}
-		putBuf(acc)
-	}
-}
-
-func convBackwardInput(w, gout, gx []float32, n, c, cout, groups int, g backend.ConvGeometry) {
-	b := be()
-	rows, cols := g.ColRows(), g.ColCols()
-	coutG := cout / groups
-	inPlane := c * g.Height * g.Width
-	outPlane := cout * cols
-	gIn := g.Channels * g.Height * g.Width
-	b.Parallel(n*groups, func(lo, hi int) {
-		var col []float32
-		if !isPointwise(g) {
-			col = getBufNoZero(rows * cols)
-			defer putBuf(col)
-		}
-		for t := lo; t < hi; t++ {
-			i, gr := t/groups, t%groups
-			dst := gx[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
-			if col == nil {
-				b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gout[i*outPlane+gr*coutG*cols:], cols, 1, dst, cols)
+	for wk := 1; wk < workers; wk++ {
+		for _, pair := range [][2][]float32{{gw, accW[wk]}, {gb, accB[wk]}} {
+			dst, acc := pair[0], pair[1]
+			if acc == nil {
 				continue
 			}
-			b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gout[i*outPlane+gr*coutG*cols:], cols, 0, col, cols)
-			b.Col2Im(g, col, dst)
+			for k, v := range acc {
+				dst[k] += v
+			}
+			putBuf(acc)
 		}
-	})
+	}
 }
 
 // depthwiseForward convolves each channel with its own KH×KW filter.

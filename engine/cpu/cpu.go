@@ -121,48 +121,59 @@ func (b *Backend) Parallel(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// Im2Col implements backend.Backend.
+// validRange returns the output columns [lo, hi) whose input column
+// ox·stride+off lies inside [0, width).
+func validRange(outW, stride, off, width int) (int, int) {
+	lo := 0
+	if off < 0 {
+		lo = (-off + stride - 1) / stride
+	}
+	hi := outW
+	if last := width - 1 - off; last < 0 {
+		hi = 0
+	} else if m := last/stride + 1; m < hi {
+		hi = m
+	}
+	return min(lo, hi), hi
+}
+
+// Im2Col implements backend.Backend. Each patch row is built from the valid
+// column range of the input row, so the inner loops carry no bounds tests.
 func (b *Backend) Im2Col(g backend.ConvGeometry, image, col []float32) {
 	ohw := g.OutH * g.OutW
 	row := 0
 	for c := 0; c < g.Channels; c++ {
 		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
 		for ky := 0; ky < g.KernelH; ky++ {
+			offY := ky*g.DilationH - g.PadH
 			for kx := 0; kx < g.KernelW; kx++ {
 				dst := col[row*ohw : (row+1)*ohw]
 				row++
-				offY := ky*g.DilationH - g.PadH
 				offX := kx*g.DilationW - g.PadW
+				lo, hi := validRange(g.OutW, g.StrideW, offX, g.Width)
 				for oy := 0; oy < g.OutH; oy++ {
-					iy := oy*g.StrideH + offY
 					d := dst[oy*g.OutW : (oy+1)*g.OutW]
+					iy := oy*g.StrideH + offY
 					if iy < 0 || iy >= g.Height {
 						clear(d)
 						continue
 					}
+					clear(d[:lo])
+					clear(d[hi:])
 					src := plane[iy*g.Width : (iy+1)*g.Width]
-					if g.StrideW == 1 {
-						// Contiguous run: copy the in-range part, zero the padding.
-						x0 := offX
-						for ox := range d {
-							ix := x0 + ox
-							if ix >= 0 && ix < g.Width {
-								n := copy(d[ox:], src[ix:])
-								for j := ox + n; j < len(d); j++ {
-									d[j] = 0
-								}
-								break
-							}
-							d[ox] = 0
+					switch g.StrideW {
+					case 1:
+						copy(d[lo:hi], src[lo+offX:hi+offX])
+					case 2:
+						s := src[2*lo+offX:]
+						dd := d[lo:hi]
+						_ = s[2*(len(dd)-1)]
+						for j := range dd {
+							dd[j] = s[2*j]
 						}
-						continue
-					}
-					for ox := range d {
-						ix := ox*g.StrideW + offX
-						if ix >= 0 && ix < g.Width {
-							d[ox] = src[ix]
-						} else {
-							d[ox] = 0
+					default:
+						for ox := lo; ox < hi; ox++ {
+							d[ox] = src[ox*g.StrideW+offX]
 						}
 					}
 				}
@@ -178,22 +189,38 @@ func (b *Backend) Col2Im(g backend.ConvGeometry, col, image []float32) {
 	for c := 0; c < g.Channels; c++ {
 		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
 		for ky := 0; ky < g.KernelH; ky++ {
+			offY := ky*g.DilationH - g.PadH
 			for kx := 0; kx < g.KernelW; kx++ {
 				src := col[row*ohw : (row+1)*ohw]
 				row++
-				offY := ky*g.DilationH - g.PadH
 				offX := kx*g.DilationW - g.PadW
+				lo, hi := validRange(g.OutW, g.StrideW, offX, g.Width)
+				if lo >= hi {
+					continue
+				}
 				for oy := 0; oy < g.OutH; oy++ {
 					iy := oy*g.StrideH + offY
 					if iy < 0 || iy >= g.Height {
 						continue
 					}
 					dst := plane[iy*g.Width : (iy+1)*g.Width]
-					s := src[oy*g.OutW : (oy+1)*g.OutW]
-					for ox, v := range s {
-						ix := ox*g.StrideW + offX
-						if ix >= 0 && ix < g.Width {
-							dst[ix] += v
+					s := src[oy*g.OutW+lo : oy*g.OutW+hi]
+					switch g.StrideW {
+					case 1:
+						d := dst[lo+offX : hi+offX]
+						d = d[:len(s)]
+						for j, v := range s {
+							d[j] += v
+						}
+					case 2:
+						d := dst[2*lo+offX:]
+						_ = d[2*(len(s)-1)]
+						for j, v := range s {
+							d[2*j] += v
+						}
+					default:
+						for j, v := range s {
+							dst[(lo+j)*g.StrideW+offX] += v
 						}
 					}
 				}
