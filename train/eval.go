@@ -47,9 +47,11 @@ func CheckClasses(d *models.Detector, ds *dataset.Dataset) error {
 	return nil
 }
 
-// Detect runs the detector over every image of ds and returns its
-// detections in COCO form (original-image pixels, dataset category ids).
-func Detect(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt EvalOptions) ([]evaluate.Detection, error) {
+// Predict runs the detector over every image of ds and returns, per image
+// in dataset order, its detections with boxes in original-image pixels.
+// ds only needs Categories and Images (ID, Path, Width, Height); the
+// objects are not used, so a Dataset built from loose image files works.
+func Predict(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt EvalOptions) ([][]models.Detection, error) {
 	if err := CheckClasses(d, ds); err != nil {
 		return nil, err
 	}
@@ -67,11 +69,11 @@ func Detect(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt Ev
 	}
 	it := loader.Iterate(ctx, 0, 0)
 	defer it.Close()
-	var dets []evaluate.Detection
+	out := make([][]models.Detection, len(ds.Images))
 	for {
 		b, err := it.Next()
 		if errors.Is(err, io.EOF) {
-			return dets, nil
+			return out, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("train: detect on %s: %w", ds.Root, err)
@@ -89,16 +91,36 @@ func Detect(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt Ev
 			return nil, fmt.Errorf("train: detect: %w", err)
 		}
 		for i, list := range perImage {
+			kept := make([]models.Detection, 0, len(list))
 			for _, det := range list {
 				src := b.Transforms[i].ToSource(dataset.Box{X1: float64(det.Box[0]), Y1: float64(det.Box[1]), X2: float64(det.Box[2]), Y2: float64(det.Box[3])})
 				if src.Area() <= 0 {
 					continue
 				}
-				dets = append(dets, evaluate.FromBox(b.ImageIDs[i], ds.Categories[det.Class].ID, src, float64(det.Score)))
+				det.Box = [4]float32{float32(src.X1), float32(src.Y1), float32(src.X2), float32(src.Y2)}
+				kept = append(kept, det)
 			}
+			out[b.Indices[i]] = kept
 		}
 		b.Release()
 	}
+}
+
+// Detect runs the detector over every image of ds and returns its
+// detections in COCO form (original-image pixels, dataset category ids).
+func Detect(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt EvalOptions) ([]evaluate.Detection, error) {
+	perImage, err := Predict(ctx, d, ds, opt)
+	if err != nil {
+		return nil, err
+	}
+	var dets []evaluate.Detection
+	for i, list := range perImage {
+		for _, det := range list {
+			b := dataset.Box{X1: float64(det.Box[0]), Y1: float64(det.Box[1]), X2: float64(det.Box[2]), Y2: float64(det.Box[3])}
+			dets = append(dets, evaluate.FromBox(ds.Images[i].ID, ds.Categories[det.Class].ID, b, float64(det.Score)))
+		}
+	}
+	return dets, nil
 }
 
 // Evaluate runs Detect and scores the detections with COCO metrics.

@@ -225,6 +225,9 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
 	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("train: write %s: %w", path, err)
+	}
 	if err = f.Sync(); err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
 	}

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gidedge/gidedge/dataset"
+	"github.com/gidedge/gidedge/models"
+	"github.com/gidedge/gidedge/train"
+)
+
+func init() { register(newTrainCmd) }
+
+type trainOptions struct {
+	Model      string
+	Data       string
+	Out        string
+	TrainSplit string
+	ValSplit   string
+	Epochs     int
+	Batch      int
+	LR         float64
+	ImgSize    int
+	Seed       uint64
+	Resume     bool
+	EvalEvery  int
+	Workers    int
+	SaveEvery  int
+	DryRun     bool
+	// Classes is the class count a dry run assumes without --data.
+	Classes int
+	// Quiet drops the progress bar (logs still go to stdout).
+	Quiet bool
+}
+
+func newTrainCmd() *cobra.Command {
+	o := trainOptions{}
+	cmd := &cobra.Command{
+		Use:   "train --model CONFIG --data DIR --out RUN",
+		Short: "Train a RetinaNet or FCOS detector from scratch",
+		Long: `train trains a detector from a named config (` + joinNames() + `)
+or a config JSON file on a VOC or COCO dataset, evaluating on a validation
+split every --eval-every epochs with COCO metrics.
+
+The run folder gets config.json (the resolved config), hparams.json,
+last.safetensors (full state, for --resume), best.safetensors (best
+validation AP), metrics.jsonl and metrics.png. Ctrl-C saves last.safetensors
+at the current step; --resume continues exactly where the run stopped, with
+the same weights an uninterrupted run would have.
+
+Flags left unset take the config's defaults (its "train" section and
+input.size). --dry-run prints the model's size and compute and exits.`,
+		Example: `  gidedge train --model retinanet-student --data runs/synth --out runs/rs
+  gidedge train --model fcos-teacher --data ../shared/data/bccd --train-split trainval --val-split test --epochs 12 --out runs/ft
+  gidedge train --out runs/rs --resume
+  gidedge train --dry-run
+  gidedge train --model retinanet-teacher --data ../shared/data/bccd --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTrain(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Model, "model", "", "named config or config JSON file (required unless --resume or --dry-run)")
+	f.StringVar(&o.Data, "data", "", "dataset folder, VOC or COCO")
+	f.StringVar(&o.Out, "out", "", "run folder for checkpoints, metrics and plots")
+	f.StringVar(&o.TrainSplit, "train-split", "", `split to train on (default "train")`)
+	f.StringVar(&o.ValSplit, "val-split", "", `split to evaluate on (default "val"; "-" for none)`)
+	f.IntVar(&o.Epochs, "epochs", 0, "epochs (default: the config's)")
+	f.IntVar(&o.Batch, "batch", 0, "images per step (default: the config's)")
+	f.Float64Var(&o.LR, "lr", 0, "peak learning rate (default: the config's)")
+	f.IntVar(&o.ImgSize, "img-size", 0, "square input size, a multiple of 32 (default: the config's)")
+	f.Uint64Var(&o.Seed, "seed", 0, "seed for weights, data order and augmentation")
+	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from last.safetensors")
+	f.IntVar(&o.EvalEvery, "eval-every", 1, "epochs between evaluations (the last epoch is always evaluated)")
+	f.IntVar(&o.Workers, "workers", 0, "data-loading goroutines (default: up to 4)")
+	f.IntVar(&o.SaveEvery, "save-every", 0, "also save last.safetensors every N steps within an epoch")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print parameters and GFLOPs at the input size and exit (all named configs without --model)")
+	f.IntVar(&o.Classes, "classes", 6, "class count a dry run assumes without --data")
+	f.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
+	return cmd
+}
+
+func joinNames() string { return strings.Join(models.Names(), ", ") }
+
+func runTrain(ctx context.Context, o trainOptions, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.DryRun {
+		return trainDryRun(o, stdout)
+	}
+	if o.Out == "" {
+		return errors.New("train: --out is required (the run folder)")
+	}
+	opts := train.Options{
+		Data: o.Data, Out: o.Out, TrainSplit: o.TrainSplit, ValSplit: o.ValSplit,
+		Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, ImgSize: o.ImgSize, Seed: o.Seed,
+		Resume: o.Resume, EvalEvery: o.EvalEvery, Workers: o.Workers, CheckpointEvery: o.SaveEvery,
+		Log: stdout,
+	}
+	if !o.Quiet {
+		opts.Progress = stderr
+	}
+	if o.Resume {
+		if o.Model != "" {
+			return errors.New("train: --resume takes the model from the run's checkpoint; drop --model")
+		}
+	} else {
+		if o.Model == "" {
+			return fmt.Errorf("train: --model is required: a named config (%s) or a config JSON file", joinNames())
+		}
+		if o.Data == "" {
+			return errors.New("train: --data is required (a VOC or COCO dataset folder)")
+		}
+		cfg, err := models.Resolve(o.Model)
+		if err != nil {
+			return err
+		}
+		opts.Config = cfg
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := train.Run(ctx, opts)
+	if res != nil && res.Interrupted {
+		fmt.Fprintf(stdout, "interrupted after %d steps; continue with: gidedge train --out %s --resume\n", res.Steps, o.Out)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if res.Interrupted {
+		return nil
+	}
+	fmt.Fprintf(stdout, "train time %s, %.1f images/s, step %.0f ms (data wait %.1f ms)\n",
+		res.TrainTime.Round(1e9), res.ImagesPerSec, res.StepTime.Seconds()*1000, res.DataWait.Seconds()*1000)
+	if res.Final != nil {
+		fmt.Fprintf(stdout, "final %s: AP %.4f AP50 %.4f AP75 %.4f\n", res.HParams.ValSplit, res.Final.AP, res.Final.AP50, res.Final.AP75)
+		for _, c := range res.Final.PerClass {
+			fmt.Fprintf(stdout, "  %-16s AP %.4f AP50 %.4f\n", c.Name, c.AP, c.AP50)
+		}
+	}
+	fmt.Fprintf(stdout, "checkpoints: %s", res.Last)
+	if res.Best != "" {
+		fmt.Fprintf(stdout, ", %s (AP %.4f, epoch %d)", res.Best, res.BestAP, res.BestEpoch)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// trainDryRun prints the size and compute of one config, or of every
+// named config.
+func trainDryRun(o trainOptions, stdout io.Writer) error {
+	names := models.Names()
+	if o.Model != "" {
+		names = []string{o.Model}
+	}
+	var classes []string
+	source := fmt.Sprintf("%d classes assumed; give --data to use a dataset's", o.Classes)
+	if o.Data != "" {
+		split := o.TrainSplit
+		if split == "" {
+			split = "train"
+		}
+		ds, err := dataset.Load(o.Data, split)
+		if err != nil {
+			return err
+		}
+		classes = ds.ClassNames()
+		source = fmt.Sprintf("%d classes of %s", len(classes), o.Data)
+	} else {
+		if o.Classes <= 0 {
+			return fmt.Errorf("train: --classes %d, want ≥ 1", o.Classes)
+		}
+		for i := range o.Classes {
+			classes = append(classes, fmt.Sprintf("class%d", i))
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\tfamily\tbackbone\tinput\tparams (M)\tGMACs\tGFLOPs\t")
+	for _, n := range names {
+		cfg, err := models.Resolve(n)
+		if err != nil {
+			return err
+		}
+		size := cfg.Input.Size
+		if o.ImgSize > 0 {
+			size = o.ImgSize
+		}
+		d, err := models.New(cfg.WithClasses(classes), o.Seed)
+		if err != nil {
+			return err
+		}
+		c := d.Cost(size, size)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t\n", cfg.Name, cfg.Family, cfg.Backbone.Type, size, float64(c.Params)/1e6, float64(c.MACs)/1e9, c.GFLOPs())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "(%s; GFLOPs = 2 × multiply-accumulates of every convolution)\n", source)
+	return nil
+}
