@@ -39,6 +39,21 @@ func TestTrainPredict(t *testing.T) {
 		t.Fatalf("resume with --model: %v", err)
 	}
 
+	// gidedge eval --checkpoint scores the same images the run evaluated.
+	out.Reset()
+	root := NewRoot(&out, &out)
+	root.SetArgs([]string{"eval", "--checkpoint", filepath.Join(run, "best.safetensors"), "--data", data, "--split", "train", "--json"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("eval --checkpoint: %v\n%s", err, out.String())
+	}
+	var m struct {
+		AP50     float64
+		PerClass []json.RawMessage `json:"per_class"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil || m.AP50 < 0.5 || len(m.PerClass) != 6 {
+		t.Fatalf("eval --checkpoint --json: AP50 %v, %d classes, %v\n%s", m.AP50, len(m.PerClass), err, out.String())
+	}
+
 	images, _ := filepath.Glob(filepath.Join(data, "images", "*.jpg"))
 	pred := filepath.Join(t.TempDir(), "pred")
 	out.Reset()
