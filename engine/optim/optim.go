@@ -19,6 +19,7 @@ import (
 	"slices"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/nn"
 )
 
@@ -197,19 +198,21 @@ func (o *SGD) Step() {
 			wd = 0
 		}
 		buf := s.bufs[0].Data()
-		for i, gi := range g {
-			gi += wd * p[i]
-			if mom == 0 {
-				p[i] -= lr * gi
-				continue
+		parallelRange(len(g), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				gi := g[i] + wd*p[i]
+				if mom == 0 {
+					p[i] -= lr * gi
+					continue
+				}
+				buf[i] = mom*buf[i] + gi
+				if o.cfg.Nesterov {
+					p[i] -= lr * (gi + mom*buf[i])
+				} else {
+					p[i] -= lr * buf[i]
+				}
 			}
-			buf[i] = mom*buf[i] + gi
-			if o.cfg.Nesterov {
-				p[i] -= lr * (gi + mom*buf[i])
-			} else {
-				p[i] -= lr * buf[i]
-			}
-		}
+		})
 	}
 	o.advance()
 }
@@ -281,13 +284,16 @@ func (o *AdamW) Step() {
 		if s.decay {
 			shrink = 1 - o.lr*o.cfg.WeightDecay
 		}
-		for i, gi := range g {
-			p[i] *= shrink
-			m[i] = b1*m[i] + (1-b1)*gi
-			v[i] = b2*v[i] + (1-b2)*gi*gi
-			denom := float32(math.Sqrt(float64(v[i])))*invSqrtBC2 + eps
-			p[i] -= stepSize * m[i] / denom
-		}
+		parallelRange(len(g), func(lo, hi int) {
+			g, p, m, v := g[lo:hi], p[lo:hi], m[lo:hi], v[lo:hi]
+			for i, gi := range g {
+				p[i] *= shrink
+				m[i] = b1*m[i] + (1-b1)*gi
+				v[i] = b2*v[i] + (1-b2)*gi*gi
+				denom := float32(math.Sqrt(float64(v[i])))*invSqrtBC2 + eps
+				p[i] -= stepSize * m[i] / denom
+			}
+		})
 	}
 	o.advance()
 }
@@ -297,6 +303,25 @@ func (o *AdamW) State() []nn.Named { return o.state(adamBuffers) }
 
 // LoadState implements Optimizer.
 func (o *AdamW) LoadState(state []nn.Named) error { return o.loadState(adamBuffers, state) }
+
+// parallelRange splits element-wise updates of large parameters across the
+// backend's workers; each element is updated by exactly one worker, so the
+// result does not depend on the split.
+func parallelRange(n int, fn func(lo, hi int)) {
+	const minChunk = 1 << 14
+	b := backend.Current()
+	chunks := min(b.Workers(), n/minChunk)
+	if chunks < 2 {
+		fn(0, n)
+		return
+	}
+	per := (n + chunks - 1) / chunks
+	b.Parallel(chunks, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			fn(k*per, min(n, (k+1)*per))
+		}
+	})
+}
 
 // ClipGradNorm rescales the gradients of params so that their global L2 norm
 // is at most maxNorm (torch.nn.utils.clip_grad_norm_: scale by
