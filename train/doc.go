@@ -12,6 +12,7 @@
 //	best.safetensors the model with the best validation AP so far
 //	metrics.jsonl    one JSON object per logged step and per evaluation
 //	metrics.png      loss parts and AP over time
+//	summary.json     written at the end: train time, images/s, step time, final metrics
 //
 // Exact resume. The order of every epoch and the augmentation of every
 // sample are pure functions of (seed, epoch, index) (package dataset), the

@@ -32,6 +32,7 @@ const (
 	HParamsFile = "hparams.json"
 	MetricsFile = "metrics.jsonl"
 	PlotFile    = "metrics.png"
+	SummaryFile = "summary.json"
 )
 
 // Checkpoint metadata keys written by the trainer (besides models').
@@ -65,6 +66,30 @@ type Result struct {
 	DataWait     time.Duration // mean time a step waited for its batch
 	Last, Best   string        // checkpoint paths ("" when not written)
 	HParams      HParams
+}
+
+// Summary is summary.json, written when a run completes: what benchmark
+// scripts read.
+type Summary struct {
+	Model        string            `json:"model"`
+	Epochs       int               `json:"epochs"`
+	Steps        int               `json:"steps"`
+	TrainSeconds float64           `json:"train_seconds"`
+	ImagesPerSec float64           `json:"train_images_per_s"`
+	StepMS       float64           `json:"step_ms"`
+	DataWaitMS   float64           `json:"data_wait_ms"`
+	BestAP       float64           `json:"best_ap"`
+	BestEpoch    int               `json:"best_epoch"`
+	Final        *evaluate.Metrics `json:"final,omitempty"`
+	HParams      HParams           `json:"hparams"`
+}
+
+func (r *Result) summary() Summary {
+	return Summary{
+		Model: r.HParams.Model, Epochs: r.Epochs, Steps: r.Steps, TrainSeconds: r.TrainTime.Seconds(),
+		ImagesPerSec: r.ImagesPerSec, StepMS: r.StepTime.Seconds() * 1000, DataWaitMS: r.DataWait.Seconds() * 1000,
+		BestAP: r.BestAP, BestEpoch: r.BestEpoch, Final: r.Final, HParams: r.HParams,
+	}
 }
 
 // state is the progress saved in last.safetensors.
@@ -467,6 +492,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		_ = r.bar.Finish()
 	}
 	res := r.result(false)
+	if err := writeJSONAtomic(filepath.Join(r.opts.Out, SummaryFile), res.summary()); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(r.logLine, "train: done: %d steps in %s (%.1f images/s, %.0f ms/step, data wait %.1f ms/step); best AP %.4f at epoch %d\n",
 		res.Steps, res.TrainTime.Round(time.Second), res.ImagesPerSec, res.StepTime.Seconds()*1000, res.DataWait.Seconds()*1000, res.BestAP, res.BestEpoch)
 	return res, nil

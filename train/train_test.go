@@ -97,7 +97,7 @@ func TestOverfitTinySet(t *testing.T) {
 			if res.Final == nil || res.Final.AP50 < 0.5 {
 				t.Fatalf("AP50 after overfitting = %+v, want ≥ 0.5", res.Final)
 			}
-			for _, f := range []string{LastFile, BestFile, ConfigFile, HParamsFile, PlotFile} {
+			for _, f := range []string{LastFile, BestFile, ConfigFile, HParamsFile, PlotFile, SummaryFile} {
 				if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 					t.Errorf("run file %s: %v", f, err)
 				}
