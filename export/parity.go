@@ -1,0 +1,250 @@
+package export
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+
+	onnxruntime "github.com/yalue/onnxruntime_go"
+
+	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/models"
+	"github.com/gidedge/gidedge/ort"
+)
+
+// OutputParity compares one output of the engine and of ONNX Runtime.
+type OutputParity struct {
+	Name  string  `json:"name"`
+	Shape []int64 `json:"shape"`
+	// MaxAbsDiff is the largest |engine − onnx| over the output.
+	MaxAbsDiff float64 `json:"max_abs_diff"`
+	// Scale is the largest |engine| value: what "relative" is measured against.
+	Scale float64 `json:"scale"`
+	// Relative is MaxAbsDiff / Scale (0 when both are 0).
+	Relative float64 `json:"relative"`
+}
+
+// Parity is the outcome of a parity check.
+type Parity struct {
+	Batch      int            `json:"batch"`
+	Tolerance  float64        `json:"tolerance"`
+	ORTVersion string         `json:"onnxruntime_version"`
+	Outputs    []OutputParity `json:"outputs"`
+	// Worst is the largest Relative, WorstOutput its output.
+	Worst       float64 `json:"worst_relative"`
+	WorstOutput string  `json:"worst_output"`
+}
+
+// OK reports whether every output is within the tolerance.
+func (p *Parity) OK() bool { return p != nil && p.Worst <= p.Tolerance }
+
+// CheckParity runs a seeded batch of opts.ParityBatch standard-normal images
+// (normalised input space) through the detector in inference mode and
+// through ONNX Runtime on the serialized model, and compares the named
+// outputs. An output over the tolerance, a shape mismatch or a non-finite
+// value makes an error wrapping ErrParity; the figures are returned either way.
+func CheckParity(d *models.Detector, model []byte, names []string, opts Options) (*Parity, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	size := d.Config.Input.Size
+	n := opts.ParityBatch
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))
+	input := make([]float32, n*3*size*size)
+	for i := range input {
+		input[i] = float32(rng.NormFloat64())
+	}
+	want, err := engineOutputs(d, input, n, size, names)
+	if err != nil {
+		return nil, err
+	}
+	got, err := runORT(model, input, []int64{int64(n), 3, int64(size), int64(size)}, names, opts.Threads)
+	if err != nil {
+		return nil, err
+	}
+	p := &Parity{Batch: n, Tolerance: opts.Tolerance, ORTVersion: ort.Version(), WorstOutput: names[0]}
+	for i, name := range names {
+		w, g := want[i], got[i]
+		op := OutputParity{Name: name, Shape: g.shape}
+		if !slices.Equal(w.shape, g.shape) {
+			return p, fmt.Errorf("%w: output %q has shape %v in ONNX Runtime, %v in the engine", ErrParity, name, g.shape, w.shape)
+		}
+		for j, v := range w.data {
+			ref := float64(v)
+			diff := math.Abs(float64(g.data[j]) - ref)
+			if math.IsNaN(diff) || math.IsInf(diff, 0) {
+				return p, fmt.Errorf("%w: output %q element %d is %v in ONNX Runtime, %v in the engine", ErrParity, name, j, g.data[j], v)
+			}
+			op.MaxAbsDiff = max(op.MaxAbsDiff, diff)
+			op.Scale = max(op.Scale, math.Abs(ref))
+		}
+		if op.MaxAbsDiff > 0 {
+			op.Relative = op.MaxAbsDiff / max(op.Scale, math.SmallestNonzeroFloat32)
+		}
+		if op.Relative > p.Worst || i == 0 {
+			p.Worst, p.WorstOutput = op.Relative, name
+		}
+		p.Outputs = append(p.Outputs, op)
+	}
+	if !p.OK() {
+		var bad []string
+		for _, o := range p.Outputs {
+			if o.Relative > p.Tolerance {
+				bad = append(bad, fmt.Sprintf("%s %.3g (|diff| %.3g, scale %.3g)", o.Name, o.Relative, o.MaxAbsDiff, o.Scale))
+			}
+		}
+		return p, fmt.Errorf("%w: relative difference over %.3g on %s", ErrParity, p.Tolerance, strings.Join(bad, ", "))
+	}
+	return p, nil
+}
+
+// array is a float tensor read back from either side.
+type array struct {
+	shape []int64
+	data  []float32
+}
+
+func fromTensor(t *engine.Tensor) array {
+	s := t.Shape()
+	shape := make([]int64, len(s))
+	for i, d := range s {
+		shape[i] = int64(d)
+	}
+	return array{shape: shape, data: slices.Clone(t.Data())}
+}
+
+// engineOutputs computes the named outputs with the engine: the detector's
+// inference-mode forward pass, then models.Flatten, sigmoid and
+// Detector.DecodeBoxes for decoded outputs.
+func engineOutputs(d *models.Detector, input []float32, n, size int, names []string) ([]array, error) {
+	out := make([]array, len(names))
+	err := engine.Guard(func() error {
+		var ferr error
+		engine.NoGrad(func() {
+			x := engine.New(slices.Clone(input), n, 3, size, size)
+			o := d.Forward(x, false)
+			var cls, reg *engine.Tensor
+			for i, name := range names {
+				switch {
+				case name == ScoresName || name == BoxesName:
+					if cls == nil {
+						cls, reg = models.Flatten(o)
+					}
+					if name == ScoresName {
+						out[i] = fromTensor(engine.Sigmoid(cls))
+						continue
+					}
+					p := d.Priors(size, size)
+					r := p.Len()
+					flat := reg.Data()
+					boxes := make([]float32, 0, n*r*4)
+					for img := 0; img < n; img++ {
+						boxes = append(boxes, d.DecodeBoxes(flat[img*r*4:(img+1)*r*4], p)...)
+					}
+					out[i] = array{shape: []int64{int64(n), int64(r), 4}, data: boxes}
+				case name == CenternessName:
+					c := models.FlattenCenterness(o)
+					if c == nil {
+						ferr = fmt.Errorf("export: output %q: the %s detector has no centerness", name, d.Config.Family)
+						return
+					}
+					out[i] = fromTensor(engine.Sigmoid(c))
+				default:
+					t, err := levelOutput(o, name)
+					if err != nil {
+						ferr = err
+						return
+					}
+					out[i] = fromTensor(t)
+				}
+			}
+		})
+		return ferr
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export: engine forward pass on %d×3×%d×%d: %w", n, size, size, err)
+	}
+	return out, nil
+}
+
+// levelOutput returns the per-level map a raw or feature output name
+// ("cls_logits_2") refers to.
+func levelOutput(o *models.Outputs, name string) (*engine.Tensor, error) {
+	cut := strings.LastIndexByte(name, '_')
+	if cut < 0 {
+		return nil, fmt.Errorf("export: output %q is not a known output name", name)
+	}
+	level, err := strconv.Atoi(name[cut+1:])
+	if err != nil {
+		return nil, fmt.Errorf("export: output %q is not a known output name", name)
+	}
+	var maps []*engine.Tensor
+	switch name[:cut] {
+	case "feature":
+		maps = o.Features
+	case "cls_logits":
+		maps = o.ClsLogits
+	case "box_reg":
+		maps = o.BoxRegs
+	case "centerness":
+		maps = o.Centerness
+	default:
+		return nil, fmt.Errorf("export: output %q is not a known output name", name)
+	}
+	if level < 0 || level >= len(maps) {
+		return nil, fmt.Errorf("export: output %q: the engine has %d such levels", name, len(maps))
+	}
+	return maps[level], nil
+}
+
+// runORT runs a serialized model on one float input named InputName and
+// returns the named float outputs.
+func runORT(model []byte, input []float32, shape []int64, names []string, threads int) ([]array, error) {
+	if err := ort.Init(); err != nil {
+		return nil, fmt.Errorf("export: parity check needs ONNX Runtime: %w", err)
+	}
+	so, err := onnxruntime.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("export: onnx runtime session options: %w", err)
+	}
+	defer so.Destroy()
+	if threads > 0 {
+		if err := so.SetIntraOpNumThreads(threads); err != nil {
+			return nil, fmt.Errorf("export: onnx runtime threads %d: %w", threads, err)
+		}
+	}
+	sess, err := onnxruntime.NewDynamicAdvancedSessionWithONNXData(model, []string{InputName}, names, so)
+	if err != nil {
+		return nil, fmt.Errorf("export: onnx runtime rejects the exported graph: %w", err)
+	}
+	defer sess.Destroy()
+	in, err := onnxruntime.NewTensor(onnxruntime.NewShape(shape...), input)
+	if err != nil {
+		return nil, fmt.Errorf("export: onnx runtime input %v: %w", shape, err)
+	}
+	defer in.Destroy()
+	outs := make([]onnxruntime.Value, len(names))
+	defer func() {
+		for _, v := range outs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	if err := sess.Run([]onnxruntime.Value{in}, outs); err != nil {
+		return nil, fmt.Errorf("export: onnx runtime run on %v: %w", shape, err)
+	}
+	res := make([]array, len(names))
+	for i, v := range outs {
+		t, ok := v.(*onnxruntime.Tensor[float32])
+		if !ok {
+			return nil, fmt.Errorf("export: onnx runtime output %q is %T, want a float32 tensor", names[i], v)
+		}
+		res[i] = array{shape: slices.Clone([]int64(t.GetShape())), data: slices.Clone(t.GetData())}
+	}
+	return res, nil
+}
