@@ -288,10 +288,13 @@ func ExportCheckpoint(checkpoint, out string, opts Options) (*Report, error) {
 	if checkpoint == "" {
 		return nil, fmt.Errorf("export: no checkpoint given")
 	}
+	if _, err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(checkpoint)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("export: checkpoint %s does not exist: %w", checkpoint, err)
+		return nil, fmt.Errorf("export: checkpoint %s does not exist (%w)", checkpoint, fs.ErrNotExist)
 	case err != nil:
 		return nil, fmt.Errorf("export: checkpoint %s: %w", checkpoint, err)
 	case st.IsDir():
@@ -305,7 +308,8 @@ func ExportCheckpoint(checkpoint, out string, opts Options) (*Report, error) {
 	}
 	d, _, _, err := models.LoadCheckpoint(checkpoint)
 	if err != nil {
-		return nil, fmt.Errorf("export: checkpoint %s: %w", checkpoint, err)
+		// models' errors name the file and the tensor or field at fault.
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	return Export(d, out, opts)
 }
@@ -320,6 +324,9 @@ func checkOutPath(out string) error {
 	}
 	dir := filepath.Dir(out)
 	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("export: output folder %s does not exist (%w)", dir, fs.ErrNotExist)
+	}
 	if err != nil {
 		return fmt.Errorf("export: output folder %s: %w", dir, err)
 	}

@@ -1,15 +1,22 @@
 package export
 
 import (
+	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	onnxruntime "github.com/yalue/onnxruntime_go"
 
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/buildinfo"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/onnxgraph"
 	"github.com/gidedge/gidedge/onnxpb"
@@ -225,5 +232,283 @@ func checkGraph(t *testing.T, g *onnxpb.GraphProto, cfg models.Config) {
 	_, dims, _ := onnxgraph.TensorType(g.Input[0])
 	if want := []int64{-1, 3, int64(cfg.Input.Size), int64(cfg.Input.Size)}; !slices.Equal(dims, want) {
 		t.Errorf("input shape %v, want %v", dims, want)
+	}
+}
+
+// TestOpsets exports the models that use every opset-dependent op (Clip,
+// HardSwish, Resize/Upsample, Slice) at the edges of the supported range.
+func TestOpsets(t *testing.T) {
+	needORT(t)
+	retina := tinyDetector(t, tinyConfig(t, models.FamilyRetinaNet, models.BackboneMobileNetV2), 3)
+	fcos := tinyDetector(t, tinyConfig(t, models.FamilyFCOS, models.BackboneMobileNetV2), 4)
+	for _, opset := range []int{MinOpset, 10, 11, 13, 14, MaxOpset} {
+		for _, d := range []*models.Detector{retina, fcos} {
+			t.Run(d.Config.Family+"/opset"+strconv.Itoa(opset), func(t *testing.T) {
+				m, err := Build(d, Options{Opset: opset})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := onnxgraph.Opset(m.Proto); got != int64(opset) {
+					t.Fatalf("opset %d, want %d", got, opset)
+				}
+				ops := map[string]bool{}
+				for _, n := range m.Proto.Graph.Node {
+					ops[n.OpType] = true
+				}
+				if want := opset < 10; ops["Upsample"] != want || ops["Resize"] == want {
+					t.Errorf("opset %d: Upsample %v, Resize %v", opset, ops["Upsample"], ops["Resize"])
+				}
+				if d == retina && ops["HardSwish"] != (opset >= 14) {
+					t.Errorf("opset %d: HardSwish op present %v", opset, ops["HardSwish"])
+				}
+				data, err := onnxgraph.Marshal(m.Proto)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := CheckParity(d, data, m.OutputNames(), Options{Opset: opset, Threads: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("worst %.2e on %s", p.Worst, p.WorstOutput)
+			})
+		}
+	}
+	if _, err := Build(retina, Options{Opset: MaxOpset + 1}); err == nil || !strings.Contains(err.Error(), "opset") {
+		t.Errorf("opset %d: error %v, want one naming the opset range", MaxOpset+1, err)
+	}
+}
+
+// TestMetadataRoundTrip reads the metadata back through ONNX Runtime, as a
+// server does, and checks both entries.
+func TestMetadataRoundTrip(t *testing.T) {
+	needORT(t)
+	cfg := tinyConfig(t, models.FamilyRetinaNet, models.BackboneResNet)
+	cfg.Input.Resize = models.ResizeStretch
+	cfg.Postprocess.ScoreThreshold = 0.2
+	d := tinyDetector(t, cfg, 5)
+	for _, outputs := range []string{infer.OutputsDecoded, infer.OutputsRaw} {
+		t.Run(outputs, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "m.onnx")
+			if _, err := Export(d, out, Options{Outputs: outputs, Threads: 1}); err != nil {
+				t.Fatal(err)
+			}
+			md, err := onnxruntime.GetModelMetadata(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer md.Destroy()
+			keys, err := md.GetCustomMetadataMapKeys()
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := map[string]string{}
+			for _, k := range keys {
+				v, ok, err := md.LookupCustomMetadataMap(k)
+				if err != nil || !ok {
+					t.Fatalf("key %q: %v %v", k, ok, err)
+				}
+				meta[k] = v
+			}
+			info, ok, err := infer.ReadModelInfo(meta)
+			if err != nil || !ok {
+				t.Fatalf("ReadModelInfo: ok %v, %v (keys %v)", ok, err, keys)
+			}
+			want := infer.ModelInfo{
+				GidedgeVersion: buildinfo.Version,
+				ClassNames:     classNames,
+				Input: infer.Preprocess{Width: 64, Height: 64, Layout: "NCHW", ChannelOrder: "rgb", Resize: "stretch",
+					PadValue: 114, PixelScale: 1.0 / 255, Mean: cfg.Input.Mean, Std: cfg.Input.Std},
+				Head: infer.HeadInfo{Family: "retinanet", Outputs: outputs, Strides: []int{8, 16, 32},
+					AnchorSizes: []float32{12, 24, 48}, AnchorRatios: []float32{1}, AnchorScales: []float32{1, 1.5},
+					ScoreThreshold: 0.2, NMSIoU: 0.5, MaxDetections: 100},
+			}
+			if outputs == infer.OutputsDecoded {
+				want.Head.BoxesOutput, want.Head.ScoresOutput = "boxes", "scores"
+			}
+			if !reflect.DeepEqual(info, want) {
+				t.Errorf("model info\n got %+v\nwant %+v", info, want)
+			}
+			back, err := models.ParseConfig([]byte(meta[ConfigKey]), ConfigKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, cfg) {
+				t.Errorf("config round trip\n got %+v\nwant %+v", back, cfg)
+			}
+		})
+	}
+}
+
+// TestDynamicBatch runs one exported file on batches of 1 and 3 and compares
+// each with the engine; a fixed batch is declared as such.
+func TestDynamicBatch(t *testing.T) {
+	needORT(t)
+	d := tinyDetector(t, tinyConfig(t, models.FamilyFCOS, models.BackboneResNet), 6)
+	out := filepath.Join(t.TempDir(), "m.onnx")
+	rep, err := Export(d, out, Options{WithFeatures: true, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(rep.Outputs))
+	for i, o := range rep.Outputs {
+		names[i] = o.Name
+		if o.Shape[0] != -1 {
+			t.Errorf("output %s shape %v, want a dynamic batch", o.Name, o.Shape)
+		}
+	}
+	for _, n := range []int{1, 3} {
+		p, err := CheckParity(d, data, names, Options{ParityBatch: n, Seed: uint64(n), Threads: 1})
+		if err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+		if p.Batch != n || p.Outputs[0].Shape[0] != int64(n) {
+			t.Fatalf("batch %d: ran %d, output shape %v", n, p.Batch, p.Outputs[0].Shape)
+		}
+	}
+
+	fixed := filepath.Join(t.TempDir(), "fixed.onnx")
+	rep, err = Export(d, fixed, Options{Batch: 2, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Input.Shape[0] != 2 || rep.Parity.Batch != 2 {
+		t.Errorf("fixed batch: input %v, parity batch %d, want 2", rep.Input.Shape, rep.Parity.Batch)
+	}
+	m, err := onnxgraph.Load(fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, dims, _ := onnxgraph.TensorType(m.Graph.Input[0]); dims[0] != 2 {
+		t.Errorf("fixed batch: declared input %v", dims)
+	}
+	if _, err := CheckParity(d, data, names[:1], Options{Batch: 2, ParityBatch: 3}); err == nil {
+		t.Error("parity batch 3 with fixed batch 2: no error")
+	}
+}
+
+// TestParityFailureWritesNothing changes the detector after the graph is
+// built, as a broken exporter would, and expects ErrParity and no file.
+func TestParityFailureWritesNothing(t *testing.T) {
+	needORT(t)
+	d := tinyDetector(t, tinyConfig(t, models.FamilyRetinaNet, models.BackboneResNet), 7)
+	testHookBeforeParity = func(d *models.Detector) {
+		w := d.Head.ClsOut.Bias.Data()
+		w[0] += 0.5
+	}
+	defer func() { testHookBeforeParity = nil }()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m.onnx")
+	rep, err := Export(d, out, Options{Threads: 1})
+	if !errors.Is(err, ErrParity) {
+		t.Fatalf("error %v, want ErrParity", err)
+	}
+	if !strings.Contains(err.Error(), "scores") {
+		t.Errorf("error %q does not name the output that differs", err)
+	}
+	if rep == nil || rep.Parity == nil || rep.Parity.OK() {
+		t.Errorf("report %+v, want failed parity figures", rep)
+	}
+	assertEmpty(t, dir)
+}
+
+// TestBadInputs covers the user's mistakes: each fails with an error that
+// names the problem, and leaves nothing in the output folder.
+func TestBadInputs(t *testing.T) {
+	d := tinyDetector(t, tinyConfig(t, models.FamilyRetinaNet, models.BackboneResNet), 8)
+	src := t.TempDir()
+	good := filepath.Join(src, "good.safetensors")
+	if err := models.SaveCheckpoint(good, d, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	truncated := write("truncated.safetensors", raw[:len(raw)/2])
+	garbage := write("garbage.safetensors", []byte("this is not a checkpoint at all, just text"))
+	empty := write("empty.safetensors", nil)
+	cases := []struct {
+		name, checkpoint, out string
+		opts                  Options
+		want                  string
+	}{
+		{"missing", filepath.Join(src, "nope.safetensors"), "m.onnx", Options{}, "does not exist"},
+		{"truncated", truncated, "m.onnx", Options{}, "truncated.safetensors"},
+		{"garbage", garbage, "m.onnx", Options{}, "garbage.safetensors"},
+		{"empty", empty, "m.onnx", Options{}, "empty.safetensors"},
+		{"directory", src, "m.onnx", Options{}, "is a directory"},
+		{"no output folder", good, "missing/m.onnx", Options{}, "output folder"},
+		{"bad outputs", good, "m.onnx", Options{Outputs: "boxes"}, `outputs "boxes"`},
+		{"bad opset", good, "m.onnx", Options{Opset: 7}, "opset 7"},
+		{"bad batch", good, "m.onnx", Options{Batch: -1}, "batch -1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := ExportCheckpoint(c.checkpoint, filepath.Join(dir, c.out), c.opts)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			t.Log(err)
+			if !strings.HasPrefix(err.Error(), "export: ") || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q, want it prefixed \"export: \" and naming %q", err, c.want)
+			}
+			assertEmpty(t, dir)
+		})
+	}
+}
+
+// TestExportCheckpoint goes through a checkpoint file as the CLI does.
+func TestExportCheckpoint(t *testing.T) {
+	needORT(t)
+	d := tinyDetector(t, tinyConfig(t, models.FamilyFCOS, models.BackboneMobileNetV2), 9)
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "best.safetensors")
+	if err := models.SaveCheckpoint(ckpt, d, nil, map[string]string{"epoch": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "best.onnx")
+	rep, err := ExportCheckpoint(ckpt, out, Options{Outputs: infer.OutputsRaw, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(out)
+	if err != nil || st.Size() != int64(rep.Bytes) {
+		t.Fatalf("written file: %v, size %v, report says %d bytes", err, st, rep.Bytes)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"fcos-tiny", "cls_logits_0", "centerness_3", "[batch,3,96,96]", "parity", "(ok)"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if _, err := ExportCheckpoint(ckpt, ckpt, Options{}); err == nil || !strings.Contains(err.Error(), "checkpoint itself") {
+		t.Errorf("exporting onto the checkpoint: %v", err)
+	}
+}
+
+// assertEmpty fails if dir holds anything (a model or a leftover temp file).
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("%s left in the output folder", e.Name())
 	}
 }
