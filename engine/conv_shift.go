@@ -2,86 +2,131 @@ package engine
 
 import "github.com/gidedge/gidedge/engine/backend"
 
-// Shifted-GEMM convolution for stride-1 kernels on wide maps.
+// Shifted-GEMM convolution.
 //
 // im2col copies every input value KH·KW times and col2im scatters it back;
 // on this engine's probe that copying cost as much as a third of a training
-// step. For stride 1 there is a cheaper formulation: store the image once
-// with its zero padding (Hp×Wp per channel) and compute the output on the
-// padded width, OH×Wp, discarding the last Wp−OW columns of each row. The
-// patch row of tap (ky, kx) is then the padded image itself, shifted by
-// ky·d·Wp + kx·d, with the channel planes Hp·Wp apart: a plain strided GEMM
-// operand. The convolution becomes one GEMM per tap, accumulated:
+// step. A cheaper formulation: store the image once with its zero padding
+// and compute the output on a slightly wider grid, discarding the extra
+// columns. For stride 1 the patch row of tap (ky, kx) is then the padded
+// image itself shifted by ky·d·Wp + kx·d, with channel planes Hp·Wp apart: a
+// plain strided GEMM operand. For stride s the padded image is first split
+// into s×s phase images (rows ≡ py, columns ≡ px mod s), each Hq×Wq with
+// Hq = ⌈Hp/s⌉, Wq = ⌈Wp/s⌉; tap (ky, kx) reads phase (ky·d mod s, kx·d mod s)
+// shifted by ⌊ky·d/s⌋·Wq + ⌊kx·d/s⌋, and the output grid is OH×Wq. Either
+// way the convolution is one GEMM per tap, accumulated:
 //
-//	Y[co, n]     += W_t[co, c] · Xp[c, n + shift_t]
-//	dW_t[co, c]  += dY[co, n] · Xp[c, n + shift_t]
-//	dXp[c, n + shift_t] += W_t[co, c] · dY[co, n]
+//	Y[co, n]              += W_t[co, c] · P_t[c, n + shift_t]
+//	dW_t[co, c]           += dY[co, n] · P_t[c, n + shift_t]
+//	dP_t[c, n + shift_t]  += W_t[co, c] · dY[co, n]
 //
 // where W_t is the weight of tap t repacked as [Cout, C]. A valid output
-// column never reads past the end of its padded row (ox + (KW−1)·d ≤ Wp−1),
-// so only discarded columns wrap into the next row; their gradient is kept
-// at zero, which makes the backward pass exact.
+// column never reads past the end of its row (⌊(Wp−d(KW−1)−1)/s⌋ +
+// ⌊d(KW−1)/s⌋ ≤ Wq−1), so only discarded columns wrap into the next row;
+// their gradient is kept at zero, which makes the backward pass exact.
 
-// useShiftConv reports whether g should take the shifted-GEMM path: stride
-// 1, a spatial kernel, and a map wide enough that the discarded columns
-// cost little (at most a quarter more columns than the output has).
+// useShiftConv reports whether g should take the shifted-GEMM path: equal
+// strides, a spatial kernel, enough input channels per group to feed a GEMM
+// per tap, and a map wide enough that the discarded columns cost little (at
+// most a quarter more columns than the output has).
 func useShiftConv(g backend.ConvGeometry) bool {
-	if g.StrideH != 1 || g.StrideW != 1 || g.KernelH*g.KernelW == 1 || g.OutW < 16 {
+	if g.StrideH != g.StrideW || g.KernelH*g.KernelW == 1 || g.OutW < 16 || g.Channels < 8 {
 		return false
 	}
-	return 4*(g.Width+2*g.PadW) <= 5*g.OutW
+	wq := (g.Width + 2*g.PadW + g.StrideW - 1) / g.StrideW
+	return 4*wq <= 5*g.OutW
 }
 
-// shiftGeom holds the padded layout of one image group.
+// shiftGeom holds the padded, phase-split layout of one image group.
 type shiftGeom struct {
-	g           backend.ConvGeometry
-	hp, wp      int // padded height and width
-	plane       int // hp·wp
-	cols        int // OH·wp: the output on the padded width
-	bufLen      int // channels·plane plus the tail the last taps read
-	shifts      []int
-	taps, outHW int
+	g        backend.ConvGeometry
+	s        int   // stride
+	hq, wq   int   // phase-image height and width
+	planeQ   int   // hq·wq
+	phaseLen int   // channels·planeQ plus the tail the last taps read
+	bufLen   int   // s² phases
+	cols     int   // OH·wq: the output on the padded width
+	offsets  []int // per tap: phase start plus shift
+	taps     int
+	outHW    int
 }
 
 func newShiftGeom(g backend.ConvGeometry) shiftGeom {
-	s := shiftGeom{g: g, hp: g.Height + 2*g.PadH, wp: g.Width + 2*g.PadW, taps: g.KernelH * g.KernelW, outHW: g.OutH * g.OutW}
-	s.plane = s.hp * s.wp
-	s.cols = g.OutH * s.wp
-	s.bufLen = g.Channels*s.plane + (g.KernelW-1)*g.DilationW
+	s := shiftGeom{g: g, s: g.StrideH, taps: g.KernelH * g.KernelW, outHW: g.OutH * g.OutW}
+	s.hq = (g.Height + 2*g.PadH + s.s - 1) / s.s
+	s.wq = (g.Width + 2*g.PadW + s.s - 1) / s.s
+	s.planeQ = s.hq * s.wq
+	s.phaseLen = g.Channels*s.planeQ + (g.KernelW-1)*g.DilationW/s.s
+	s.bufLen = s.s * s.s * s.phaseLen
+	s.cols = g.OutH * s.wq
 	for ky := 0; ky < g.KernelH; ky++ {
 		for kx := 0; kx < g.KernelW; kx++ {
-			s.shifts = append(s.shifts, ky*g.DilationH*s.wp+kx*g.DilationW)
+			oy, ox := ky*g.DilationH, kx*g.DilationW
+			phase := (oy%s.s)*s.s + ox%s.s
+			s.offsets = append(s.offsets, phase*s.phaseLen+(oy/s.s)*s.wq+ox/s.s)
 		}
 	}
 	return s
 }
 
-// pad copies image (C×H×W) into the interior of buf; the border and tail of
-// buf must already be zero and stay so.
+// pad writes image (C×H×W) into the phase images of buf; positions that
+// hold padding must already be zero and stay so.
 func (s *shiftGeom) pad(buf, image []float32) {
 	g := s.g
 	for c := 0; c < g.Channels; c++ {
 		for y := 0; y < g.Height; y++ {
-			at := c*s.plane + (y+g.PadH)*s.wp + g.PadW
-			copy(buf[at:at+g.Width], image[(c*g.Height+y)*g.Width:(c*g.Height+y+1)*g.Width])
+			src := image[(c*g.Height+y)*g.Width : (c*g.Height+y+1)*g.Width]
+			if s.s == 1 {
+				at := c*s.planeQ + (y+g.PadH)*s.wq + g.PadW
+				copy(buf[at:at+g.Width], src)
+				continue
+			}
+			for px := 0; px < s.s; px++ {
+				x0, at := s.phaseRow(c, y, px)
+				dst := buf[at:]
+				for j, x := 0, x0; x < len(src); j, x = j+1, x+s.s {
+					dst[j] = src[x]
+				}
+			}
 		}
 	}
 }
 
-// unpadAdd adds the interior of buf into image.
+// unpadAdd adds the entries of buf that correspond to image pixels into image.
 func (s *shiftGeom) unpadAdd(image, buf []float32) {
 	g := s.g
 	for c := 0; c < g.Channels; c++ {
 		for y := 0; y < g.Height; y++ {
-			at := c*s.plane + (y+g.PadH)*s.wp + g.PadW
-			src := buf[at : at+g.Width]
 			dst := image[(c*g.Height+y)*g.Width : (c*g.Height+y+1)*g.Width]
-			dst = dst[:len(src)]
-			for k, v := range src {
-				dst[k] += v
+			if s.s == 1 {
+				at := c*s.planeQ + (y+g.PadH)*s.wq + g.PadW
+				src := buf[at : at+g.Width]
+				for k, v := range src {
+					dst[k] += v
+				}
+				continue
+			}
+			for px := 0; px < s.s; px++ {
+				x0, at := s.phaseRow(c, y, px)
+				src := buf[at:]
+				for j, x := 0, x0; x < len(dst); j, x = j+1, x+s.s {
+					dst[x] += src[j]
+				}
 			}
 		}
 	}
+}
+
+// phaseRow returns, for image row y of channel c and column phase px, the
+// first image column x0 whose padded column is ≡ px (mod s) and the buffer
+// index where that row of the phase image receives it; later columns x0+k·s
+// go to consecutive indices.
+func (s *shiftGeom) phaseRow(c, y, px int) (x0, at int) {
+	g := s.g
+	py := y + g.PadH
+	x0 = ((px-g.PadW)%s.s + s.s) % s.s
+	phase := (py%s.s)*s.s + px
+	return x0, phase*s.phaseLen + c*s.planeQ + (py/s.s)*s.wq + (x0+g.PadW)/s.s
 }
 
 // packTaps reorders w [Cout, Cg, KH, KW] into tap-major [KH·KW, Cout, Cg].
@@ -98,7 +143,7 @@ func packTaps(w []float32, cout, cg, taps int) []float32 {
 	return p
 }
 
-// shiftConvForward computes out = conv(x, w) + bias for stride-1 g and
+// shiftConvForward computes out = conv(x, w) + bias for g and
 // returns the packed weights for the backward pass (the caller releases them).
 func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.ConvGeometry) []float32 {
 	b := be()
@@ -114,13 +159,13 @@ func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backe
 		for t := lo; t < hi; t++ {
 			i, gr := t/groups, t%groups
 			s.pad(xp, x[i*inPlane+gr*gIn:i*inPlane+(gr+1)*gIn])
-			for tap, shift := range s.shifts {
+			for tap, off := range s.offsets {
 				beta := float32(1)
 				if tap == 0 {
 					beta = 0
 				}
 				a := packed[(tap*cout+gr*coutG)*g.Channels:]
-				b.Gemm(false, false, coutG, s.cols, g.Channels, 1, a, g.Channels, xp[shift:], s.plane, beta, yg, s.cols)
+				b.Gemm(false, false, coutG, s.cols, g.Channels, 1, a, g.Channels, xp[off:], s.planeQ, beta, yg, s.cols)
 			}
 			dst := out[(i*cout+gr*coutG)*s.outHW : (i*cout+(gr+1)*coutG)*s.outHW]
 			for co := 0; co < coutG; co++ {
@@ -129,7 +174,7 @@ func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backe
 					bv = bias[gr*coutG+co]
 				}
 				for oy := 0; oy < g.OutH; oy++ {
-					src := yg[co*s.cols+oy*s.wp : co*s.cols+oy*s.wp+g.OutW]
+					src := yg[co*s.cols+oy*s.wq : co*s.cols+oy*s.wq+g.OutW]
 					d := dst[co*s.outHW+oy*g.OutW : co*s.outHW+(oy+1)*g.OutW]
 					d = d[:len(src)]
 					for k, v := range src {
@@ -185,7 +230,7 @@ func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, n, c, cout, groups
 					var sum float32
 					for oy := 0; oy < g.OutH; oy++ {
 						src := gy[co*s.outHW+oy*g.OutW : co*s.outHW+(oy+1)*g.OutW]
-						copy(dyg[co*s.cols+oy*s.wp:], src)
+						copy(dyg[co*s.cols+oy*s.wq:], src)
 						if myB != nil {
 							for _, v := range src {
 								sum += v
@@ -198,15 +243,15 @@ func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, n, c, cout, groups
 				}
 				if myW != nil {
 					s.pad(xp, x[i*inPlane+gr*gIn:i*inPlane+(gr+1)*gIn])
-					for tap, shift := range s.shifts {
-						b.Gemm(false, true, coutG, cg, s.cols, 1, dyg, s.cols, xp[shift:], s.plane, 1, myW[(tap*cout+gr*coutG)*cg:], cg)
+					for tap, off := range s.offsets {
+						b.Gemm(false, true, coutG, cg, s.cols, 1, dyg, s.cols, xp[off:], s.planeQ, 1, myW[(tap*cout+gr*coutG)*cg:], cg)
 					}
 				}
 				if gx != nil {
 					clear(dxp)
-					for tap, shift := range s.shifts {
+					for tap, off := range s.offsets {
 						a := packed[(tap*cout+gr*coutG)*cg:]
-						b.Gemm(true, false, cg, s.cols, coutG, 1, a, cg, dyg, s.cols, 1, dxp[shift:], s.plane)
+						b.Gemm(true, false, cg, s.cols, coutG, 1, a, cg, dyg, s.cols, 1, dxp[off:], s.planeQ)
 					}
 					s.unpadAdd(gx[i*inPlane+gr*gIn:i*inPlane+(gr+1)*gIn], dxp)
 				}

@@ -10,27 +10,31 @@ import (
 )
 
 // TestShiftConvMatchesIm2Col runs both convolution algorithms on the same
-// stride-1 problems and compares the output and all three gradients.
+// problems (whether or not Conv2d would pick the shifted path for them) and
+// compares the output and all three gradients.
 func TestShiftConvMatchesIm2Col(t *testing.T) {
-	cases := []struct{ n, c, h, w, cout, k, pad, dil, groups int }{
-		{2, 3, 17, 18, 4, 3, 1, 1, 1},
-		{3, 4, 16, 20, 6, 3, 1, 1, 2},
-		{1, 2, 19, 22, 3, 3, 0, 1, 1},
-		{2, 3, 20, 24, 5, 3, 2, 2, 1},
-		{1, 4, 18, 19, 4, 5, 2, 1, 1},
-		{2, 6, 9, 26, 6, 3, 1, 1, 3},
+	cases := []struct{ n, c, h, w, cout, k, stride, pad, dil, groups int }{
+		{2, 3, 17, 18, 4, 3, 1, 1, 1, 1},
+		{3, 4, 16, 20, 6, 3, 1, 1, 1, 2},
+		{1, 2, 19, 22, 3, 3, 1, 0, 1, 1},
+		{2, 3, 20, 24, 5, 3, 1, 2, 2, 1},
+		{1, 4, 18, 19, 4, 5, 1, 2, 1, 1},
+		{2, 6, 9, 26, 6, 3, 1, 1, 1, 3},
+		{2, 3, 16, 16, 4, 3, 2, 1, 1, 1},
+		{1, 2, 17, 15, 3, 3, 2, 1, 1, 1},
+		{2, 4, 13, 14, 4, 3, 2, 0, 1, 2},
+		{1, 2, 19, 21, 3, 5, 3, 2, 1, 1},
+		{1, 3, 15, 18, 2, 3, 2, 2, 2, 1},
+		{2, 2, 10, 11, 3, 4, 2, 1, 1, 1},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(tc.h), uint64(tc.w)))
 			cg := tc.c / tc.groups
-			oh := ConvOutSize(tc.h, tc.k, 1, tc.pad, tc.dil)
-			ow := ConvOutSize(tc.w, tc.k, 1, tc.pad, tc.dil)
+			oh := ConvOutSize(tc.h, tc.k, tc.stride, tc.pad, tc.dil)
+			ow := ConvOutSize(tc.w, tc.k, tc.stride, tc.pad, tc.dil)
 			g := backend.ConvGeometry{Channels: cg, Height: tc.h, Width: tc.w, KernelH: tc.k, KernelW: tc.k,
-				StrideH: 1, StrideW: 1, PadH: tc.pad, PadW: tc.pad, DilationH: tc.dil, DilationW: tc.dil, OutH: oh, OutW: ow}
-			if !useShiftConv(g) {
-				t.Fatalf("case does not take the shifted path: %+v", g)
-			}
+				StrideH: tc.stride, StrideW: tc.stride, PadH: tc.pad, PadW: tc.pad, DilationH: tc.dil, DilationW: tc.dil, OutH: oh, OutW: ow}
 			x := RandN(rng, 1, tc.n, tc.c, tc.h, tc.w).data
 			w := RandN(rng, 1, tc.cout, cg, tc.k, tc.k).data
 			bias := RandN(rng, 1, tc.cout).data
@@ -66,6 +70,29 @@ func compare(t *testing.T, what string, got, want []float32) {
 	for i, v := range want {
 		if d := math.Abs(float64(got[i] - v)); d > 1e-4*max(1, math.Abs(float64(v))) {
 			t.Fatalf("%s element %d: shifted GEMM %v, im2col %v", what, i, got[i], v)
+		}
+	}
+}
+
+func TestUseShiftConv(t *testing.T) {
+	probe := backend.ConvGeometry{Channels: 16, Height: 64, Width: 64, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, OutH: 64, OutW: 64}
+	if !useShiftConv(probe) {
+		t.Error("a 3×3 conv on a 64² map with 16 channels should take the shifted path")
+	}
+	down := probe
+	down.StrideH, down.StrideW, down.OutH, down.OutW = 2, 2, 32, 32
+	if !useShiftConv(down) {
+		t.Error("a stride-2 3×3 conv with a 32² output should take the shifted path")
+	}
+	small := probe
+	small.Height, small.Width, small.OutH, small.OutW = 8, 8, 8, 8
+	pointwise := probe
+	pointwise.KernelH, pointwise.KernelW, pointwise.PadH, pointwise.PadW = 1, 1, 0, 0
+	rgb := probe
+	rgb.Channels = 3
+	for name, g := range map[string]backend.ConvGeometry{"8² map": small, "1×1": pointwise, "3 channels": rgb} {
+		if useShiftConv(g) {
+			t.Errorf("%s should use im2col", name)
 		}
 	}
 }

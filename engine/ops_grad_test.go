@@ -196,8 +196,9 @@ func TestConvGradientsOddShapes(t *testing.T) {
 		{1, 3, 11, 11, 5, 5, engine.ConvOptions{Stride: 3, Pad: 2}},
 		{3, 2, 5, 5, 3, 1, engine.ConvOptions{Stride: 2}},
 		// wide maps take the shifted-GEMM path
-		{2, 3, 4, 18, 4, 3, engine.ConvOptions{Pad: 1}},
-		{2, 4, 3, 20, 6, 3, engine.ConvOptions{Pad: 2, Dilation: 2, Groups: 2}},
+		{2, 8, 3, 18, 4, 3, engine.ConvOptions{Pad: 1}},
+		{1, 16, 3, 20, 6, 3, engine.ConvOptions{Pad: 2, Dilation: 2, Groups: 2}},
+		{2, 8, 5, 35, 3, 3, engine.ConvOptions{Stride: 2, Pad: 1}},
 	}
 	for _, tc := range cases {
 		groups := max(tc.opt.Groups, 1)
