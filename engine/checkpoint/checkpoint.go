@@ -225,7 +225,13 @@ func Decode(data []byte) (map[string]*engine.Tensor, map[string]string, error) {
 		spans = append(spans, span{name, begin, end})
 	}
 	// The format requires the tensors to tile the data section exactly.
-	sort.Slice(spans, func(i, j int) bool { return spans[i].begin < spans[j].begin })
+	// Empty tensors share their offset with the next tensor: order by end too.
+	sort.Slice(spans, func(i, j int) bool {
+		if spans[i].begin != spans[j].begin {
+			return spans[i].begin < spans[j].begin
+		}
+		return spans[i].end < spans[j].end
+	})
 	var at int64
 	for _, s := range spans {
 		if s.begin != at {
