@@ -1,0 +1,127 @@
+package distill
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+
+	"github.com/gidedge/gidedge/dataset"
+	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/models"
+)
+
+// GI drawing colours, by type; ground-truth boxes are drawn first, in cyan.
+var (
+	colorPositive = color.RGBA{R: 40, G: 210, B: 40, A: 255}
+	colorSemi     = color.RGBA{R: 255, G: 170, A: 255}
+	colorNegative = color.RGBA{R: 235, G: 40, B: 40, A: 255}
+	colorGT       = color.RGBA{G: 200, B: 255, A: 255}
+)
+
+// GIColor returns the colour a GI of type t is drawn in.
+func GIColor(t GIType) color.RGBA {
+	switch t {
+	case GIPositive:
+		return colorPositive
+	case GISemi:
+		return colorSemi
+	}
+	return colorNegative
+}
+
+// DrawGIs renders image i of the normalised batch x [N, 3, H, W] (input as
+// the config's Input says) with its ground-truth boxes (thin cyan) and its
+// GIs coloured by type (green positive, orange semi-positive, red negative);
+// a GI whose box came from the teacher is drawn two pixels thick, one from
+// the student one pixel.
+func DrawGIs(x *engine.Tensor, i int, in models.InputConfig, targets []dataset.Target, gis []GI) *image.RGBA {
+	h, w := x.Dim(2), x.Dim(3)
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	data := x.Data()[i*3*h*w : (i+1)*3*h*w]
+	for y := 0; y < h; y++ {
+		for xx := 0; xx < w; xx++ {
+			var px [3]uint8
+			for c := 0; c < 3; c++ {
+				v := (data[(c*h+y)*w+xx]*in.Std[c] + in.Mean[c]) * 255
+				px[c] = uint8(min(max(v+0.5, 0), 255))
+			}
+			img.SetRGBA(xx, y, color.RGBA{R: px[0], G: px[1], B: px[2], A: 255})
+		}
+	}
+	for _, t := range targets {
+		drawRect(img, [4]float32{float32(t.Box.X1), float32(t.Box.Y1), float32(t.Box.X2), float32(t.Box.Y2)}, colorGT, 1)
+	}
+	for j := len(gis) - 1; j >= 0; j-- { // best GI drawn last, on top
+		thick := 1
+		if gis[j].FromTeacher {
+			thick = 2
+		}
+		drawRect(img, gis[j].Box, GIColor(gis[j].Type), thick)
+	}
+	return img
+}
+
+func drawRect(img *image.RGBA, b [4]float32, c color.RGBA, thick int) {
+	r := img.Bounds()
+	x1, y1 := int(b[0]+0.5), int(b[1]+0.5)
+	x2, y2 := int(b[2]+0.5)-1, int(b[3]+0.5)-1
+	set := func(x, y int) {
+		if image.Pt(x, y).In(r) {
+			img.SetRGBA(x, y, c)
+		}
+	}
+	for t := 0; t < thick; t++ {
+		for x := x1; x <= x2; x++ {
+			set(x, y1+t)
+			set(x, y2-t)
+		}
+		for y := y1; y <= y2; y++ {
+			set(x1+t, y)
+			set(x2-t, y)
+		}
+	}
+}
+
+// writePNG encodes img to path atomically.
+func writePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return fmt.Errorf("distill: encode %s: %w", path, err)
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// writeFileAtomic writes data through a synced temporary file in the same
+// folder and renames it over path.
+func writeFileAtomic(path string, data []byte) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("distill: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("distill: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("distill: write %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("distill: sync %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("distill: close %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("distill: rename %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package distill
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gidedge/gidedge/engine"
+)
+
+// The loss functions below work on tensors already gathered for the GIs;
+// the Distiller does the gathering. Teacher tensors are constants (no
+// gradient); student tensors carry the graph back to the student and the
+// adaptation layers.
+
+// LevelFor returns the index (0 = finest) of the pyramid level a box is
+// distilled on: k = ⌊k0 + log2(√(wh)/s0)⌋ clamped to levels (pyramid
+// indices, e.g. [3 4 5]).
+//
+// FPN's canonical k0 = 4, s0 = 224 was set for 800-pixel images and
+// ImageNet-sized regions; on gidedge's 320-pixel inputs it would put every
+// box under 112 pixels (nearly all of them) on P3. With s0 = 48 and k0 = 4,
+// boxes of 24–48 pixels go to P3, 48–96 to P4 and larger ones to P5: each GI
+// lands on the level whose anchors (base sizes 24, 48, 96 in the RetinaNet
+// configs) the detector itself would match it with.
+func LevelFor(b [4]float32, k0 int, s0 float32, levels []int) int {
+	size := math.Sqrt(float64(max(b[2]-b[0], 0)) * float64(max(b[3]-b[1], 0)))
+	k := levels[0]
+	if size > 0 {
+		k = int(math.Floor(float64(k0) + math.Log2(size/float64(s0))))
+	}
+	k = min(max(k, levels[0]), levels[len(levels)-1])
+	return k - levels[0]
+}
+
+// FeatureLoss is GID's feature loss for ROI features of the same G GIs,
+// student (after adaptation) and teacher, both [G, C, S, S]: the squared
+// error averaged over each GI's C·S² elements, then over the G GIs.
+func FeatureLoss(student, teacher *engine.Tensor) *engine.Tensor {
+	return engine.Mean(engine.MSELoss(student, teacher))
+}
+
+// relationEps keeps the square root of a squared distance differentiable at
+// zero (the diagonal); it is far below any real distance.
+const relationEps = 1e-12
+
+// distanceFloor is the smallest distance counted as non-zero when the
+// distances are normalised.
+const distanceFloor = 1e-5
+
+// PairwiseDistances returns the Euclidean distances between the rows of
+// f [K, D] as a [K, K] tensor with a zero diagonal, inside the graph. Rows
+// are centred first, which leaves distances unchanged but keeps the
+// Gram-matrix form ‖a‖² + ‖b‖² − 2a·b accurate in float32.
+func PairwiseDistances(f *engine.Tensor) *engine.Tensor {
+	return pairwiseDistances(f, offDiagonal(f.Dim(0)))
+}
+
+// offDiagonal is a [k, k] mask of ones with a zero diagonal.
+func offDiagonal(k int) *engine.Tensor {
+	m := make([]float32, k*k)
+	for i := range m {
+		if i/k != i%k {
+			m[i] = 1
+		}
+	}
+	return engine.New(m, k, k)
+}
+
+func pairwiseDistances(f, offDiag *engine.Tensor) *engine.Tensor {
+	if f.Rank() != 2 {
+		panic(&engine.OpError{Op: "distill.PairwiseDistances", Shapes: [][]int{f.Shape()}, Err: engine.ErrShape, Detail: "features must be [K, D]"})
+	}
+	c := engine.Sub(f, engine.MeanAxis(f, 0, true))
+	gram := engine.MatMul(c, engine.Transpose(c, 0, 1))
+	sq := engine.SumAxis(engine.Mul(c, c), 1, true) // [K, 1]
+	d2 := engine.Sub(engine.Add(sq, engine.Transpose(sq, 0, 1)), engine.MulScalar(gram, 2))
+	// The diagonal is zero up to rounding, where √ is steepest: mask it.
+	return engine.Mul(engine.Sqrt(engine.AddScalar(engine.Clamp(d2, 0, math.MaxFloat32), relationEps)), offDiag)
+}
+
+// normalisedDistances returns ψ = d / μ over the off-diagonal entries of the
+// pairwise distances of f [K, D] (the diagonal is zeroed), μ being the mean
+// of the non-zero off-diagonal distances; ok is false when there is none.
+func normalisedDistances(f *engine.Tensor, offDiag *engine.Tensor) (psi *engine.Tensor, ok bool) {
+	d := pairwiseDistances(f, offDiag)
+	nonZero := 0
+	for _, v := range d.Data() {
+		if v > distanceFloor {
+			nonZero++
+		}
+	}
+	if nonZero == 0 {
+		return nil, false
+	}
+	mu := engine.MulScalar(engine.Sum(d), 1/float32(nonZero))
+	return engine.Div(d, mu), true
+}
+
+// RelationLoss is GID's relation loss. student and teacher are [G, D]
+// features of the same GIs (rows in the same order); groups lists the
+// [start, end) row ranges whose GIs are related to each other (one per
+// image, or one for the whole batch). For each group of K ≥ 2 GIs the
+// pairwise Euclidean distances of each model are divided by their mean
+// non-zero distance, and the smooth-L1 (β = 1) difference of the two
+// matrices is summed over i ≠ j and divided by K². The result is the mean
+// over the groups that have a loss; a zero scalar when none has.
+func RelationLoss(student, teacher *engine.Tensor, groups [][2]int) *engine.Tensor {
+	if student.Rank() != 2 || teacher.Rank() != 2 || student.Dim(0) != teacher.Dim(0) {
+		panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape(), teacher.Shape()}, Err: engine.ErrShape, Detail: "student and teacher features must be [G, D] with the same G"})
+	}
+	var total *engine.Tensor
+	used := 0
+	for _, g := range groups {
+		k := g[1] - g[0]
+		if k < 2 {
+			continue
+		}
+		if g[0] < 0 || g[1] > student.Dim(0) {
+			panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape()}, Err: engine.ErrShape, Detail: fmt.Sprintf("group %v outside the %d rows", g, student.Dim(0))})
+		}
+		mask := offDiagonal(k)
+		s := engine.Slice(student, 0, g[0], g[1])
+		t := engine.Slice(teacher, 0, g[0], g[1])
+		var psiT *engine.Tensor
+		var okT bool
+		engine.NoGrad(func() { psiT, okT = normalisedDistances(t, mask) })
+		psiS, okS := normalisedDistances(s, mask)
+		if !okT || !okS {
+			continue
+		}
+		l := engine.MulScalar(engine.Sum(engine.Mul(engine.SmoothL1Loss(psiS, psiT, 1), mask)), 1/float32(k*k))
+		if total == nil {
+			total = l
+		} else {
+			total = engine.Add(total, l)
+		}
+		used++
+	}
+	if total == nil {
+		return engine.Scalar(0)
+	}
+	return engine.MulScalar(total, 1/float32(used))
+}
+
+// ResponseLoss is GID's response loss over the M masked positions:
+// studentCls [M, K] logits against teacherProb [M, K] probabilities by
+// binary cross-entropy, and studentReg against teacherReg [M, 4] (raw box
+// regression) by L1, each summed and divided by M. A zero M gives zeros.
+func ResponseLoss(studentCls, teacherProb, studentReg, teacherReg *engine.Tensor) (cls, reg *engine.Tensor) {
+	m := studentCls.Dim(0)
+	if m == 0 {
+		return engine.Scalar(0), engine.Scalar(0)
+	}
+	inv := 1 / float32(m)
+	cls = engine.MulScalar(engine.Sum(engine.BCEWithLogits(studentCls, teacherProb)), inv)
+	reg = engine.MulScalar(engine.Sum(engine.L1Loss(studentReg, teacherReg)), inv)
+	return cls, reg
+}
+
+// FitNetLoss imitates whole feature maps: for each level the squared error
+// between the adapted student map and the teacher map, averaged over its
+// elements, then averaged over the levels.
+func FitNetLoss(student, teacher []*engine.Tensor) *engine.Tensor {
+	var total *engine.Tensor
+	for l := range student {
+		v := engine.Mean(engine.MSELoss(student[l], teacher[l]))
+		if total == nil {
+			total = v
+		} else {
+			total = engine.Add(total, v)
+		}
+	}
+	return engine.MulScalar(total, 1/float32(len(student)))
+}
+
+// MaskedImitationLoss is fine-grained feature imitation: the squared error
+// between adapted student and teacher maps ([N, C, H, W] per level) at the
+// locations of the masks ([N, 1, H, W] per level, 0 or 1), summed over all
+// levels and channels and divided by C times the number of masked
+// locations. Wang et al. divide by 2·N_p; dividing by C·N_p as well makes
+// the value a per-element mean, on the same scale as FeatureLoss.
+func MaskedImitationLoss(student, teacher, masks []*engine.Tensor) *engine.Tensor {
+	var total *engine.Tensor
+	var count float64
+	c := 0
+	for l := range student {
+		c = student[l].Dim(1)
+		var n float64
+		for _, v := range masks[l].Data() {
+			n += float64(v)
+		}
+		if n == 0 {
+			continue
+		}
+		count += n
+		v := engine.Sum(engine.Mul(engine.MSELoss(student[l], teacher[l]), masks[l]))
+		if total == nil {
+			total = v
+		} else {
+			total = engine.Add(total, v)
+		}
+	}
+	if total == nil {
+		return engine.Scalar(0)
+	}
+	return engine.MulScalar(total, float32(1/(count*float64(c))))
+}
