@@ -222,7 +222,9 @@ func batchShape(batch int, dims ...int) []int64 {
 
 // Report is what an export did.
 type Report struct {
-	Path       string   `json:"path"`
+	Path string `json:"path"`
+	// Written is true once the file is in place (parity passed).
+	Written    bool     `json:"written"`
 	Bytes      int      `json:"bytes"`
 	Config     string   `json:"config"`
 	Family     string   `json:"family"`
@@ -279,6 +281,7 @@ func Export(d *models.Detector, out string, opts Options) (*Report, error) {
 	if err := onnxgraph.WriteFileAtomic(out, data); err != nil {
 		return rep, fmt.Errorf("export: %w", err)
 	}
+	rep.Written = true
 	return rep, nil
 }
 

@@ -12,7 +12,11 @@ import (
 // signature and the parity figures.
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
-	ew.printf("exported %s (%s, %s backbone, %d classes) to %s\n", r.Config, r.Family, r.Backbone, r.Classes, r.Path)
+	if r.Written {
+		ew.printf("exported %s (%s, %s backbone, %d classes) to %s\n", r.Config, r.Family, r.Backbone, r.Classes, r.Path)
+	} else {
+		ew.printf("export of %s (%s, %s backbone, %d classes) to %s failed; nothing was written\n", r.Config, r.Family, r.Backbone, r.Classes, r.Path)
+	}
 	ew.printf("  opset %d (IR %d), %d nodes, %s parameters, %d batch norms folded, %s\n",
 		r.Opset, r.IRVersion, r.Nodes, thousands(r.Params), r.FoldedBN, byteSize(r.Bytes))
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
@@ -23,12 +27,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw.Flush()
 	if p := r.Parity; p != nil {
 		ew.printf("parity: %d images through the engine and ONNX Runtime %s, tolerance %.0e of each output's scale\n", p.Batch, p.ORTVersion, p.Tolerance)
-		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "  output\tmax |diff|\tscale\trelative\t\n")
+		width := len("output")
 		for _, o := range p.Outputs {
-			fmt.Fprintf(tw, "  %s\t%.3e\t%.4g\t%.3e\t\n", o.Name, o.MaxAbsDiff, o.Scale, o.Relative)
+			width = max(width, len(o.Name))
 		}
-		tw.Flush()
+		ew.printf("  %-*s  %10s  %10s  %10s\n", width, "output", "max |diff|", "scale", "relative")
+		for _, o := range p.Outputs {
+			ew.printf("  %-*s  %10.3e  %10.4g  %10.3e\n", width, o.Name, o.MaxAbsDiff, o.Scale, o.Relative)
+		}
 		verdict := "ok"
 		if !p.OK() {
 			verdict = "FAILED"
