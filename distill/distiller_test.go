@@ -188,7 +188,10 @@ func TestCheckLayout(t *testing.T) {
 	}{
 		{"classes", mutate(func(c *models.Config) { *c = c.WithClasses([]string{"a", "b"}) }), "class count: teacher 2"},
 		{"class names", mutate(func(c *models.Config) { *c = c.WithClasses([]string{"a", "b", "c"}) }), "class names"},
-		{"levels", mutate(func(c *models.Config) { c.FPN.Levels = []int{3, 4, 5, 6}; c.Anchors.Sizes = append(c.Anchors.Sizes, 96) }), "pyramid levels: teacher [3 4 5 6]"},
+		{"levels", mutate(func(c *models.Config) {
+			c.FPN.Levels = []int{3, 4, 5, 6}
+			c.Anchors.Sizes = append(c.Anchors.Sizes, 96)
+		}), "pyramid levels: teacher [3 4 5 6]"},
 		{"anchors", mutate(func(c *models.Config) { c.Anchors.Sizes[0] = 16 }), "anchors: teacher sizes [16 24 48]"},
 		{"family", fcos, "head family"},
 		{"resize", mutate(func(c *models.Config) { c.Input.Resize = models.ResizeStretch }), "input resize"},
