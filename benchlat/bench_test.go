@@ -287,3 +287,14 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseTegrastats(f *testing.F) {
+	f.Add("RAM 1645/3956MB CPU@29.5C PMIC@100C POM_5V_IN 1864/1864 POM_5V_GPU 0/0")
+	f.Add("cpu@45.656C gpu@-256C VDD_IN 4979mW/4979mW VDD_SOC 1437mW/1437mW")
+	f.Fuzz(func(t *testing.T, line string) {
+		r := ParseTegrastats(line)
+		if math.IsNaN(r.Watts) || r.Watts < 0 || (r.HasTemp && math.IsNaN(r.Celsius)) {
+			t.Fatalf("reading %+v from %q", r, line)
+		}
+	})
+}

@@ -273,3 +273,21 @@ func TestModelInfoRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func FuzzReadModelInfo(f *testing.F) {
+	meta, _ := ModelInfo{ClassNames: []string{"a"}, Input: nanodetLikePreprocess(),
+		Head: HeadInfo{Outputs: OutputsDecoded, BoxesOutput: "b", ScoresOutput: "s", ScoreThreshold: 0.3, NMSIoU: 0.5}}.Metadata()
+	f.Add(meta[MetadataKey])
+	f.Add(`{"class_names":[]}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		info, ok, err := ReadModelInfo(map[string]string{MetadataKey: raw})
+		if !ok {
+			t.Fatal("present key reported absent")
+		}
+		if err == nil {
+			if verr := info.Validate(); verr != nil {
+				t.Fatalf("accepted invalid info: %v", verr)
+			}
+		}
+	})
+}

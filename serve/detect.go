@@ -69,7 +69,7 @@ func parseParams(q url.Values) (infer.Params, error) {
 			return nil
 		}
 		f, err := strconv.ParseFloat(v, 32)
-		if err != nil || f < 0 || f > 1 {
+		if err != nil || !(f >= 0 && f <= 1) { // also rejects NaN
 			return badRequest("serve: query %s=%q, want a number in 0..1", name, v)
 		}
 		*dst = float32(f)

@@ -88,6 +88,7 @@ func TestDetectRoute(t *testing.T) {
 		{"too large", "/v1/detect", "image/jpeg", big, 413, "larger than 1048576 bytes"},
 		{"bad threshold", "/v1/detect?score_threshold=2", "image/jpeg", jpg, 400, "score_threshold"},
 		{"bad iou", "/v1/detect?iou_threshold=x", "image/jpeg", jpg, 400, "iou_threshold"},
+		{"nan threshold", "/v1/detect?score_threshold=NaN", "image/jpeg", jpg, 400, "score_threshold"},
 		{"bad max", "/v1/detect?max_detections=0", "image/jpeg", jpg, 400, "max_detections"},
 		{"multipart without image", "/v1/detect", mw2.FormDataContentType(), noField.Bytes(), 400, `field "image" missing`},
 		{"multipart without boundary", "/v1/detect", "multipart/form-data", form.Bytes(), 400, "boundary"},
