@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gidedge/gidedge/distill"
+	"github.com/gidedge/gidedge/models"
+	"github.com/gidedge/gidedge/train"
+)
+
+func init() { register(newDistillCmd) }
+
+type distillOptions struct {
+	Teacher    string
+	TeacherMap string
+	Student    string
+	Data       string
+	Out        string
+	TrainSplit string
+	ValSplit   string
+	Epochs     int
+	Batch      int
+	LR         float64
+	ImgSize    int
+	Seed       uint64
+	Resume     bool
+	EvalEvery  int
+	Workers    int
+	SaveEvery  int
+	Quiet      bool
+	DumpGIs    int
+	DumpEvery  int
+	Method     distill.Options
+	// MethodSet reports that a distillation flag was given (a resume
+	// refuses settings that differ from the run's).
+	MethodSet bool
+}
+
+// distillMethodFlags are the flags that set distill.Options.
+var distillMethodFlags = []string{
+	"method", "feature", "relation", "response", "feat-weight", "rel-weight", "resp-weight", "cls-weight", "reg-weight",
+	"topk", "gi-pre-topk", "gi-nms", "gi-min-size", "gi-mode", "relation-scope", "roi-size", "sampling-ratio",
+	"level-k0", "level-s0", "fg-thresh",
+}
+
+func newDistillCmd() *cobra.Command {
+	o := distillOptions{Method: distill.DefaultOptions()}
+	cmd := &cobra.Command{
+		Use:   "distill --teacher CKPT|MODEL.onnx --student CONFIG --data DIR --out RUN",
+		Short: "Train a student detector from a teacher with General Instance Distillation",
+		Long: `distill trains a student detector (a named config: ` + joinNames() + `, or a
+config JSON file) on a VOC or COCO dataset while a frozen teacher guides it
+with General Instance Distillation (Dai et al., CVPR 2021):
+
+  GISM picks, per image, the K general instances (GIs) where teacher and
+  student disagree most (GI score max_c |P_t − P_s|, box of the more
+  confident model, top 3000, NMS 0.3 on the score); then
+  feature   MSE between ROIAligned teacher FPN features and adapted student
+            features (a trainable 3×3 conv per level) of each GI,
+  relation  smooth-L1 between the normalised pairwise distances of the GIs'
+            features in teacher and student,
+  response  BCE of the student's class logits against the teacher's
+            probabilities and L1 between box regressions, on the positions
+            the student's own assigner matches to the GIs,
+  L = L_GT + λ_feat·L_feat + λ_rel·L_rel + λ_resp·(α·L_cls + β·L_reg).
+
+The teacher is a gidedge checkpoint (run without gradients) or an ONNX model
+exposing its FPN features and raw head outputs (gidedge export --outputs raw
+--with-features, or any model described by a --teacher-map JSON file). Its
+pyramid levels, anchors and classes must match the student's; the error says
+which level, shape or class count differs.
+
+Everything train does applies: progress, evaluation every --eval-every
+epochs, best.safetensors and last.safetensors, exact --resume, metrics.jsonl
+and metrics.png, now with the distillation parts (gid_feat, gid_rel,
+gid_cls, gid_reg; kd_* for the baselines) next to cls and box. distill.json
+records the teacher and settings. --method selects a KD baseline instead of
+GID: fitnet (whole-FPN imitation), fine-grained (Wang et al. 2019, near-GT
+anchor mask), response-kd (head outputs at every position).`,
+		Example: `  gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid
+  gidedge distill --teacher teacher.onnx --student retinanet-student --data ../shared/data/bccd --train-split trainval --val-split test --out runs/gid-bccd
+  gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid-feat --relation=false --response=false
+  gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/fitnet --method fitnet
+  gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid --dump-gis 4 --dump-every 200
+  gidedge distill --out runs/gid --resume`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, name := range distillMethodFlags {
+				if cmd.Flags().Changed(name) {
+					o.MethodSet = true
+				}
+			}
+			return runDistill(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Teacher, "teacher", "", "teacher: gidedge checkpoint or ONNX model (required unless --resume)")
+	f.StringVar(&o.TeacherMap, "teacher-map", "", "JSON file naming an ONNX teacher's outputs and config (see docs/distill.md)")
+	f.StringVar(&o.Student, "student", "", "student: named config or config JSON file (required unless --resume)")
+	f.StringVar(&o.Data, "data", "", "dataset folder, VOC or COCO")
+	f.StringVar(&o.Out, "out", "", "run folder for checkpoints, metrics, plots and GI pictures")
+	f.StringVar(&o.TrainSplit, "train-split", "", `split to train on (default "train")`)
+	f.StringVar(&o.ValSplit, "val-split", "", `split to evaluate on (default "val"; "-" for none)`)
+	f.IntVar(&o.Epochs, "epochs", 0, "epochs (default: the student config's)")
+	f.IntVar(&o.Batch, "batch", 0, "images per step (default: the student config's)")
+	f.Float64Var(&o.LR, "lr", 0, "peak learning rate (default: the student config's)")
+	f.IntVar(&o.ImgSize, "img-size", 0, "square input size, a multiple of 32 (default: the student config's)")
+	f.Uint64Var(&o.Seed, "seed", 0, "seed for weights, adaptation layers, data order and augmentation")
+	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from last.safetensors")
+	f.IntVar(&o.EvalEvery, "eval-every", 1, "epochs between evaluations (the last epoch is always evaluated)")
+	f.IntVar(&o.Workers, "workers", 0, "data-loading goroutines (default: up to 4)")
+	f.IntVar(&o.SaveEvery, "save-every", 0, "also save last.safetensors every N steps within an epoch")
+	f.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
+	f.IntVar(&o.DumpGIs, "dump-gis", 0, "draw this many images of a batch with their GIs into RUN/gis (green positive, orange semi-positive, red negative; thick: teacher's box)")
+	f.IntVar(&o.DumpEvery, "dump-every", 0, "steps between GI pictures (0: the first step of every epoch)")
+
+	m := &o.Method
+	f.StringVar(&m.Method, "method", m.Method, "gid, or a KD baseline: fitnet, fine-grained, response-kd")
+	f.BoolVar(&m.Feature, "feature", m.Feature, "GID feature distillation")
+	f.BoolVar(&m.Relation, "relation", m.Relation, "GID relation distillation")
+	f.BoolVar(&m.Response, "response", m.Response, "GID response distillation")
+	f.Float32Var(&m.FeatureWeight, "feat-weight", m.FeatureWeight, "λ_feat (also the fitnet and fine-grained weight)")
+	f.Float32Var(&m.RelationWeight, "rel-weight", m.RelationWeight, "λ_rel")
+	f.Float32Var(&m.ResponseWeight, "resp-weight", m.ResponseWeight, "λ_resp (also the response-kd weight)")
+	f.Float32Var(&m.ClsWeight, "cls-weight", m.ClsWeight, "α, weight of the response classification part")
+	f.Float32Var(&m.RegWeight, "reg-weight", m.RegWeight, "β, weight of the response regression part")
+	f.IntVar(&m.TopK, "topk", m.TopK, "K, general instances kept per image")
+	f.IntVar(&m.PreTopK, "gi-pre-topk", m.PreTopK, "candidates with the highest GI score entering NMS")
+	f.Float32Var(&m.NMSIoU, "gi-nms", m.NMSIoU, "NMS IoU threshold among GIs")
+	f.Float32Var(&m.MinSize, "gi-min-size", m.MinSize, "drop GI boxes narrower or shorter than this (input pixels)")
+	f.StringVar(&m.GIMode, "gi-mode", m.GIMode, "GIs used: all, gt-only (ground-truth boxes), positive, semi, negative")
+	f.StringVar(&m.RelationScope, "relation-scope", m.RelationScope, "pair GIs per image (paper) or per batch (authors' code)")
+	f.IntVar(&m.ROISize, "roi-size", m.ROISize, "ROIAlign output side")
+	f.IntVar(&m.SamplingRatio, "sampling-ratio", m.SamplingRatio, "ROIAlign samples per bin and axis (0: adaptive)")
+	f.IntVar(&m.LevelK0, "level-k0", m.LevelK0, "k0 of the GI level rule k = ⌊k0 + log2(√(wh)/s0)⌋")
+	f.Float32Var(&m.LevelS0, "level-s0", m.LevelS0, "s0 of the GI level rule (pixels)")
+	f.Float32Var(&m.FineGrainedThreshold, "fg-thresh", m.FineGrainedThreshold, "ψ of the fine-grained imitation mask")
+	cmd.Flags().SortFlags = false
+	return cmd
+}
+
+func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.Out == "" {
+		return errors.New("distill: --out is required (the run folder)")
+	}
+	ro := distill.RunOptions{
+		Train: train.Options{
+			Data: o.Data, Out: o.Out, TrainSplit: o.TrainSplit, ValSplit: o.ValSplit,
+			Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, ImgSize: o.ImgSize, Seed: o.Seed,
+			Resume: o.Resume, EvalEvery: o.EvalEvery, Workers: o.Workers, CheckpointEvery: o.SaveEvery,
+			Log: stdout,
+		},
+		Teacher: o.Teacher, TeacherMap: o.TeacherMap, DumpGIs: o.DumpGIs, DumpEvery: o.DumpEvery,
+	}
+	if !o.Quiet {
+		ro.Train.Progress = stderr
+	}
+	if o.DumpGIs < 0 || o.DumpEvery < 0 {
+		return fmt.Errorf("distill: --dump-gis %d and --dump-every %d, want ≥ 0", o.DumpGIs, o.DumpEvery)
+	}
+	if o.Resume {
+		if o.Student != "" {
+			return errors.New("distill: --resume takes the student from the run's checkpoint; drop --student")
+		}
+		if o.MethodSet {
+			m := o.Method
+			ro.Method = &m
+		}
+	} else {
+		if o.Student == "" {
+			return fmt.Errorf("distill: --student is required: a named config (%s) or a config JSON file", joinNames())
+		}
+		if o.Teacher == "" {
+			return errors.New("distill: --teacher is required: a gidedge checkpoint or an ONNX model with features")
+		}
+		if o.Data == "" {
+			return errors.New("distill: --data is required (a VOC or COCO dataset folder)")
+		}
+		cfg, err := models.Resolve(o.Student)
+		if err != nil {
+			return err
+		}
+		ro.Train.Config = cfg
+		m := o.Method
+		ro.Method = &m
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := distill.Run(ctx, ro)
+	if res != nil && res.Interrupted {
+		fmt.Fprintf(stdout, "interrupted after %d steps; continue with: gidedge distill --out %s --resume\n", res.Steps, o.Out)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if res.Interrupted {
+		return nil
+	}
+	fmt.Fprintf(stdout, "train time %s, %.1f images/s, step %.0f ms (data wait %.1f ms)\n",
+		res.TrainTime.Round(1e9), res.ImagesPerSec, res.StepTime.Seconds()*1000, res.DataWait.Seconds()*1000)
+	if res.Final != nil {
+		fmt.Fprintf(stdout, "final %s: AP %.4f AP50 %.4f AP75 %.4f\n", res.HParams.ValSplit, res.Final.AP, res.Final.AP50, res.Final.AP75)
+		for _, c := range res.Final.PerClass {
+			fmt.Fprintf(stdout, "  %-16s AP %.4f AP50 %.4f\n", c.Name, c.AP, c.AP50)
+		}
+	}
+	fmt.Fprintf(stdout, "checkpoints: %s", res.Last)
+	if res.Best != "" {
+		fmt.Fprintf(stdout, ", %s (AP %.4f, epoch %d)", res.Best, res.BestAP, res.BestEpoch)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
