@@ -265,3 +265,38 @@ func TestTeacherOutputChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestImitationMask checks Wang et al.'s near-object mask on a box that is
+// exactly one anchor: that anchor's cell is in the mask, with the cells
+// whose anchors overlap the box by more than half as much, and nothing far
+// away.
+func TestImitationMask(t *testing.T) {
+	tm, sm := tinyPair(t, "retinanet-tiny")
+	d, err := New(NewDetectorTeacher(tm, "tiny"), sm, Options{Method: MethodFineGrained, FeatureWeight: 1, TopK: 1, PreTopK: 1, NMSIoU: 0.3, GIMode: GIModeAll, LevelS0: 48, ROISize: 2, RelationScope: RelationPerImage, FineGrainedThreshold: 0.5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sm.Priors(64, 64)
+	// Level 1 (stride 16, 4×4 cells, 2 anchors): cell (y 1, x 2), anchor 0.
+	lv := p.Levels[1]
+	r := lv.Start + (1*lv.W+2)*p.NumAnchors
+	a := p.Anchors[4*r : 4*r+4]
+	targets := [][]dataset.Target{{{Box: dataset.Box{X1: float64(a[0]), Y1: float64(a[1]), X2: float64(a[2]), Y2: float64(a[3])}}}}
+	out := &models.Outputs{InputH: 64, InputW: 64, Features: []*engine.Tensor{engine.Zeros(1, 16, 8, 8), engine.Zeros(1, 16, 4, 4), engine.Zeros(1, 16, 2, 2)}}
+	masks := d.imitationMasks(out, targets)
+	if got := masks[1].Data()[1*4+2]; got != 1 {
+		t.Fatalf("the anchor's own cell has mask %v, want 1", got)
+	}
+	if got := masks[1].Data()[3*4+0]; got != 0 {
+		t.Fatalf("a far cell has mask %v, want 0", got)
+	}
+	total := 0
+	for _, m := range masks {
+		for _, v := range m.Data() {
+			total += int(v)
+		}
+	}
+	if total < 1 || total > 12 {
+		t.Fatalf("%d masked cells, want a few around the box", total)
+	}
+}
