@@ -270,3 +270,23 @@ func TestRecycleReusesBuffers(t *testing.T) {
 		}
 	})
 }
+
+// TestConvFrozenWeights covers the backward passes that skip the weight
+// gradient (a frozen teacher feeding a trainable input) and the bias.
+func TestConvFrozenWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	for _, opt := range []engine.ConvOptions{{Pad: 1}, {Stride: 2, Pad: 1}} {
+		for _, wide := range []int{6, 34} { // im2col and shifted-GEMM paths
+			x := enginetest.Param(rng, 1, 2, 8, 5, wide)
+			w := engine.RandN(rng, 0.3, 4, 8, 3, 3)
+			enginetest.GradCheck(t, fmt.Sprintf("Conv2d frozen %+v width %d", opt, wide), enginetest.DefaultTolerance, func() *engine.Tensor {
+				return engine.Conv2d(x, w, nil, opt)
+			}, x)
+			wt := enginetest.Param(rng, 0.3, 4, 8, 3, 3)
+			frozenX := engine.RandN(rng, 1, 2, 8, 5, wide)
+			enginetest.GradCheck(t, fmt.Sprintf("Conv2d weights only %+v width %d", opt, wide), enginetest.DefaultTolerance, func() *engine.Tensor {
+				return engine.Conv2d(frozenX, wt, nil, opt)
+			}, wt)
+		}
+	}
+}
