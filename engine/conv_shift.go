@@ -92,8 +92,9 @@ func (s *shiftGeom) pad(buf, image []float32) {
 	}
 }
 
-// unpadAdd adds the entries of buf that correspond to image pixels into image.
-func (s *shiftGeom) unpadAdd(image, buf []float32) {
+// unpad adds (or with overwrite, copies) the entries of buf that correspond
+// to image pixels into image.
+func (s *shiftGeom) unpad(image, buf []float32, overwrite bool) {
 	g := s.g
 	for c := 0; c < g.Channels; c++ {
 		for y := 0; y < g.Height; y++ {
@@ -101,6 +102,10 @@ func (s *shiftGeom) unpadAdd(image, buf []float32) {
 			if s.s == 1 {
 				at := c*s.planeQ + (y+g.PadH)*s.wq + g.PadW
 				src := buf[at : at+g.Width]
+				if overwrite {
+					copy(dst, src)
+					continue
+				}
 				for k, v := range src {
 					dst[k] += v
 				}
@@ -109,6 +114,12 @@ func (s *shiftGeom) unpadAdd(image, buf []float32) {
 			for px := 0; px < s.s; px++ {
 				x0, at := s.phaseRow(c, y, px)
 				src := buf[at:]
+				if overwrite {
+					for j, x := 0, x0; x < len(dst); j, x = j+1, x+s.s {
+						dst[x] = src[j]
+					}
+					continue
+				}
 				for j, x := 0, x0; x < len(dst); j, x = j+1, x+s.s {
 					dst[x] += src[j]
 				}
@@ -191,7 +202,8 @@ func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backe
 
 // shiftConvBackward adds the input, weight and bias gradients of a
 // shifted-GEMM convolution; packed is shiftConvForward's weight layout.
-func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, n, c, cout, groups int, g backend.ConvGeometry) {
+// With overwrite, gx holds garbage and is written rather than added to.
+func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g backend.ConvGeometry) {
 	b := be()
 	s := newShiftGeom(g)
 	coutG := cout / groups
@@ -253,7 +265,7 @@ func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, n, c, cout, groups
 						a := packed[(tap*cout+gr*coutG)*cg:]
 						b.Gemm(true, false, cg, s.cols, coutG, 1, a, cg, dyg, s.cols, 1, dxp[off:], s.planeQ)
 					}
-					s.unpadAdd(gx[i*inPlane+gr*gIn:i*inPlane+(gr+1)*gIn], dxp)
+					s.unpad(gx[i*inPlane+gr*gIn:i*inPlane+(gr+1)*gIn], dxp, overwrite)
 				}
 			}
 			putBuf(dyg)

@@ -50,9 +50,9 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 					gx[i] = 0.5 // gradients accumulate into what is there
 				}
 				if shift {
-					shiftConvBackward(x, packed, gy, gx, gw, gb, tc.n, tc.c, tc.cout, tc.groups, g)
+					shiftConvBackward(x, packed, gy, gx, gw, gb, false, tc.n, tc.c, tc.cout, tc.groups, g)
 				} else {
-					convBackward(x, w, gy, gx, gw, gb, tc.n, tc.c, tc.cout, tc.groups, g)
+					convBackward(x, w, gy, gx, gw, gb, false, tc.n, tc.c, tc.cout, tc.groups, g)
 				}
 				return
 			}
@@ -61,6 +61,23 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 			compare(t, "input gradient", sx, wx)
 			compare(t, "weight gradient", sw, ww)
 			compare(t, "bias gradient", sb, wb)
+			// Overwriting a garbage-filled input gradient gives the same
+			// result as adding into zeros.
+			for _, shift := range []bool{false, true} {
+				gx := make([]float32, len(x))
+				for i := range gx {
+					gx[i] = float32(math.NaN())
+				}
+				if shift {
+					shiftConvBackward(x, packed, gy, gx, nil, nil, true, tc.n, tc.c, tc.cout, tc.groups, g)
+				} else {
+					convBackward(x, w, gy, gx, nil, nil, true, tc.n, tc.c, tc.cout, tc.groups, g)
+				}
+				for i := range gx {
+					gx[i] += 0.5
+				}
+				compare(t, fmt.Sprint("overwritten input gradient, shift=", shift), gx, wx)
+			}
 		})
 	}
 }

@@ -20,13 +20,21 @@ func ReLU(a *Tensor) *Tensor {
 		}
 	})
 	record(out, "ReLU", func(out *Tensor) {
-		ga, g, y := a.ensureGrad(), out.grad, out.data
+		ga, overwrite := a.gradSink()
+		g, y := out.grad, out.data
 		parallelRange(len(g), func(lo, hi int) {
 			gs, ys, dst := g[lo:hi], y[lo:hi], ga[lo:hi]
+			dst = dst[:len(gs)]
+			ys = ys[:len(gs)]
 			for i, v := range gs {
 				// y ≥ +0 here; keep = all ones where y > 0, else 0.
 				keep := uint32(-int32(math.Float32bits(ys[i])) >> 31)
-				dst[i] += math.Float32frombits(math.Float32bits(v) & keep)
+				masked := math.Float32frombits(math.Float32bits(v) & keep)
+				if overwrite {
+					dst[i] = masked
+				} else {
+					dst[i] += masked
+				}
 			}
 		})
 	}, a)

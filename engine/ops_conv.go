@@ -72,8 +72,9 @@ func Conv2d(x, w, bias *Tensor, opt ConvOptions) *Tensor {
 	}
 	record(out, "Conv2d", func(out *Tensor) {
 		var gx, gw, gb []float32
+		overwrite := false
 		if x.requiresGrad {
-			gx = x.ensureGrad()
+			gx, overwrite = x.gradSink()
 		}
 		if w.requiresGrad {
 			gw = w.ensureGrad()
@@ -85,14 +86,17 @@ func Conv2d(x, w, bias *Tensor, opt ConvOptions) *Tensor {
 			if gb != nil {
 				biasGrad(out.grad, gb, n, cout, oh*ow)
 			}
+			if overwrite {
+				clear(gx)
+			}
 			depthwiseBackward(x.data, w.data, out.grad, gx, gw, n, c, g)
 			return
 		}
 		if shift {
-			shiftConvBackward(x.data, packed, out.grad, gx, gw, gb, n, c, cout, o.Groups, g)
+			shiftConvBackward(x.data, packed, out.grad, gx, gw, gb, overwrite, n, c, cout, o.Groups, g)
 			return
 		}
-		convBackward(x.data, w.data, out.grad, gx, gw, gb, n, c, cout, o.Groups, g)
+		convBackward(x.data, w.data, out.grad, gx, gw, gb, overwrite, n, c, cout, o.Groups, g)
 	}, withOptional([]*Tensor{x, w}, bias)...)
 	if packed != nil {
 		if out.node != nil {
@@ -224,7 +228,9 @@ func parallelColumns(b backend.Backend, cols int, fn func(c0, c1 int)) {
 // input gradient back with col2im. Worker 0 accumulates straight into gw and
 // gb; the others into private buffers added at the end, in a fixed order so
 // results do not depend on scheduling.
-func convBackward(x, w, gout, gx, gw, gb []float32, n, c, cout, groups int, g backend.ConvGeometry) {
+//
+// With overwrite, gx holds garbage and is written rather than added to.
+func convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g backend.ConvGeometry) {
 	b := be()
 	rows, cols := g.ColRows(), g.ColCols()
 	coutG := cout / groups
@@ -282,11 +288,18 @@ func convBackward(x, w, gout, gx, gw, gb []float32, n, c, cout, groups int, g ba
 				}
 				if gx != nil {
 					dst := gx[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
+					beta := float32(1)
+					if overwrite {
+						beta = 0
+					}
 					if pointwise {
-						b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, 1, dst, cols)
+						b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, beta, dst, cols)
 						continue
 					}
 					b.Gemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, 0, dcol, cols)
+					if overwrite {
+						clear(dst)
+					}
 					b.Col2Im(g, dcol, dst)
 				}
 			}

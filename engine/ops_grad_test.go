@@ -290,3 +290,24 @@ func TestConvFrozenWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestChainedGradients runs convolutions on intermediate tensors, whose
+// gradient buffers the first contributing op overwrites instead of clearing
+// and adding; h feeds two consumers, so the second must add. Tanh keeps the
+// chain smooth: a ReLU between convolutions puts kinks under the
+// finite-difference step (ReLU's own overwrite path is covered above).
+func TestChainedGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	for _, wide := range []int{7, 33} {
+		x := enginetest.Param(rng, 1, 2, 8, 5, wide)
+		w1 := enginetest.Param(rng, 0.3, 8, 8, 3, 3)
+		w2 := enginetest.Param(rng, 0.3, 8, 8, 3, 3)
+		w3 := enginetest.Param(rng, 0.3, 8, 8, 1, 1)
+		enginetest.GradCheck(t, fmt.Sprint("chain width ", wide), enginetest.DefaultTolerance, func() *engine.Tensor {
+			h := engine.Tanh(engine.Conv2d(x, w1, nil, engine.ConvOptions{Pad: 1}))
+			a := engine.Conv2d(h, w2, nil, engine.ConvOptions{Pad: 1, Stride: 2})
+			b := engine.Conv2d(h, w3, nil, engine.ConvOptions{Stride: 2})
+			return engine.Add(engine.Tanh(a), b)
+		}, x, w1, w2, w3)
+	}
+}

@@ -187,6 +187,22 @@ func (t *Tensor) ensureGrad() []float32 {
 	return t.grad
 }
 
+// gradSink returns t's gradient buffer for an op about to contribute to it.
+// When the buffer is new, overwrite is true and its contents are undefined:
+// the op must then write every element instead of adding, which spares
+// hot ops (ReLU, convolution) a clearing pass over memory.
+func (t *Tensor) gradSink() (g []float32, overwrite bool) {
+	if t.grad != nil {
+		return t.grad, false
+	}
+	if t.pooled {
+		t.grad = getBufNoZero(len(t.data))
+	} else {
+		t.grad = make([]float32, len(t.data))
+	}
+	return t.grad, true
+}
+
 func be() backend.Backend { return backend.Current() }
 
 // record attaches a backward function to out when any input needs gradients.
