@@ -142,14 +142,19 @@ func binaryInto(dst, x []float32, outShape []int, y []float32, yShape []int, f f
 // output y.
 func unary(name string, a *Tensor, f func(x float32) float32, df func(x, y float32) float32) *Tensor {
 	out := newResultNoZero(slices.Clone(a.shape))
-	for i, x := range a.data {
-		out.data[i] = f(x)
-	}
+	parallelRange(len(a.data), func(lo, hi int) {
+		dst := out.data[lo:hi]
+		for i, x := range a.data[lo:hi] {
+			dst[i] = f(x)
+		}
+	})
 	record(out, name, func(out *Tensor) {
 		ga := a.ensureGrad()
-		for i, g := range out.grad {
-			ga[i] += g * df(a.data[i], out.data[i])
-		}
+		parallelRange(len(ga), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				ga[i] += out.grad[i] * df(a.data[i], out.data[i])
+			}
+		})
 	}, a)
 	return out
 }
