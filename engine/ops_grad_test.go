@@ -311,3 +311,41 @@ func TestChainedGradients(t *testing.T) {
 		}, x, w1, w2, w3)
 	}
 }
+
+// TestLargePointwise runs pointwise ops on tensors large enough to be split
+// across workers (and so under the race detector in CI) and checks every
+// element against a direct computation.
+func TestLargePointwise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	x := enginetest.Param(rng, 1, 3, 40000)
+	cases := []struct {
+		name string
+		op   func(*engine.Tensor) *engine.Tensor
+		f    func(float64) float64
+		df   func(float64) float64
+	}{
+		{"ReLU", engine.ReLU, func(v float64) float64 { return math.Max(v, 0) }, func(v float64) float64 {
+			if v > 0 {
+				return 1
+			}
+			return 0
+		}},
+		{"Sigmoid", engine.Sigmoid, func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }, func(v float64) float64 {
+			s := 1 / (1 + math.Exp(-v))
+			return s * (1 - s)
+		}},
+	}
+	for _, tc := range cases {
+		x.ZeroGrad()
+		y := tc.op(x)
+		engine.Sum(engine.MulScalar(y, 2)).Backward()
+		for i, v := range x.Data() {
+			if d := float64(y.Data()[i]) - tc.f(float64(v)); math.Abs(d) > 1e-6 {
+				t.Fatalf("%s element %d: got %v want %v", tc.name, i, y.Data()[i], tc.f(float64(v)))
+			}
+			if d := float64(x.Grad()[i]) - 2*tc.df(float64(v)); math.Abs(d) > 1e-6 {
+				t.Fatalf("%s gradient element %d: got %v want %v", tc.name, i, x.Grad()[i], 2*tc.df(float64(v)))
+			}
+		}
+	}
+}
