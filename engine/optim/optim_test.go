@@ -218,3 +218,26 @@ func TestClipGradNorm(t *testing.T) {
 		t.Fatalf("NaN gradient: got %v", err)
 	}
 }
+
+// TestLargeParameterSplit updates a parameter large enough to be split across
+// workers (and so under the race detector) and checks every element.
+func TestLargeParameterSplit(t *testing.T) {
+	const n = 50000
+	vals := make([]float32, n)
+	grads := make([]float32, n)
+	for i := range vals {
+		vals[i] = float32(i%97) / 97
+		grads[i] = float32(i%31)/31 - 0.5
+	}
+	p := nn.Named{Name: "big", Tensor: engine.New(append([]float32(nil), vals...), n).SetRequiresGrad(true)}
+	setGrad(p.Tensor, grads...)
+	opt, _ := NewAdamW([]nn.Named{p}, AdamWConfig{LR: 0.01, WeightDecay: 0.1})
+	opt.Step()
+	for i, v := range vals {
+		g := float64(grads[i])
+		want := float64(v)*(1-0.001) - 0.01*g/(math.Abs(g)+1e-8)
+		if math.Abs(float64(p.Tensor.Data()[i])-want) > 1e-6 {
+			t.Fatalf("element %d: got %v want %v", i, p.Tensor.Data()[i], want)
+		}
+	}
+}
