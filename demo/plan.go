@@ -1,0 +1,121 @@
+package demo
+
+import (
+	"fmt"
+
+	"github.com/gidedge/gidedge/models"
+)
+
+// Plan is the size of a demo run: the data set, the models and their
+// schedules, and how much the measurements sample. FullPlan and QuickPlan
+// are the two sizes `gidedge demo` offers; every field goes into the keys of
+// the stages it affects, so changing one redoes exactly those stages.
+type Plan struct {
+	Name string `json:"name"`
+
+	// Synthetic data set: Images square images of Size pixels, split into
+	// train/val/test by ValFrac and TestFrac.
+	Images   int     `json:"images"`
+	Size     int     `json:"size"`
+	ValFrac  float64 `json:"val_frac"`
+	TestFrac float64 `json:"test_frac"`
+	Seed     uint64  `json:"seed"`
+
+	// Teacher and Student are named model configs (models.Names); both are
+	// trained and served at ImgSize pixels.
+	Teacher string `json:"teacher"`
+	Student string `json:"student"`
+	ImgSize int    `json:"img_size"`
+
+	// Schedules. The student is trained for StudentEpochs twice, alone
+	// (baseline) and with GID, with the same seed, data order and
+	// hyper-parameters, so distillation is the only difference.
+	TeacherEpochs int     `json:"teacher_epochs"`
+	StudentEpochs int     `json:"student_epochs"`
+	Batch         int     `json:"batch"`
+	Optimizer     string  `json:"optimizer"`
+	TeacherLR     float64 `json:"teacher_lr"`
+	StudentLR     float64 `json:"student_lr"`
+	WarmupSteps   int     `json:"warmup_steps"`
+	Augment       bool    `json:"augment"`
+
+	// CalibImages training images calibrate INT8 activations.
+	CalibImages int `json:"calib_images"`
+	// LatencyRuns timed requests (after LatencyWarmup untimed ones) per
+	// latency measurement.
+	LatencyRuns   int `json:"latency_runs"`
+	LatencyWarmup int `json:"latency_warmup"`
+	// DrawImages test images are drawn with detections in the report.
+	DrawImages int `json:"draw_images"`
+}
+
+// FullPlan is the default demo, sized to finish within 20 minutes on a
+// 2-core x86 machine.
+func FullPlan() Plan {
+	return Plan{
+		Name:   "full",
+		Images: 600, Size: 160, ValFrac: 0.1, TestFrac: 0.1, Seed: 1,
+		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 160,
+		TeacherEpochs: 12, StudentEpochs: 10, Batch: 8,
+		Optimizer: "adamw", TeacherLR: 0.002, StudentLR: 0.002, WarmupSteps: 30, Augment: true,
+		CalibImages: 64, LatencyRuns: 200, LatencyWarmup: 10, DrawImages: 4,
+	}
+}
+
+// QuickPlan is a smoke test of every stage in well under 3 minutes: tiny
+// images and a few epochs, so its accuracy figures mean little.
+func QuickPlan() Plan {
+	return Plan{
+		Name:   "quick",
+		Images: 48, Size: 96, ValFrac: 0.125, TestFrac: 0.125, Seed: 1,
+		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 64,
+		TeacherEpochs: 2, StudentEpochs: 2, Batch: 8,
+		Optimizer: "adamw", TeacherLR: 0.002, StudentLR: 0.002, WarmupSteps: 2, Augment: false,
+		CalibImages: 8, LatencyRuns: 20, LatencyWarmup: 2, DrawImages: 2,
+	}
+}
+
+// validate reports the first setting that cannot run.
+func (p Plan) validate() error {
+	switch {
+	case p.Images < 8:
+		return fmt.Errorf("demo: plan %q: %d images, want at least 8", p.Name, p.Images)
+	case p.Size < 32:
+		return fmt.Errorf("demo: plan %q: image size %d, want at least 32", p.Name, p.Size)
+	case p.ImgSize < 32 || p.ImgSize%32 != 0:
+		return fmt.Errorf("demo: plan %q: input size %d, want a multiple of 32", p.Name, p.ImgSize)
+	case p.TeacherEpochs < 1 || p.StudentEpochs < 1:
+		return fmt.Errorf("demo: plan %q: epochs %d/%d, want at least 1", p.Name, p.TeacherEpochs, p.StudentEpochs)
+	case p.Batch < 1:
+		return fmt.Errorf("demo: plan %q: batch %d, want at least 1", p.Name, p.Batch)
+	case p.Optimizer != "adamw" && p.Optimizer != "sgd":
+		return fmt.Errorf("demo: plan %q: optimizer %q, want adamw or sgd", p.Name, p.Optimizer)
+	case !(p.TeacherLR > 0 && p.StudentLR > 0):
+		return fmt.Errorf("demo: plan %q: learning rates %v/%v, want > 0", p.Name, p.TeacherLR, p.StudentLR)
+	case p.CalibImages < 1 || p.LatencyRuns < 1 || p.LatencyWarmup < 0 || p.DrawImages < 0:
+		return fmt.Errorf("demo: plan %q: calibration images, latency runs and drawn images must be positive", p.Name)
+	}
+	return nil
+}
+
+// modelConfig is the named config with the plan's input size and
+// schedule written into it, so `gidedge train --model <saved json>`
+// reproduces the run with no other flag.
+func (p Plan) modelConfig(name string, epochs int, lr float64) (models.Config, error) {
+	cfg, err := models.Named(name)
+	if err != nil {
+		return cfg, fmt.Errorf("demo: %w", err)
+	}
+	cfg.Input.Size = p.ImgSize
+	t := &cfg.Train
+	t.Optimizer, t.LR, t.Epochs, t.Batch = p.Optimizer, lr, epochs, p.Batch
+	t.WarmupSteps, t.Augment = p.WarmupSteps, p.Augment
+	if p.Optimizer == "adamw" {
+		t.Momentum = 0
+		t.WarmupFactor = 0.1
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("demo: config %s at %d px: %w", name, p.ImgSize, err)
+	}
+	return cfg, nil
+}

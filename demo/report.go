@@ -1,0 +1,348 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gidedge/gidedge/benchlat"
+	"github.com/gidedge/gidedge/dataset"
+	"github.com/gidedge/gidedge/internal/buildinfo"
+)
+
+// Sections are the second-level headings every report has, in order.
+var Sections = []string{
+	"Summary",
+	"Data",
+	"Training",
+	"Accuracy on the test split",
+	"Export and INT8 quantization",
+	"Latency",
+	"Detections",
+	"Reproduce by hand",
+	"This run",
+}
+
+// Figure files, relative to the output folder.
+const (
+	figLoss       = "figures/loss.png"
+	figValAP      = "figures/val_map.png"
+	figPR         = "figures/pr.png"
+	figDetections = "figures/detections.png"
+)
+
+func (r *runner) runReport(ctx context.Context, st *stageRun) ([]string, error) {
+	figDir := filepath.Join(r.out, "figures")
+	if err := os.MkdirAll(figDir, 0o755); err != nil {
+		return nil, err
+	}
+	res := r.res
+	runs := []namedRun{{"teacher", r.paths.teacher}, {"baseline student", r.paths.baseline}, {"GID student", r.paths.gid}}
+	fmt.Fprintf(r.log, "      plotting training curves, precision-recall and detections\n")
+	if err := plotTraining(filepath.Join(r.out, figLoss), filepath.Join(r.out, figValAP), runs); err != nil {
+		return nil, err
+	}
+	evals, names := r.allEvals()
+	if err := plotPR(filepath.Join(r.out, figPR), evals, names); err != nil {
+		return nil, err
+	}
+	test, err := dataset.Load(r.paths.synth, "test")
+	if err != nil {
+		return nil, err
+	}
+	cols := []panelColumn{{title: "ground truth"}}
+	for i, e := range evals {
+		if i == 3 { // the fp32 ONNX column would repeat the engine's GID column
+			continue
+		}
+		d, err := detectionsByImage(e.Results)
+		if err != nil {
+			return nil, err
+		}
+		cols = append(cols, panelColumn{title: names[i], dets: d})
+	}
+	if err := drawDetections(filepath.Join(r.out, figDetections), test, pickImages(test, r.plan.DrawImages), cols); err != nil {
+		return nil, err
+	}
+	blocks := r.reportBlocks()
+	if err := writeFileAtomic(r.paths.report, []byte(renderMarkdown(blocks))); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(r.paths.html, []byte(renderHTML("gidedge demo report", blocks))); err != nil {
+		return nil, err
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(r.paths.result, append(data, '\n')); err != nil {
+		return nil, err
+	}
+	return []string{r.paths.report, r.paths.html, r.paths.result, figDir}, nil
+}
+
+// allEvals lists every test evaluation in report order with display names.
+func (r *runner) allEvals() ([]ModelEval, []string) {
+	e, x := r.res.Eval, r.res.Export
+	return []ModelEval{e.Teacher, e.Baseline, e.GID, x.FP32Eval, x.INT8Eval},
+		[]string{"teacher", "baseline student", "GID student", "GID student, ONNX fp32", "GID student, ONNX INT8"}
+}
+
+func ap(v float64) string {
+	if v < 0 || math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4f", v)
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.2f ms", v) }
+
+func millions(n int) string { return fmt.Sprintf("%.2f M", float64(n)/1e6) }
+
+// reportBlocks builds the whole report from the results.
+func (r *runner) reportBlocks() []block {
+	res := r.res
+	p := r.plan
+	t, b, g := res.Teacher, res.Baseline, res.GID
+	ev, ex, lat := res.Eval, res.Export, res.Latency
+	host := lat.Host
+	var bl []block
+	add := func(x ...block) { bl = append(bl, x...) }
+
+	add(heading{1, "gidedge demo report"})
+	intro := fmt.Sprintf("Generated %s by gidedge %s on %s (%d CPUs, %s/%s), %s plan. Every number below was computed by this run; [results.json](results.json) holds them all and [manifest.json](manifest.json) the hash of every file they came from.",
+		time.Now().Format("2006-01-02 15:04 MST"), buildinfo.Version, orUnknown(host.CPUModel), host.CPUs, host.OS, host.Arch, p.Name)
+	add(para{intro})
+	if p.Name == "quick" {
+		add(para{"**This is the `--quick` smoke test**: tiny images and a couple of epochs check that every stage works; its accuracy figures say nothing about the methods. Run `gidedge demo` for the real comparison."})
+	}
+
+	// Summary.
+	add(heading{2, "Summary"})
+	inp := func(i int) benchlat.Result { return lat.InProcess[i] }
+	e2e := func(i int) benchlat.Result { return lat.EndToEnd[i] }
+	add(table{
+		header: []string{"model", "params", "GFLOPs", "test mAP", "AP50", "file", "p50 in-process", "p50 end-to-end"},
+		right:  []bool{false, true, true, true, true, true, true, true},
+		rows: [][]string{
+			{fmt.Sprintf("teacher (`%s`, %s)", t.Config, t.Backbone), millions(t.Params), fmt.Sprintf("%.3f", t.GFLOPs), ap(ev.Teacher.AP), ap(ev.Teacher.AP50), "", "", ""},
+			{fmt.Sprintf("baseline student (`%s`, %s)", b.Config, b.Backbone), millions(b.Params), fmt.Sprintf("%.3f", b.GFLOPs), ap(ev.Baseline.AP), ap(ev.Baseline.AP50), "", "", ""},
+			{"GID student (same student, distilled)", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), "**" + ap(ev.GID.AP) + "**", ap(ev.GID.AP50), "", "", ""},
+			{"GID student, ONNX fp32", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.FP32Eval.AP), ap(ex.FP32Eval.AP50), humanBytes(ex.FP32Bytes), ms(inp(0).P50MS), ms(e2e(0).P50MS)},
+			{"GID student, ONNX INT8", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.INT8Eval.AP), ap(ex.INT8Eval.AP50), humanBytes(ex.INT8Bytes), ms(inp(1).P50MS), ms(e2e(1).P50MS)},
+		},
+	})
+	add(para{fmt.Sprintf("mAP is COCO mAP@[.5:.95] on the %d test images (%d objects); GFLOPs per %d×%d image; latency is one image at a time on this machine's CPU with ONNX Runtime %s, decode and post-processing included, end-to-end through `gidedge serve` on 127.0.0.1.",
+		ev.Images, ev.Objects, p.ImgSize, p.ImgSize, orUnknown(ex.ORTVersion))})
+	add(bullets{[]string{gidVerdict(ev.Teacher, ev.Baseline, ev.GID, b), quantVerdict(ex, lat)}})
+
+	// Data.
+	s := res.Synth
+	add(heading{2, "Data"})
+	var classCounts []string
+	for _, c := range s.Classes {
+		classCounts = append(classCounts, fmt.Sprintf("%s %d", c, s.PerClass[c]))
+	}
+	add(para{fmt.Sprintf("The synthetic set of `gidedge data synth` (seed %d): %d images of %d×%d pixels, split train %d / val %d / test %d, with %d objects in %d classes (%s). The classes differ by texture or fine shape, objects range from 8 pixels to half the image, and plain shapes act as distractors, so a small model has something to learn from a large one.",
+		p.Seed, s.Images, s.Size, s.Size, s.Train, s.Val, s.Test, s.Objects, len(s.Classes), strings.Join(classCounts, ", "))})
+
+	// Training.
+	add(heading{2, "Training"})
+	trow := func(name string, x *TrainResult) []string {
+		return []string{name, "`" + x.Config + "`", fmt.Sprintf("%d × %d", x.Epochs, x.Steps/max(1, x.Epochs)), fmt.Sprint(x.Batch), fmt.Sprintf("%d px", x.ImgSize),
+			seconds(x.TrainSeconds), fmt.Sprintf("%.1f", x.ImagesPerSec), fmt.Sprintf("%s (epoch %d)", ap(x.BestValAP), x.BestEpoch)}
+	}
+	add(table{
+		header: []string{"model", "config", "epochs × steps", "batch", "input", "train time", "images/s", "best val mAP"},
+		right:  []bool{false, false, true, true, true, true, true, true},
+		rows:   [][]string{trow("teacher", t), trow("baseline student", b), trow("GID student", g)},
+	})
+	add(para{fmt.Sprintf("All three use %s (peak learning rate %g for the teacher, %g for the students, %d warm-up steps, cosine decay)%s. The two students share the config, seed, data order and schedule: distillation is the only difference. Each run evaluates on the validation split after every epoch; the checkpoint with the best validation mAP is the one tested and exported.",
+		map[string]string{"adamw": "AdamW", "sgd": "SGD with momentum"}[p.Optimizer], p.TeacherLR, p.StudentLR, p.WarmupSteps, map[bool]string{true: " with flip, zoom and colour augmentation", false: ""}[p.Augment])})
+	if g.Method != "" {
+		add(para{fmt.Sprintf("Distillation: %s; %.1f general instances per image on average.", g.Method, g.GIsPerImage)})
+	}
+	add(figure{figLoss, "training loss"}, figure{figValAP, "validation mAP per epoch"})
+	add(para{"Detection loss is the focal classification plus box regression loss (for the GID student without its distillation terms, which the dashed line shows), so the three runs are on one scale. Each run folder also has its own `metrics.png` and `metrics.jsonl`."})
+
+	// Accuracy.
+	add(heading{2, "Accuracy on the test split"})
+	evals, names := r.allEvals()
+	acc := table{
+		header: []string{"model", "mAP", "AP50", "AP75", "AP small", "AP medium", "AP large", "AR100", "detections"},
+		right:  []bool{false, true, true, true, true, true, true, true, true},
+	}
+	for i, e := range evals {
+		acc.rows = append(acc.rows, []string{names[i], ap(e.AP), ap(e.AP50), ap(e.AP75), ap(e.APSmall), ap(e.APMedium), ap(e.APLarge), ap(e.AR100), fmt.Sprint(e.Detections)})
+	}
+	add(acc)
+	pc := table{header: []string{"class", "teacher", "baseline", "GID", "GID INT8"}, right: []bool{false, true, true, true, true}}
+	for i, c := range ev.Teacher.PerClass {
+		row := []string{c.Name}
+		for _, e := range []ModelEval{ev.Teacher, ev.Baseline, ev.GID, ex.INT8Eval} {
+			if i < len(e.PerClass) {
+				row = append(row, ap(e.PerClass[i].AP))
+			} else {
+				row = append(row, "n/a")
+			}
+		}
+		pc.rows = append(pc.rows, row)
+	}
+	add(para{"Per-class mAP@[.5:.95]:"}, pc)
+	add(figure{figPR, "precision-recall curves"})
+	add(para{fmt.Sprintf("The engine rows run the checkpoints in gidedge's own engine (`gidedge eval --checkpoint`); the ONNX rows run the exported files through ONNX Runtime exactly as the server does (decode, letterbox, session, NMS). Results files: %s.",
+		joinCode(evals))})
+
+	// Export and quantization.
+	add(heading{2, "Export and INT8 quantization"})
+	exportItems := []string{
+		fmt.Sprintf("ONNX: `%s`, %s, opset %d, %d nodes, %d batch norms folded into convolutions. Parity with the engine on a seeded batch: worst relative difference %.2e (output `%s`), tolerance %.0e.",
+			filepath.ToSlash(ex.FP32Path), humanBytes(ex.FP32Bytes), ex.Opset, ex.Nodes, ex.FoldedBN, ex.ParityWorst, ex.ParityOutput, ex.ParityTol),
+		fmt.Sprintf("INT8: `%s`, %s (%.2f× smaller), QDQ with %s %s activations and %s int8 weights, calibrated on %d training images (never a test image).",
+			filepath.ToSlash(ex.INT8Path), humanBytes(ex.INT8Bytes), float64(ex.FP32Bytes)/math.Max(1, float64(ex.INT8Bytes)), ex.CalibMethod, ex.Activations, map[bool]string{true: "per-channel", false: "per-tensor"}[ex.PerChannel], ex.CalibImages),
+		"Quantized ops: " + opList(ex.QuantizedOps) + ".",
+	}
+	if len(ex.FloatOps) > 0 {
+		exportItems = append(exportItems, "Left in float: "+opList(ex.FloatOps)+".")
+	}
+	if len(ex.ORTOps) > 0 {
+		exportItems = append(exportItems, "What ONNX Runtime runs after its QDQ fusions: "+opList(ex.ORTOps)+".")
+	}
+	if ex.CosineMin > 0 {
+		exportItems = append(exportItems, fmt.Sprintf("Smallest cosine similarity between fp32 and INT8 outputs on calibration images: %.4f.", ex.CosineMin))
+	}
+	exportItems = append(exportItems, fmt.Sprintf("Test mAP: engine %s, ONNX fp32 %s, INT8 %s (INT8 − fp32: %+.4f).", ap(ev.GID.AP), ap(ex.FP32Eval.AP), ap(ex.INT8Eval.AP), ex.INT8Eval.AP-ex.FP32Eval.AP))
+	for _, n := range ex.QuantizeNotes {
+		exportItems = append(exportItems, "Note from quantize: "+n)
+	}
+	add(bullets{exportItems})
+
+	// Latency.
+	add(heading{2, "Latency"})
+	lt := table{
+		header: []string{"model", "mode", "p50", "p90", "p99", "mean ± std", "images/s", "session p50", "RSS"},
+		right:  []bool{false, false, true, true, true, true, true, true, true},
+	}
+	for _, x := range append(append([]benchlat.Result(nil), lat.InProcess...), lat.EndToEnd...) {
+		rss := ""
+		if x.RSSBytes > 0 {
+			rss = humanBytes(x.RSSBytes)
+		}
+		lt.rows = append(lt.rows, []string{"`" + x.Model + "`", x.Mode, ms(x.P50MS), ms(x.P90MS), ms(x.P99MS), fmt.Sprintf("%.2f ± %.2f ms", x.MeanMS, x.StdMS), fmt.Sprintf("%.1f", x.Throughput), ms(x.SessionP50MS), rss})
+	}
+	add(lt)
+	sv := lat.Server
+	agree := "the same detections"
+	if !sv.Agree {
+		agree = "**different detections** (a bug worth reporting)"
+	}
+	add(para{fmt.Sprintf("%d timed requests after %d warm-up ones per row, cycling through the %d test images, one request in flight. In-process runs decode, preprocess, run the ONNX Runtime session and post-process in this process; end-to-end rows POST the JPEG to `/v1/detect` of a server the demo started on 127.0.0.1 and read the whole JSON reply (client and server share this machine's %d CPUs). RSS is the resident memory of the process running the model.",
+		p.LatencyRuns, p.LatencyWarmup, lat.Images, host.CPUs)})
+	add(para{fmt.Sprintf("Server check: `POST %s/v1/detect` with `%s` answered HTTP %d with %d detections; the INT8 model run in process found %d, %s. The servers answered %d requests in all.",
+		sv.URL, filepath.ToSlash(sv.Image), sv.Status, sv.Detections, sv.InProcess, agree, lat.Answers)})
+
+	// Detections.
+	add(heading{2, "Detections"})
+	add(figure{figDetections, "test images with detections"})
+	add(para{fmt.Sprintf("Test images, one per row. Columns: the ground truth, then each model's detections with a score of at least %.1f (at most %d per image); the last column is the INT8 model the server runs.", drawScoreThreshold, maxDrawn)})
+
+	// Reproduce.
+	add(heading{2, "Reproduce by hand"})
+	add(para{"From the folder the demo ran in (the repository root for `make demo`; `gidedge` is `bin/gidedge` after `make build`), these commands redo each stage with the same settings. The model configs in `configs/` are the named configs with this plan's input size and schedule written in."})
+	for i, st := range res.Stages {
+		if len(st.Commands) == 0 {
+			continue
+		}
+		add(para{fmt.Sprintf("%d. %s", i+1, st.Title)}, codeBlock{st.Commands})
+	}
+
+	// This run.
+	add(heading{2, "This run"})
+	rt := table{header: []string{"stage", "status", "time"}, right: []bool{false, false, true}}
+	total := 0.0
+	for i, st := range res.Stages {
+		status := "ran"
+		switch {
+		case st.Skipped:
+			status = "reused (outputs valid)"
+		case st.Resumed:
+			status = "resumed after an interruption"
+		}
+		rt.rows = append(rt.rows, []string{fmt.Sprintf("%d. %s", i+1, st.ID), status, seconds(st.Seconds)})
+		total += st.Seconds
+	}
+	rt.rows = append(rt.rows, []string{"report", "ran", "(this page)"})
+	add(rt)
+	add(para{fmt.Sprintf("Stage times add up to %s of wall time (a reused stage counts the time it took when it ran). Times depend on the machine and on whatever else it was running.", seconds(total))})
+	return bl
+}
+
+// gidVerdict says plainly whether distillation helped on this run.
+func gidVerdict(t, b, g ModelEval, bt *TrainResult) string {
+	d := g.AP - b.AP
+	if d > 0 {
+		s := fmt.Sprintf("**GID beat the baseline**: the distilled student reaches test mAP %.4f against %.4f for the same student trained alone (%+.4f, %+.0f%% relative).", g.AP, b.AP, d, 100*d/math.Max(b.AP, 1e-9))
+		if gap := t.AP - b.AP; gap > 0 {
+			s += fmt.Sprintf(" That closes %.0f%% of the gap to the teacher (%.4f).", 100*d/gap, t.AP)
+		}
+		return s
+	}
+	s := fmt.Sprintf("**GID did not beat the baseline on this run**: the distilled student reaches test mAP %.4f against %.4f for the same student trained alone (%+.4f), with identical schedules (%d epochs × %d steps), seed and data order.",
+		g.AP, b.AP, d, bt.Epochs, bt.Steps/max(1, bt.Epochs))
+	if t.AP <= b.AP {
+		s += fmt.Sprintf(" The teacher itself is no better than the baseline student here (%.4f), so it had little to teach.", t.AP)
+	} else {
+		s += " This run shows no benefit from distillation at this schedule."
+	}
+	return s
+}
+
+// quantVerdict compares the INT8 file with the fp32 one.
+func quantVerdict(ex *ExportResult, lat *LatencyResult) string {
+	f, q := lat.InProcess[0], lat.InProcess[1]
+	speed := f.P50MS / math.Max(q.P50MS, 1e-9)
+	how := fmt.Sprintf("%.2f× faster", speed)
+	if speed < 1 {
+		how = fmt.Sprintf("%.2f× slower", 1/speed)
+	}
+	return fmt.Sprintf("**INT8** is %.2f× smaller than fp32 (%s against %s) and %s in process (p50 %.2f ms against %.2f ms); its test mAP is %s against %s (%+.4f).",
+		float64(ex.FP32Bytes)/math.Max(1, float64(ex.INT8Bytes)), humanBytes(ex.INT8Bytes), humanBytes(ex.FP32Bytes), how, q.P50MS, f.P50MS,
+		ap(ex.INT8Eval.AP), ap(ex.FP32Eval.AP), ex.INT8Eval.AP-ex.FP32Eval.AP)
+}
+
+func opList(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s ×%d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func joinCode(evals []ModelEval) string {
+	var parts []string
+	for _, e := range evals {
+		parts = append(parts, "`"+filepath.ToSlash(e.Results)+"`")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
