@@ -141,7 +141,7 @@ anchor mask), response-kd (head outputs at every position).`,
 	f.IntVar(&m.ROISize, "roi-size", m.ROISize, "ROIAlign output side")
 	f.IntVar(&m.SamplingRatio, "sampling-ratio", m.SamplingRatio, "ROIAlign samples per bin and axis (0: adaptive)")
 	f.IntVar(&m.LevelK0, "level-k0", m.LevelK0, "k0 of the GI level rule k = ⌊k0 + log2(√(wh)/s0)⌋")
-	f.Float32Var(&m.LevelS0, "level-s0", m.LevelS0, "s0 of the GI level rule (pixels)")
+	f.Float32Var(&m.LevelS0, "level-s0", m.LevelS0, "s0 of the GI level rule in pixels (0: from the student config, the smallest box it assigns to P4)")
 	f.Float32Var(&m.FineGrainedThreshold, "fg-thresh", m.FineGrainedThreshold, "ψ of the fine-grained imitation mask")
 	cmd.Flags().SortFlags = false
 	return cmd

@@ -64,6 +64,8 @@ type Distiller struct {
 	// inputGain and inputBias convert the student's normalised input to the
 	// teacher's normalisation ([1, 3, 1, 1]); nil when they agree.
 	inputGain, inputBias *engine.Tensor
+	// levelS0 is s0 of the GI level rule (Options.LevelS0 or AutoS0).
+	levelS0 float32
 
 	mu    sync.Mutex
 	stats Stats
@@ -88,7 +90,10 @@ func New(teacher Teacher, student *models.Detector, opts Options, seed uint64) (
 	if err := CheckLayout(tc, sc); err != nil {
 		return nil, err
 	}
-	d := &Distiller{opts: opts, teacher: teacher, student: student}
+	d := &Distiller{opts: opts, teacher: teacher, student: student, levelS0: opts.LevelS0}
+	if d.levelS0 == 0 {
+		d.levelS0 = AutoS0(sc)
+	}
 	if opts.usesFeatures() {
 		rng := rand.New(rand.NewPCG(seed, seed^0x5eed_ad4a_7e25))
 		d.adapter = NewAdapter(rng, len(sc.FPN.Levels), sc.FPN.Channels, tc.FPN.Channels)
@@ -381,7 +386,7 @@ func (d *Distiller) roiFeatures(gis [][]GI, out, tout *models.Outputs) (student,
 	for i, list := range gis {
 		start := g
 		for _, gi := range list {
-			l := LevelFor(gi.Box, o.LevelK0, o.LevelS0, levels)
+			l := LevelFor(gi.Box, o.LevelK0, d.levelS0, levels)
 			rois[l] = append(rois[l], float32(i), gi.Box[0], gi.Box[1], gi.Box[2], gi.Box[3])
 			members[l] = append(members[l], g)
 			g++

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/models"
 )
 
 // The loss functions below work on tensors already gathered for the GIs;
@@ -18,10 +19,11 @@ import (
 //
 // FPN's canonical k0 = 4, s0 = 224 was set for 800-pixel images and
 // ImageNet-sized regions; on gidedge's 320-pixel inputs it would put every
-// box under 112 pixels (nearly all of them) on P3. With s0 = 48 and k0 = 4,
-// boxes of 24–48 pixels go to P3, 48–96 to P4 and larger ones to P5: each GI
-// lands on the level whose anchors (base sizes 24, 48, 96 in the RetinaNet
-// configs) the detector itself would match it with.
+// box under 112 pixels (nearly all of them) on P3. gidedge keeps k0 = 4 and
+// takes s0 from the detector (AutoS0): for the RetinaNet configs s0 = 48, so
+// boxes under 48 pixels go to P3, 48–96 to P4 and larger ones to P5, each GI
+// landing on the level whose anchors (base sizes 24, 48, 96) the detector
+// itself would match it with.
 func LevelFor(b [4]float32, k0 int, s0 float32, levels []int) int {
 	size := math.Sqrt(float64(max(b[2]-b[0], 0)) * float64(max(b[3]-b[1], 0)))
 	k := levels[0]
@@ -30,6 +32,21 @@ func LevelFor(b [4]float32, k0 int, s0 float32, levels []int) int {
 	}
 	k = min(max(k, levels[0]), levels[len(levels)-1])
 	return k - levels[0]
+}
+
+// AutoS0 is the default s0 of the level rule for a detector: the size from
+// which its own assigner puts objects on P4. RetinaNet: the base anchor size
+// of P4. FCOS: twice the lower bound of P4's size range (a box's largest
+// centre-to-side distance is half its side).
+func AutoS0(cfg models.Config) float32 {
+	if cfg.Family == models.FamilyFCOS {
+		if len(cfg.Assigner.SizeRanges) > 1 && cfg.Assigner.SizeRanges[1][0] > 0 {
+			return 2 * cfg.Assigner.SizeRanges[1][0]
+		}
+	} else if len(cfg.Anchors.Sizes) > 1 {
+		return cfg.Anchors.Sizes[1]
+	}
+	return 48
 }
 
 // FeatureLoss is GID's feature loss for ROI features of the same G GIs,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/enginetest"
+	"github.com/gidedge/gidedge/models"
 )
 
 func near(t *testing.T, what string, got, want float64) {
@@ -29,6 +30,15 @@ func TestLevelFor(t *testing.T) {
 	// A 24×96 box has √(wh) = 48: P4.
 	if got := LevelFor([4]float32{0, 0, 24, 96}, 4, 48, levels); got != 1 {
 		t.Errorf("LevelFor(24×96) = %d, want 1", got)
+	}
+	for name, want := range map[string]float32{"retinanet-student": 48, "retinanet-tiny": 24, "fcos-student": 128, "fcos-tiny": 32} {
+		cfg, err := models.Named(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AutoS0(cfg); got != want {
+			t.Errorf("AutoS0(%s) = %v, want %v", name, got, want)
+		}
 	}
 	// FPN's canonical s0 = 224 sends a 100-pixel box to P3 at these levels.
 	if got := LevelFor([4]float32{0, 0, 100, 100}, 4, 224, levels); got != 0 {

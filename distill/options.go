@@ -81,8 +81,9 @@ type Options struct {
 	GIMode string `json:"gi_mode"`
 
 	// LevelK0 and LevelS0 map a GI of size √(wh) to the pyramid level
-	// k = ⌊k0 + log2(√(wh)/s0)⌋, clamped to the detector's levels. The
-	// defaults (k0 4, s0 48) suit 320-pixel inputs: see LevelFor.
+	// k = ⌊k0 + log2(√(wh)/s0)⌋, clamped to the detector's levels. k0 is 4
+	// (P4); LevelS0 0 (the default) takes s0 from the student's config, the
+	// smallest box its assigner puts on P4 (see AutoS0 and LevelFor).
 	LevelK0 int     `json:"level_k0"`
 	LevelS0 float32 `json:"level_s0"`
 	// ROISize is the side of the ROIAlign output (default 10) and
@@ -108,7 +109,7 @@ func DefaultOptions() Options {
 		FeatureWeight: DefaultFeatureWeight, RelationWeight: DefaultRelationWeight,
 		ResponseWeight: DefaultResponseWeight, ClsWeight: DefaultClsWeight, RegWeight: DefaultRegWeight,
 		TopK: 10, PreTopK: 3000, NMSIoU: 0.3, MinSize: 2, GIMode: GIModeAll,
-		LevelK0: 4, LevelS0: 48, ROISize: 10, SamplingRatio: 2,
+		LevelK0: 4, LevelS0: 0, ROISize: 10, SamplingRatio: 2,
 		RelationScope:        RelationPerImage,
 		FineGrainedThreshold: 0.5,
 	}
@@ -167,8 +168,8 @@ func (o Options) Validate() error {
 	default:
 		add("gi-mode %q, want %s", o.GIMode, strings.Join([]string{GIModeAll, GIModeGTOnly, GIModePositive, GIModeSemi, GIModeNegative}, ", "))
 	}
-	if !(o.LevelS0 > 0) {
-		add("level s0 %v, want > 0", o.LevelS0)
+	if !(o.LevelS0 >= 0) || math.IsInf(float64(o.LevelS0), 0) {
+		add("level s0 %v, want > 0 pixels, or 0 for the student config's", o.LevelS0)
 	}
 	if o.ROISize < 1 || o.ROISize > 64 {
 		add("roi size %d, want 1..64", o.ROISize)
