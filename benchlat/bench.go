@@ -77,52 +77,115 @@ type Result struct {
 // Measure sends opts.Warmup then opts.N requests to t, cycling through
 // images, with opts.Concurrency requests in flight.
 func Measure(ctx context.Context, t Target, images [][]byte, opts Options) (Result, error) {
-	switch {
-	case len(images) == 0:
-		return Result{}, errors.New("benchlat: no images to send")
-	case opts.N < 1:
-		return Result{}, fmt.Errorf("benchlat: n %d, want at least 1", opts.N)
-	case opts.Warmup < 0:
-		return Result{}, fmt.Errorf("benchlat: warmup %d, want >= 0", opts.Warmup)
-	case opts.Concurrency < 1:
-		return Result{}, fmt.Errorf("benchlat: concurrency %d, want at least 1", opts.Concurrency)
-	}
-	if _, _, err := run(ctx, t, images, opts.Warmup, opts.Concurrency); err != nil {
-		return Result{}, fmt.Errorf("benchlat: %s %s warm-up: %w", t.Name(), t.Mode(), err)
-	}
-	var sampler *powerSampler
-	if opts.Power != nil {
-		sampler = opts.Power.start()
-	}
-	start := time.Now()
-	lat, sessions, err := run(ctx, t, images, opts.N, opts.Concurrency)
-	wall := time.Since(start)
-	var power PowerReading
-	if sampler != nil {
-		power = sampler.stop()
-	}
+	rs, err := MeasureInterleaved(ctx, []Target{t}, images, opts, 1)
 	if err != nil {
-		return Result{}, fmt.Errorf("benchlat: %s %s: %w", t.Name(), t.Mode(), err)
+		return Result{}, err
 	}
-	s := Summarize(lat)
-	r := Result{
-		Model: t.Name(), Mode: t.Mode(), Concurrency: opts.Concurrency, N: opts.N,
-		P50MS: s.P50, P90MS: s.P90, P99MS: s.P99, MaxMS: s.Max, MeanMS: s.Mean, StdMS: s.Std,
-		Throughput: float64(opts.N) / wall.Seconds(),
+	return rs[0], nil
+}
+
+// MeasureInterleaved measures several targets in rounds: each round sends
+// every target its share of opts.N requests, in an order that reverses every
+// round. On a shared or throttling machine the targets then see the same
+// background load, so their difference (a server's overhead over the same
+// model in-process) is not swamped by load that changed between two long
+// runs. Every target gets opts.Warmup untimed requests first.
+func MeasureInterleaved(ctx context.Context, targets []Target, images [][]byte, opts Options, rounds int) ([]Result, error) {
+	switch {
+	case len(targets) == 0:
+		return nil, errors.New("benchlat: no targets to measure")
+	case len(images) == 0:
+		return nil, errors.New("benchlat: no images to send")
+	case opts.N < 1:
+		return nil, fmt.Errorf("benchlat: n %d, want at least 1", opts.N)
+	case opts.Warmup < 0:
+		return nil, fmt.Errorf("benchlat: warmup %d, want >= 0", opts.Warmup)
+	case opts.Concurrency < 1:
+		return nil, fmt.Errorf("benchlat: concurrency %d, want at least 1", opts.Concurrency)
+	case rounds < 1 || rounds > opts.N:
+		return nil, fmt.Errorf("benchlat: rounds %d, want 1..n (%d)", rounds, opts.N)
 	}
-	if len(sessions) > 0 {
-		r.SessionP50MS = Summarize(sessions).P50
+	type acc struct {
+		lat, sess []time.Duration
+		wall      time.Duration
+		watts     []float64
+		celsius   float64
+		hasTemp   bool
 	}
-	if rss, err := t.RSS(ctx); err == nil {
-		r.RSSBytes = rss
+	accs := make([]acc, len(targets))
+	for _, t := range targets {
+		if _, _, err := run(ctx, t, images, opts.Warmup, opts.Concurrency); err != nil {
+			return nil, fmt.Errorf("benchlat: %s %s warm-up: %w", t.Name(), t.Mode(), err)
+		}
 	}
-	if power.HasPower {
-		r.PowerW = &power.Watts
+	for r := range rounds {
+		chunk := opts.N/rounds + btoi(r < opts.N%rounds)
+		for k := range targets {
+			i := k
+			if r%2 == 1 {
+				i = len(targets) - 1 - k
+			}
+			t, a := targets[i], &accs[i]
+			var sampler *powerSampler
+			if opts.Power != nil {
+				sampler = opts.Power.start()
+			}
+			start := time.Now()
+			lat, sess, err := run(ctx, t, images, chunk, opts.Concurrency)
+			a.wall += time.Since(start)
+			if sampler != nil {
+				p := sampler.stop()
+				if p.HasPower {
+					a.watts = append(a.watts, p.Watts)
+				}
+				if p.HasTemp && (!a.hasTemp || p.Celsius > a.celsius) {
+					a.celsius, a.hasTemp = p.Celsius, true
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("benchlat: %s %s: %w", t.Name(), t.Mode(), err)
+			}
+			a.lat = append(a.lat, lat...)
+			a.sess = append(a.sess, sess...)
+		}
 	}
-	if power.HasTemp {
-		r.TempC = &power.Celsius
+	results := make([]Result, len(targets))
+	for i, t := range targets {
+		a := accs[i]
+		s := Summarize(a.lat)
+		r := Result{
+			Model: t.Name(), Mode: t.Mode(), Concurrency: opts.Concurrency, N: opts.N,
+			P50MS: s.P50, P90MS: s.P90, P99MS: s.P99, MaxMS: s.Max, MeanMS: s.Mean, StdMS: s.Std,
+			Throughput: float64(opts.N) / a.wall.Seconds(),
+		}
+		if len(a.sess) == len(a.lat) {
+			r.SessionP50MS = Summarize(a.sess).P50
+		}
+		if rss, err := t.RSS(ctx); err == nil {
+			r.RSSBytes = rss
+		}
+		if len(a.watts) > 0 {
+			var sum float64
+			for _, w := range a.watts {
+				sum += w
+			}
+			avg := sum / float64(len(a.watts))
+			r.PowerW = &avg
+		}
+		if a.hasTemp {
+			c := a.celsius
+			r.TempC = &c
+		}
+		results[i] = r
 	}
-	return r, nil
+	return results, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // run sends n requests with c in flight and returns each one's latency and,

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -297,4 +298,47 @@ func FuzzParseTegrastats(f *testing.F) {
 			t.Fatalf("reading %+v from %q", r, line)
 		}
 	})
+}
+
+// logTarget appends its name to a shared log on every request.
+type logTarget struct {
+	name string
+	log  *[]string
+	mu   *sync.Mutex
+}
+
+func (l logTarget) Name() string                       { return l.name }
+func (l logTarget) Mode() string                       { return "in-process" }
+func (l logTarget) RSS(context.Context) (int64, error) { return 0, errors.New("no RSS") }
+func (l logTarget) Detect(context.Context, []byte) (Sample, error) {
+	l.mu.Lock()
+	*l.log = append(*l.log, l.name)
+	l.mu.Unlock()
+	return Sample{}, nil
+}
+
+func TestMeasureInterleaved(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	a, b := logTarget{"A", &log, &mu}, logTarget{"B", &log, &mu}
+	rs, err := MeasureInterleaved(context.Background(), []Target{a, b}, [][]byte{{1}}, Options{N: 10, Warmup: 1, Concurrency: 1}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm-up A, B; then rounds A B | B A | A B | B A with chunks 3, 3, 2, 2.
+	var runs []string
+	for i, name := range log {
+		if i == 0 || log[i-1] != name {
+			runs = append(runs, name)
+		}
+	}
+	if got := strings.Join(runs, ""); got != "ABABABA" || len(log) != 22 {
+		t.Fatalf("call order %v (%d calls), want runs ABABABA and 22 calls", runs, len(log))
+	}
+	if rs[0].Model != "A" || rs[1].Model != "B" || rs[0].N != 10 || rs[0].SessionP50MS != 0 || rs[0].RSSBytes != 0 {
+		t.Fatalf("results %+v", rs)
+	}
+	if _, err := MeasureInterleaved(context.Background(), []Target{a}, [][]byte{{1}}, Options{N: 3, Concurrency: 1}, 4); err == nil {
+		t.Fatal("more rounds than requests accepted")
+	}
 }

@@ -34,6 +34,7 @@ type benchLatencyOptions struct {
 	N           int
 	Warmup      int
 	Concurrency []int
+	Rounds      int
 	URL         string
 	Token       string
 	JSON        bool
@@ -43,7 +44,7 @@ type benchLatencyOptions struct {
 }
 
 func newBenchLatencyCmd() *cobra.Command {
-	o := benchLatencyOptions{N: 500, Warmup: 50, Concurrency: []int{1}, Sessions: 1, Provider: infer.ProviderCPU, MaxImages: 64}
+	o := benchLatencyOptions{N: 500, Warmup: 50, Concurrency: []int{1}, Rounds: 10, Sessions: 1, Provider: infer.ProviderCPU, MaxImages: 64}
 	cmd := &cobra.Command{
 		Use:   "latency --model model.onnx",
 		Short: "Measure a detector's latency in-process and through a running server",
@@ -54,7 +55,9 @@ and temperature (tegrastats or sysfs).
 In-process mode times what a server does for one request without HTTP: JPEG
 decode, preprocessing, the ONNX Runtime run (also shown alone as "session p50")
 and post-processing. With --url the same images go to a running gidedge serve
-(end-to-end), and the difference at p50 is printed as the server overhead.
+(end-to-end), and the difference at p50 is printed as the server overhead;
+the two are measured interleaved in --rounds rounds so both see the same
+background load.
 --compare adds models to the table (fp32 against int8, say); --data adds COCO
 mAP measured on that labelled dataset, so one table shows speed and accuracy.
 Without --images or --data, a synthetic 640x480 JPEG is used.`,
@@ -79,6 +82,7 @@ Without --images or --data, a synthetic 640x480 JPEG is used.`,
 	f.IntVar(&o.N, "n", o.N, "timed requests per measurement")
 	f.IntVar(&o.Warmup, "warmup", o.Warmup, "untimed requests first")
 	f.IntSliceVar(&o.Concurrency, "concurrency", o.Concurrency, "requests in flight, one measurement each (e.g. 1,2,4)")
+	f.IntVar(&o.Rounds, "rounds", o.Rounds, "with --url and --model: alternate in-process and end-to-end in this many rounds")
 	f.StringVar(&o.URL, "url", "", "also time a running gidedge serve at this base URL (end-to-end)")
 	f.StringVar(&o.Token, "token", "", "bearer token for --url (default $GIDEDGE_TOKEN)")
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object (p50_ms, p99_ms, throughput, results) instead of a table")
@@ -123,9 +127,17 @@ func runBenchLatency(ctx context.Context, o benchLatencyOptions, stdout, stderr 
 	if power != nil {
 		rep.Host.Power = power.Name
 	}
-	measure := func(t benchlat.Target, c int) (benchlat.Result, error) {
-		fmt.Fprintf(stderr, "measuring %s %s, concurrency %d ...\n", t.Name(), t.Mode(), c)
-		return benchlat.Measure(ctx, t, images, benchlat.Options{N: o.N, Warmup: o.Warmup, Concurrency: c, Power: power})
+	measure := func(c int, ts ...benchlat.Target) ([]benchlat.Result, error) {
+		var names []string
+		for _, t := range ts {
+			names = append(names, t.Name()+" "+t.Mode())
+		}
+		rounds := 1
+		if len(ts) > 1 {
+			rounds = max(1, min(o.Rounds, o.N))
+		}
+		fmt.Fprintf(stderr, "measuring %s, concurrency %d ...\n", strings.Join(names, " and "), c)
+		return benchlat.MeasureInterleaved(ctx, ts, images, benchlat.Options{N: o.N, Warmup: o.Warmup, Concurrency: c, Power: power}, rounds)
 	}
 
 	var models []string
@@ -160,21 +172,17 @@ func runBenchLatency(ctx context.Context, o benchLatencyOptions, stdout, stderr 
 			mAP, mAP50 = &m.AP, &m.AP50
 		}
 		for _, c := range o.Concurrency {
-			r, err := measure(tg, c)
+			targets := []benchlat.Target{tg}
+			if i == 0 && remote != nil {
+				targets = append(targets, remote) // same model through the server, interleaved
+			}
+			rs, err := measure(c, targets...)
 			if err != nil {
 				tg.Close()
 				return err
 			}
-			r.MAP, r.MAP50 = mAP, mAP50
-			rep.Add(r)
-			// The server is timed right after the same model in-process, so
-			// the two share the machine's state as far as possible.
-			if i == 0 && remote != nil {
-				r, err := measure(remote, c)
-				if err != nil {
-					tg.Close()
-					return err
-				}
+			rs[0].MAP, rs[0].MAP50 = mAP, mAP50
+			for _, r := range rs {
 				rep.Add(r)
 			}
 		}
@@ -182,11 +190,11 @@ func runBenchLatency(ctx context.Context, o benchLatencyOptions, stdout, stderr 
 	}
 	if len(models) == 0 {
 		for _, c := range o.Concurrency {
-			r, err := measure(remote, c)
+			rs, err := measure(c, remote)
 			if err != nil {
 				return err
 			}
-			rep.Add(r)
+			rep.Add(rs[0])
 		}
 	}
 	rep.Finish()

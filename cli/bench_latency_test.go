@@ -30,7 +30,7 @@ func TestBenchLatencyInProcessAndServer(t *testing.T) {
 
 	var out bytes.Buffer
 	o := benchLatencyOptions{Model: model, Images: sharedPath(t, "data", "coco128", "images"), MaxImages: 4,
-		N: 6, Warmup: 1, Concurrency: []int{1, 2}, URL: "http://" + ln.Addr().String(), JSON: true, Sessions: 1, Provider: "cpu"}
+		N: 6, Warmup: 1, Concurrency: []int{1, 2}, Rounds: 3, URL: "http://" + ln.Addr().String(), JSON: true, Sessions: 1, Provider: "cpu"}
 	if err := runBenchLatency(context.Background(), o, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
