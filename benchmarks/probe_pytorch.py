@@ -6,11 +6,14 @@ conv3x3 stride 2 pad 1 (+bias) -> ReLU -> conv3x3 stride 1 pad 1 (+bias) -> ReLU
 loss = mean of the squared output; AdamW lr 1e-3, weight decay 0.
 
 Usage: python3 benchmarks/probe_pytorch.py [--threads 2] [--steps 20] [--warmup 3]
-Prints one JSON object with forward_ms (no_grad), train_step_ms (median) and gflops.
+Prints one JSON object with forward_ms (no_grad), train_step_ms (median), gflops
+and cpu_ms_per_step. On a shared machine set OMP_WAIT_POLICY=PASSIVE: spinning
+OpenMP threads otherwise make both the wall and the CPU time meaningless.
 Needs torch (Debian: apt-get install python3-torch).
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -62,7 +65,10 @@ def main():
 
     for _ in range(args.warmup):
         train_step()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     steps = [train_step() for _ in range(args.steps)]
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_ms = ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)) * 1e3 / args.steps
     fwd = []
     with torch.no_grad():
         for i in range(args.warmup + args.steps):
@@ -78,6 +84,9 @@ def main():
         "train_step_ms": round(step_ms, 3),
         "train_step_min_ms": round(min(steps), 3),
         "gflops": round(step_flops() / (step_ms * 1e6), 1),
+        # CPU time over all threads: with OMP_WAIT_POLICY=PASSIVE it is the
+        # work done, less distorted than wall time on a shared machine.
+        "cpu_ms_per_step": round(cpu_ms, 1),
     }))
 
 
