@@ -204,6 +204,33 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// Commands lists, stage by stage, the commands that redo the demo by hand
+// for these options: what the report's "Reproduce by hand" section shows.
+func Commands(opts Options) ([]StageSummary, error) {
+	plan := FullPlan()
+	if opts.Quick {
+		plan = QuickPlan()
+	}
+	if opts.Plan != nil {
+		plan = *opts.Plan
+	}
+	if err := plan.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Out == "" {
+		opts.Out = DefaultOut
+		if opts.Quick {
+			opts.Out = DefaultQuickOut
+		}
+	}
+	r := &runner{opts: opts, plan: plan, out: opts.Out, res: &Results{Plan: plan}, paths: newPaths(opts.Out)}
+	var out []StageSummary
+	for _, s := range r.stages() {
+		out = append(out, StageSummary{ID: s.id, Title: s.title, Commands: s.commands()})
+	}
+	return out, nil
+}
+
 // runStage validates, skips or runs one stage and records it.
 func (r *runner) runStage(ctx context.Context, n, total int, s *stage) (ran bool, err error) {
 	var inputs []FileDigest

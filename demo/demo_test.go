@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,30 @@ func TestQuickDemo(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(results); string(data) == "[]\n" {
 		t.Error("the evaluate stage did not rewrite eval/gid.json")
+	}
+
+	// --serve: everything is reused, then the INT8 model stays served
+	// until the context ends.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts.Serve, opts.ServeAddr = true, "127.0.0.1:0"
+	var viewerStatus int
+	opts.OnServe = func(url string) {
+		defer cancel()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Errorf("viewer %s: %v", url, err)
+			return
+		}
+		resp.Body.Close()
+		viewerStatus = resp.StatusCode
+	}
+	res, err = Run(sctx, opts)
+	if err != nil {
+		t.Fatalf("--serve run: %v", err)
+	}
+	if viewerStatus != http.StatusOK || !strings.HasPrefix(res.ServingURL, "http://127.0.0.1:") {
+		t.Errorf("--serve: viewer %q answered %d, want 200 from 127.0.0.1", res.ServingURL, viewerStatus)
 	}
 }
 

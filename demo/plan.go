@@ -106,6 +106,20 @@ func (p Plan) modelConfig(name string, epochs int, lr float64) (models.Config, e
 	if err != nil {
 		return cfg, fmt.Errorf("demo: %w", err)
 	}
+	// The named configs size anchors (RetinaNet) and level ranges (FCOS)
+	// for their own input size; at another size the objects shrink with
+	// the image, and so must they.
+	scale := float32(p.ImgSize) / float32(cfg.Input.Size)
+	for i := range cfg.Anchors.Sizes {
+		cfg.Anchors.Sizes[i] *= scale
+	}
+	for i := range cfg.Assigner.SizeRanges {
+		for j := range cfg.Assigner.SizeRanges[i] {
+			if cfg.Assigner.SizeRanges[i][j] < 1e4 {
+				cfg.Assigner.SizeRanges[i][j] *= scale
+			}
+		}
+	}
 	cfg.Input.Size = p.ImgSize
 	t := &cfg.Train
 	t.Optimizer, t.LR, t.Epochs, t.Batch = p.Optimizer, lr, epochs, p.Batch
