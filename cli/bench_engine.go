@@ -162,26 +162,24 @@ type benchProbe struct {
 	// CPUMSPerStep is the process's CPU time per step over all cores: less
 	// sensitive than wall time to other processes sharing the machine.
 	CPUMSPerStep float64 `json:"cpu_ms_per_step"`
-	// SgemmGFLOPS is the sgemm rate sampled between the timed steps, and
-	// PctOfSgemm the median over steps of the step's rate relative to the
-	// sample that follows it.
-	SgemmGFLOPS float64 `json:"sgemm_gflops_interleaved"`
-	PctOfSgemm  float64 `json:"pct_of_sgemm"`
+	// PctOfSgemm is the train step's GFLOP/s relative to sgemm_gflops.
+	PctOfSgemm float64 `json:"pct_of_sgemm"`
 }
 
 type benchEngineResult struct {
-	Date         string       `json:"date"`
-	CPU          string       `json:"cpu"`
-	Cores        int          `json:"cores"`
-	GOMAXPROCS   int          `json:"gomaxprocs"`
-	Backend      string       `json:"backend"`
-	Workers      int          `json:"workers"`
-	OpenBLAS     string       `json:"openblas"`
-	LoadAverage  string       `json:"load_average,omitempty"`
-	Probe        benchProbe   `json:"probe"`
-	SgemmGFLOPS  float64      `json:"sgemm_gflops"`
-	SgemmThreads int          `json:"sgemm_threads"`
-	Layers       []benchLayer `json:"layers"`
+	Date           string       `json:"date"`
+	CPU            string       `json:"cpu"`
+	Cores          int          `json:"cores"`
+	GOMAXPROCS     int          `json:"gomaxprocs"`
+	Backend        string       `json:"backend"`
+	Workers        int          `json:"workers"`
+	OpenBLAS       string       `json:"openblas"`
+	LoadAverage    string       `json:"load_average,omitempty"`     // 1, 5 and 15 min, at start
+	LoadAverageEnd string       `json:"load_average_end,omitempty"` // and at the end
+	Probe          benchProbe   `json:"probe"`
+	SgemmGFLOPS    float64      `json:"sgemm_gflops"`
+	SgemmThreads   int          `json:"sgemm_threads"`
+	Layers         []benchLayer `json:"layers"`
 }
 
 func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writer) error {
@@ -214,12 +212,14 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	}
 	res.SgemmThreads = runtime.NumCPU()
 	res.SgemmGFLOPS = benchSgemm(res.SgemmThreads)
+	res.Probe.PctOfSgemm = 100 * res.Probe.GFLOPS / res.SgemmGFLOPS
 	if err := engine.Guard(func() error {
 		res.Layers, err = benchLayers(ctx, opts, res.SgemmGFLOPS)
 		return err
 	}); err != nil {
 		return err
 	}
+	res.LoadAverageEnd = loadAverage()
 	if opts.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -289,16 +289,11 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 		}
 		defer pprof.StopCPUProfile()
 	}
-	// The machine may be shared: an sgemm sample follows every timed step
-	// so that the ratio to the machine's BLAS rate is taken under the same
-	// load. Allocation and CPU time are counted over the steps alone.
-	sg := newSgemmProbe(runtime.NumCPU())
-	sg.sample()
-	sg.sample()
-	sg.times = sg.times[:0]
+	// Allocation and CPU time are counted over the timed steps alone. The
+	// sgemm reference runs after the probe: OpenBLAS's worker threads spin
+	// for a while after a multi-threaded call and would steal the steps' CPU.
 	var allocBytes, freshBytes int64
 	var cpuTime time.Duration
-	var ratios []float64
 	for i := 0; i < opts.Steps; i++ {
 		if err := ctx.Err(); err != nil {
 			return p, fmt.Errorf("bench engine: %w", err)
@@ -313,11 +308,7 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 		runtime.ReadMemStats(&after)
 		allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
 		freshBytes += fresh1 - fresh0
-		gemm := sg.sample()
-		ratios = append(ratios, stepFLOPs/(step[len(step)-1]*1e6)/gemm)
 	}
-	p.SgemmGFLOPS = median(sg.times)
-	p.PctOfSgemm = 100 * median(ratios)
 	p.AllocBytesPerStep = allocBytes / int64(opts.Steps)
 	p.PoolFreshPerStep = freshBytes / int64(opts.Steps)
 	p.CPUMSPerStep = ms(cpuTime) / float64(opts.Steps)
@@ -448,7 +439,7 @@ func printBenchEngine(w io.Writer, r benchEngineResult) error {
 	fmt.Fprintf(w, "engine benchmark  %s  %s, %d cores, backend %s (%d workers)\n", r.Date, r.CPU, r.Cores, r.Backend, r.Workers)
 	fmt.Fprintf(w, "OpenBLAS: %s\n", r.OpenBLAS)
 	if r.LoadAverage != "" {
-		fmt.Fprintf(w, "load average at start: %s\n", r.LoadAverage)
+		fmt.Fprintf(w, "load average at start: %s, at end: %s (other processes share these cores)\n", r.LoadAverage, r.LoadAverageEnd)
 	}
 	fmt.Fprintf(w, "\nprobe network %v, AdamW lr 1e-3 (median of %d steps)\n", p.Input, p.Steps)
 	fmt.Fprintf(w, "  forward (inference)  %8.2f ms  %6.1f GFLOP/s\n", p.ForwardMS, p.ForwardGFLOPS)
@@ -456,8 +447,7 @@ func printBenchEngine(w io.Writer, r benchEngineResult) error {
 	fmt.Fprintf(w, "    forward %.2f ms, backward %.2f ms, update %.2f ms\n", p.TrainForwardMS, p.BackwardMS, p.UpdateMS)
 	fmt.Fprintf(w, "    CPU time %.2f ms per step (all cores)\n", p.CPUMSPerStep)
 	fmt.Fprintf(w, "  allocated per step   %8.1f KiB  (engine pool misses %.1f KiB)\n", float64(p.AllocBytesPerStep)/1024, float64(p.PoolFreshPerStep)/1024)
-	fmt.Fprintf(w, "cblas_sgemm 1024³ (%d threads): %.1f GFLOP/s alone, %.1f GFLOP/s between steps;\n", r.SgemmThreads, r.SgemmGFLOPS, p.SgemmGFLOPS)
-	fmt.Fprintf(w, "  a train step runs at %.0f%% of the sgemm rate measured right after it (median)\n\n", p.PctOfSgemm)
+	fmt.Fprintf(w, "cblas_sgemm 1024³ (%d threads): %.1f GFLOP/s; the train step reaches %.0f%% of it\n\n", r.SgemmThreads, r.SgemmGFLOPS, p.PctOfSgemm)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "layer\tshape\tfwd ms\tbwd ms\tGFLOP/s\t% sgemm\t")
 	for _, l := range r.Layers {
