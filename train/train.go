@@ -102,6 +102,9 @@ type state struct {
 	TrainSeconds float64 `json:"train_seconds"`
 	WaitSeconds  float64 `json:"wait_seconds"`
 	Images       int64   `json:"images"`
+	// EvalPending marks an epoch whose evaluation was interrupted; a
+	// resumed run evaluates it before training on.
+	EvalPending bool `json:"eval_pending,omitempty"`
 }
 
 // run is one training run in progress.
@@ -474,7 +477,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	if r.st.GlobalStep > 0 {
 		fmt.Fprintf(r.logLine, "train: resuming at epoch %d step %d (global step %d)\n", r.st.Epoch+1, r.st.Step, r.st.GlobalStep)
 	}
-	for r.st.Epoch < hp.Epochs {
+	for r.st.Epoch < hp.Epochs || r.st.EvalPending {
 		stopped, err := r.epoch(ctx)
 		if err != nil {
 			return nil, err
@@ -504,6 +507,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 // interruption (context or StopAfter) with r.st at the next step to run.
 func (r *run) epoch(ctx context.Context) (stopped bool, err error) {
 	hp := r.hp
+	if r.st.EvalPending {
+		return r.endEpoch(ctx)
+	}
 	it := r.loader.Iterate(ctx, r.st.Epoch, r.st.Step)
 	defer it.Close()
 	var win window
@@ -552,17 +558,24 @@ func (r *run) epoch(ctx context.Context) (stopped bool, err error) {
 			}
 		}
 	}
-	// Epoch complete.
 	r.st.Epoch++
 	r.st.Step = 0
-	done := r.st.Epoch
-	if r.val != nil && (done%hp.EvalEvery == 0 || done == hp.Epochs) {
-		if err := r.evaluate(ctx, done); err != nil {
+	r.st.EvalPending = r.val != nil && (r.st.Epoch%hp.EvalEvery == 0 || r.st.Epoch == hp.Epochs)
+	return r.endEpoch(ctx)
+}
+
+// endEpoch evaluates a completed epoch when due, saves last.safetensors and
+// redraws the plot. An interrupted evaluation stays pending in the saved
+// state, so a resumed run does it first.
+func (r *run) endEpoch(ctx context.Context) (stopped bool, err error) {
+	if r.st.EvalPending {
+		if err := r.evaluate(ctx, r.st.Epoch); err != nil {
 			if ctx.Err() != nil {
 				return true, nil
 			}
 			return false, err
 		}
+		r.st.EvalPending = false
 	}
 	if err := r.saveLast(); err != nil {
 		return false, err
