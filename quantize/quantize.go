@@ -19,7 +19,7 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultMethod         = Percentile
+	DefaultMethod         = MinMax
 	DefaultPercentile     = 99.99
 	DefaultCalibImages    = 100
 	DefaultEvalImages     = 8
