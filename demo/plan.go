@@ -56,8 +56,8 @@ func FullPlan() Plan {
 		Name:   "full",
 		Images: 600, Size: 160, ValFrac: 0.1, TestFrac: 0.1, Seed: 1,
 		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 160,
-		TeacherEpochs: 12, StudentEpochs: 10, Batch: 8,
-		Optimizer: "adamw", TeacherLR: 0.002, StudentLR: 0.002, WarmupSteps: 30, Augment: true,
+		TeacherEpochs: 7, StudentEpochs: 5, Batch: 8,
+		Optimizer: "adamw", TeacherLR: 0.003, StudentLR: 0.003, WarmupSteps: 30, Augment: false,
 		CalibImages: 64, LatencyRuns: 200, LatencyWarmup: 10, DrawImages: 4,
 	}
 }
@@ -68,9 +68,9 @@ func QuickPlan() Plan {
 	return Plan{
 		Name:   "quick",
 		Images: 48, Size: 96, ValFrac: 0.125, TestFrac: 0.125, Seed: 1,
-		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 64,
-		TeacherEpochs: 2, StudentEpochs: 2, Batch: 8,
-		Optimizer: "adamw", TeacherLR: 0.002, StudentLR: 0.002, WarmupSteps: 2, Augment: false,
+		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 96,
+		TeacherEpochs: 4, StudentEpochs: 4, Batch: 4,
+		Optimizer: "adamw", TeacherLR: 0.005, StudentLR: 0.005, WarmupSteps: 3, Augment: false,
 		CalibImages: 8, LatencyRuns: 20, LatencyWarmup: 2, DrawImages: 2,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -27,9 +28,15 @@ type series struct {
 
 // curves are the training curves of one run folder: the detection loss
 // (the total minus distillation terms, so every run is on the same scale),
-// the distillation loss (GID only) and validation AP per epoch.
+// each distillation term (GID only) and validation AP per epoch.
 type curves struct {
-	detLoss, distLoss, valAP plotter.XYs
+	detLoss, valAP plotter.XYs
+	distParts      map[string]plotter.XYs
+}
+
+// isDistillPart reports whether a logged loss part is a distillation term.
+func isDistillPart(name string) bool {
+	return strings.HasPrefix(name, "gid_") || strings.HasPrefix(name, "kd_")
 }
 
 // readCurves reads a run's metrics.jsonl.
@@ -38,20 +45,18 @@ func readCurves(dir string) (curves, error) {
 	if err != nil {
 		return curves{}, err
 	}
-	var c curves
+	c := curves{distParts: map[string]plotter.XYs{}}
 	for _, r := range recs {
 		switch r.Type {
 		case train.RecordTrain:
 			dist := 0.0
 			for k, v := range r.Parts {
-				if strings.HasPrefix(k, "gid_") || strings.HasPrefix(k, "kd_") {
+				if isDistillPart(k) {
 					dist += v
+					c.distParts[k] = append(c.distParts[k], plotter.XY{X: float64(r.Step), Y: v})
 				}
 			}
 			c.detLoss = append(c.detLoss, plotter.XY{X: float64(r.Step), Y: r.Loss - dist})
-			if dist != 0 {
-				c.distLoss = append(c.distLoss, plotter.XY{X: float64(r.Step), Y: dist})
-			}
 		case train.RecordEval:
 			c.valAP = append(c.valAP, plotter.XY{X: float64(r.Epoch), Y: r.AP})
 		}
@@ -117,26 +122,43 @@ func savePlots(path string, width, height vg.Length, plots ...*plot.Plot) error 
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// plotTraining writes the loss and validation-AP curves of the three runs.
+// plotTraining writes the loss curves of the three runs (and the
+// distillation terms of the one that has them) and their validation AP.
 func plotTraining(lossPath, apPath string, runs []namedRun) error {
-	var loss, ap []series
+	var loss, dist, ap []series
 	for i, r := range runs {
 		c, err := readCurves(r.dir)
 		if err != nil {
 			return err
 		}
-		loss = append(loss, series{name: r.name + ": detection loss", xys: c.detLoss, color: i})
-		if len(c.distLoss) > 0 {
-			loss = append(loss, series{name: r.name + ": distillation loss", xys: c.distLoss, color: i, dashed: true})
-		}
+		loss = append(loss, series{name: r.name, xys: c.detLoss, color: i})
 		ap = append(ap, series{name: r.name, xys: c.valAP, color: i})
+		names := make([]string, 0, len(c.distParts))
+		for k := range c.distParts {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			dist = append(dist, series{name: r.name + ": " + k, xys: c.distParts[k], color: len(runs) + len(dist)})
+		}
 	}
-	lp, err := linePlot("Training loss (mean over logged steps)", "step", "loss", loss, 0, 0)
+	lp, err := linePlot("Detection loss (classification + box, mean over logged steps)", "step", "loss", loss, 0, 0)
 	if err != nil {
 		return err
 	}
 	lp.Y.Min = 0
-	if err := savePlots(lossPath, 8*vg.Inch, 4.5*vg.Inch, lp); err != nil {
+	plots := []*plot.Plot{lp}
+	height := 4.5 * vg.Inch
+	if len(dist) > 0 {
+		dp, err := linePlot("Distillation terms, weighted as added to the loss", "step", "loss", dist, 0, 0)
+		if err != nil {
+			return err
+		}
+		dp.Y.Min = 0
+		plots = append(plots, dp)
+		height = 8 * vg.Inch
+	}
+	if err := savePlots(lossPath, 8*vg.Inch, height, plots...); err != nil {
 		return err
 	}
 	top := 0.05
@@ -149,6 +171,7 @@ func plotTraining(lossPath, apPath string, runs []namedRun) error {
 	if err != nil {
 		return err
 	}
+	pp.Legend.Left = true
 	return savePlots(apPath, 8*vg.Inch, 4*vg.Inch, pp)
 }
 

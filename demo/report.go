@@ -131,14 +131,14 @@ func (r *runner) reportBlocks() []block {
 		header: []string{"model", "params", "GFLOPs", "test mAP", "AP50", "file", "p50 in-process", "p50 end-to-end"},
 		right:  []bool{false, true, true, true, true, true, true, true},
 		rows: [][]string{
-			{fmt.Sprintf("teacher (`%s`, %s)", t.Config, t.Backbone), millions(t.Params), fmt.Sprintf("%.3f", t.GFLOPs), ap(ev.Teacher.AP), ap(ev.Teacher.AP50), "", "", ""},
-			{fmt.Sprintf("baseline student (`%s`, %s)", b.Config, b.Backbone), millions(b.Params), fmt.Sprintf("%.3f", b.GFLOPs), ap(ev.Baseline.AP), ap(ev.Baseline.AP50), "", "", ""},
-			{"GID student (same student, distilled)", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), "**" + ap(ev.GID.AP) + "**", ap(ev.GID.AP50), "", "", ""},
+			{fmt.Sprintf("teacher (`%s`, %s)", t.Config, t.Backbone), millions(t.Params), fmt.Sprintf("%.3f", t.GFLOPs), ap(ev.Teacher.AP), ap(ev.Teacher.AP50), "—", "—", "—"},
+			{fmt.Sprintf("baseline student (`%s`, %s)", b.Config, b.Backbone), millions(b.Params), fmt.Sprintf("%.3f", b.GFLOPs), ap(ev.Baseline.AP), ap(ev.Baseline.AP50), "—", "—", "—"},
+			{"GID student (same student, distilled)", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), "**" + ap(ev.GID.AP) + "**", ap(ev.GID.AP50), "—", "—", "—"},
 			{"GID student, ONNX fp32", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.FP32Eval.AP), ap(ex.FP32Eval.AP50), humanBytes(ex.FP32Bytes), ms(inp(0).P50MS), ms(e2e(0).P50MS)},
 			{"GID student, ONNX INT8", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.INT8Eval.AP), ap(ex.INT8Eval.AP50), humanBytes(ex.INT8Bytes), ms(inp(1).P50MS), ms(e2e(1).P50MS)},
 		},
 	})
-	add(para{fmt.Sprintf("mAP is COCO mAP@[.5:.95] on the %d test images (%d objects); GFLOPs per %d×%d image; latency is one image at a time on this machine's CPU with ONNX Runtime %s, decode and post-processing included, end-to-end through `gidedge serve` on 127.0.0.1.",
+	add(para{fmt.Sprintf("mAP is COCO mAP@[.5:.95] on the %d test images (%d objects); GFLOPs per %d×%d image; the first three rows run in gidedge's training engine, the last two are the exported files; latency is one image at a time on this machine's CPU with ONNX Runtime %s, decode and post-processing included, end-to-end through `gidedge serve` on 127.0.0.1.",
 		ev.Images, ev.Objects, p.ImgSize, p.ImgSize, orUnknown(ex.ORTVersion))})
 	add(bullets{[]string{gidVerdict(ev.Teacher, ev.Baseline, ev.GID, b), quantVerdict(ex, lat)}})
 
@@ -169,7 +169,7 @@ func (r *runner) reportBlocks() []block {
 		add(para{fmt.Sprintf("Distillation: %s; %.1f general instances per image on average.", g.Method, g.GIsPerImage)})
 	}
 	add(figure{figLoss, "training loss"}, figure{figValAP, "validation mAP per epoch"})
-	add(para{"Detection loss is the focal classification plus box regression loss (for the GID student without its distillation terms, which the dashed line shows), so the three runs are on one scale. Each run folder also has its own `metrics.png` and `metrics.jsonl`."})
+	add(para{"The detection loss is the focal classification plus box regression loss, without the GID student's distillation terms (drawn apart, as weighted in its loss), so the three runs are on one scale. Each run folder also has its own `metrics.png` and `metrics.jsonl`."})
 
 	// Accuracy.
 	add(heading{2, "Accuracy on the test split"})
