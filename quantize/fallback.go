@@ -95,6 +95,9 @@ func fallback(ctx context.Context, in fallbackInput, plan *Plan, q *onnxpb.Model
 		}
 	}
 	sort.SliceStable(ranking, func(i, j int) bool { return ranking[i].gain > ranking[j].gain })
+	for i, r := range ranking[:min(5, len(ranking))] {
+		in.logf("fallback: most sensitive #%d: %s (%s), leave-one-out cosine gain %+.4f", i+1, r.node, r.op, r.gain)
+	}
 
 	var floats []FloatLayer
 	exclude := append([]string(nil), in.sel.Exclude...)

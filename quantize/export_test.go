@@ -1,0 +1,56 @@
+package quantize
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gidedge/gidedge/export"
+	"github.com/gidedge/gidedge/models"
+)
+
+// TestGidedgeExport quantizes a freshly exported gidedge detector: the
+// pre-processing must come from the model's own metadata, the decoded
+// outputs' box/score tail must stay float, and the dynamic batch dimension
+// must be fed as 1.
+func TestGidedgeExport(t *testing.T) {
+	cfg, err := models.Named("retinanet-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.WithClasses([]string{"cell", "platelet"})
+	d, err := models.New(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	model := filepath.Join(dir, "student.onnx")
+	if _, err := export.Export(d, model, export.Options{Threads: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "student_int8.onnx")
+	rep, err := Run(context.Background(), Options{
+		Model: model, Out: out, Calib: writeImages(t, filepath.Join(dir, "calib"), 6, 9),
+		EvalImages: 3, Threads: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	t.Log(text.String())
+	if !strings.Contains(strings.Join(rep.Notes, " "), "gidedge metadata") {
+		t.Errorf("notes %q: want pre-processing from the gidedge metadata", rep.Notes)
+	}
+	if rep.Preprocess.Width != cfg.Input.Size || rep.QuantizedOps["Conv"] == 0 || !rep.PerChannel {
+		t.Errorf("preprocess %+v, quantized %v, per-channel %v", rep.Preprocess, rep.QuantizedOps, rep.PerChannel)
+	}
+	if rep.CosineMin < 0.9 {
+		t.Errorf("cosine %v, want ≥ 0.9", rep.Cosine)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
