@@ -29,6 +29,10 @@ import (
 type Sample struct {
 	// Session is the ONNX Runtime run alone, when the target knows it.
 	Session time.Duration
+	// Overhead is the part of an end-to-end request the server's own stage
+	// timings do not cover (HTTP, routing, body transfer, JSON), measured
+	// within the request, so background load hits both sides alike.
+	Overhead time.Duration
 }
 
 // Target is something that detects objects in an encoded image.
@@ -65,7 +69,9 @@ type Result struct {
 	Throughput  float64 `json:"throughput"` // images per second
 	// SessionP50MS is the median ONNX Runtime run alone (0 when unknown).
 	SessionP50MS float64 `json:"session_p50_ms,omitempty"`
-	RSSBytes     int64   `json:"rss_bytes,omitempty"`
+	// OverheadP50MS is the median Sample.Overhead (end-to-end rows only).
+	OverheadP50MS float64 `json:"overhead_p50_ms,omitempty"`
+	RSSBytes      int64   `json:"rss_bytes,omitempty"`
 	// PowerW and TempC are set on boards with power rails or thermal zones.
 	PowerW *float64 `json:"power_w,omitempty"`
 	TempC  *float64 `json:"temp_c,omitempty"`
@@ -106,15 +112,15 @@ func MeasureInterleaved(ctx context.Context, targets []Target, images [][]byte, 
 		return nil, fmt.Errorf("benchlat: rounds %d, want 1..n (%d)", rounds, opts.N)
 	}
 	type acc struct {
-		lat, sess []time.Duration
-		wall      time.Duration
-		watts     []float64
-		celsius   float64
-		hasTemp   bool
+		lat, sess, over []time.Duration
+		wall            time.Duration
+		watts           []float64
+		celsius         float64
+		hasTemp         bool
 	}
 	accs := make([]acc, len(targets))
 	for _, t := range targets {
-		if _, _, err := run(ctx, t, images, opts.Warmup, opts.Concurrency); err != nil {
+		if _, _, _, err := run(ctx, t, images, opts.Warmup, opts.Concurrency); err != nil {
 			return nil, fmt.Errorf("benchlat: %s %s warm-up: %w", t.Name(), t.Mode(), err)
 		}
 	}
@@ -131,7 +137,7 @@ func MeasureInterleaved(ctx context.Context, targets []Target, images [][]byte, 
 				sampler = opts.Power.start()
 			}
 			start := time.Now()
-			lat, sess, err := run(ctx, t, images, chunk, opts.Concurrency)
+			lat, sess, over, err := run(ctx, t, images, chunk, opts.Concurrency)
 			a.wall += time.Since(start)
 			if sampler != nil {
 				p := sampler.stop()
@@ -147,6 +153,7 @@ func MeasureInterleaved(ctx context.Context, targets []Target, images [][]byte, 
 			}
 			a.lat = append(a.lat, lat...)
 			a.sess = append(a.sess, sess...)
+			a.over = append(a.over, over...)
 		}
 	}
 	results := make([]Result, len(targets))
@@ -160,6 +167,9 @@ func MeasureInterleaved(ctx context.Context, targets []Target, images [][]byte, 
 		}
 		if len(a.sess) == len(a.lat) {
 			r.SessionP50MS = Summarize(a.sess).P50
+		}
+		if len(a.over) == len(a.lat) {
+			r.OverheadP50MS = Summarize(a.over).P50
 		}
 		if rss, err := t.RSS(ctx); err == nil {
 			r.RSSBytes = rss
@@ -189,13 +199,14 @@ func btoi(b bool) int {
 }
 
 // run sends n requests with c in flight and returns each one's latency and,
-// when the target reports it, its session time.
-func run(ctx context.Context, t Target, images [][]byte, n, c int) ([]time.Duration, []time.Duration, error) {
+// when the target reports them, its session time and server overhead.
+func run(ctx context.Context, t Target, images [][]byte, n, c int) (lat, sess, over []time.Duration, err error) {
 	if n == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	lat := make([]time.Duration, n)
-	sess := make([]time.Duration, n)
+	lat = make([]time.Duration, n)
+	sess = make([]time.Duration, n)
+	over = make([]time.Duration, n)
 	var next atomic.Int64
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -219,21 +230,25 @@ func run(ctx context.Context, t Target, images [][]byte, n, c int) ([]time.Durat
 					cancel()
 					return
 				}
-				sess[i] = s.Session
+				sess[i], over[i] = s.Session, s.Overhead
 			}
 		})
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return nil, nil, firstErr
+		return nil, nil, nil, firstErr
 	}
 	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if !slices.ContainsFunc(sess, func(d time.Duration) bool { return d > 0 }) {
+	positive := func(d time.Duration) bool { return d > 0 }
+	if !slices.ContainsFunc(sess, positive) {
 		sess = nil // the target does not report session times
 	}
-	return lat, sess, nil
+	if !slices.ContainsFunc(over, positive) {
+		over = nil
+	}
+	return lat, sess, over, nil
 }
 
 // Stats summarise latencies in milliseconds.

@@ -217,7 +217,7 @@ func fakeServer(t *testing.T, token string) *httptest.Server {
 			w.WriteHeader(415)
 			return
 		}
-		fmt.Fprint(w, `{"model":"nanodet_m_320","detections":[],"timing_ms":{"infer":4.5}}`)
+		fmt.Fprint(w, `{"model":"nanodet_m_320","detections":[],"timing_ms":{"decode":0.002,"infer":0.004}}`)
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "# HELP process_resident_memory_bytes x\nprocess_resident_memory_bytes 1.2345678e+08\n")
@@ -242,7 +242,7 @@ func TestHTTPTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.SessionP50MS != 4.5 || r.RSSBytes != 123456780 {
+	if r.SessionP50MS != 0.004 || r.RSSBytes != 123456780 || r.OverheadP50MS <= 0 || r.OverheadP50MS > r.P50MS {
 		t.Fatalf("result %+v", r)
 	}
 	bad, _ := NewHTTPTarget(context.Background(), srv.URL, "wrong", 1)

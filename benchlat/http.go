@@ -93,12 +93,14 @@ func (t *HTTPTarget) Detect(ctx context.Context, image []byte) (Sample, error) {
 	if err != nil {
 		return Sample{}, err
 	}
+	start := time.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return Sample{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	wall := time.Since(start)
 	if err != nil {
 		return Sample{}, err
 	}
@@ -107,13 +109,16 @@ func (t *HTTPTarget) Detect(ctx context.Context, image []byte) (Sample, error) {
 	}
 	var r struct {
 		Timing struct {
-			Infer float64 `json:"infer"`
+			Decode, Queue, Preprocess, Infer, Postprocess float64
 		} `json:"timing_ms"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Sample{}, fmt.Errorf("POST %s/v1/detect: reply is not JSON: %w", t.base, err)
 	}
-	return Sample{Session: time.Duration(r.Timing.Infer * float64(time.Millisecond))}, nil
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	tm := r.Timing
+	stages := ms(tm.Decode) + ms(tm.Queue) + ms(tm.Preprocess) + ms(tm.Infer) + ms(tm.Postprocess)
+	return Sample{Session: ms(tm.Infer), Overhead: max(wall-stages, time.Nanosecond)}, nil
 }
 
 // RSS reads the server's process_resident_memory_bytes from /metrics.

@@ -5,6 +5,7 @@
 #   scripts/bench_latency.sh [MODEL] [extra `gidedge bench latency` flags]
 #
 # Environment: N (default 200), WARMUP (20), CONCURRENCY (1,4), SESSIONS (1),
+# THREADS (0 = ONNX Runtime's default; 1 is steadier on a busy machine),
 # IMAGES (../shared/data/coco128/images), PORT (18080), GIDEDGE (bin/gidedge).
 # The server only ever listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -17,6 +18,7 @@ n="${N:-200}"
 warmup="${WARMUP:-20}"
 concurrency="${CONCURRENCY:-1,4}"
 sessions="${SESSIONS:-1}"
+threads="${THREADS:-0}"
 images="${IMAGES:-../shared/data/coco128/images}"
 port="${PORT:-18080}"
 gidedge="${GIDEDGE:-bin/gidedge}"
@@ -27,7 +29,7 @@ if [ ! -x "$gidedge" ]; then
 fi
 
 log="$(mktemp)"
-"$gidedge" serve --model "$model" --addr "127.0.0.1:$port" --sessions "$sessions" --log-level warn >"$log" 2>&1 &
+"$gidedge" serve --model "$model" --addr "127.0.0.1:$port" --sessions "$sessions" --threads "$threads" --log-level warn >"$log" 2>&1 &
 server=$!
 cleanup() {
   kill -TERM "$server" 2>/dev/null || true
@@ -50,4 +52,4 @@ done
 
 "$gidedge" bench latency --model "$model" --url "http://127.0.0.1:$port" \
   --images "$images" --n "$n" --warmup "$warmup" --concurrency "$concurrency" \
-  --sessions "$sessions" "$@"
+  --sessions "$sessions" --threads "$threads" "$@"
