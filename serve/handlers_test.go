@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -74,6 +75,11 @@ func TestDetectRoute(t *testing.T) {
 
 	big := make([]byte, 1<<20+1)
 	copy(big, jpg)
+	var bigForm bytes.Buffer
+	mw3 := multipart.NewWriter(&bigForm)
+	fw3, _ := mw3.CreateFormFile("image", "big.jpg")
+	_, _ = fw3.Write(big)
+	_ = mw3.Close()
 	bad := []struct {
 		name, target, contentType string
 		body                      []byte
@@ -86,6 +92,7 @@ func TestDetectRoute(t *testing.T) {
 		{"wrong content type", "/v1/detect", "text/plain", jpg, 415, `"text/plain" not supported`},
 		{"no content type", "/v1/detect", "", jpg, 415, "Content-Type missing"},
 		{"too large", "/v1/detect", "image/jpeg", big, 413, "larger than 1048576 bytes"},
+		{"too large multipart", "/v1/detect", mw3.FormDataContentType(), bigForm.Bytes(), 413, "larger than 1048576 bytes"},
 		{"bad threshold", "/v1/detect?score_threshold=2", "image/jpeg", jpg, 400, "score_threshold"},
 		{"bad iou", "/v1/detect?iou_threshold=x", "image/jpeg", jpg, 400, "iou_threshold"},
 		{"nan threshold", "/v1/detect?score_threshold=NaN", "image/jpeg", jpg, 400, "score_threshold"},
@@ -98,6 +105,19 @@ func TestDetectRoute(t *testing.T) {
 			msg := errorBody(t, do(t, s, http.MethodPost, tc.target, tc.contentType, tc.body), tc.code)
 			if !strings.Contains(msg, tc.want) {
 				t.Fatalf("error %q, want it to contain %q", msg, tc.want)
+			}
+		})
+	}
+	// Without a Content-Length the limit is enforced while reading.
+	for name, body := range map[string][]byte{"image/jpeg": big, mw3.FormDataContentType(): bigForm.Bytes()} {
+		t.Run("streamed too large "+strings.SplitN(name, ";", 2)[0], func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/v1/detect", bytes.NewReader(body))
+			req.ContentLength = -1
+			req.Header.Set("Content-Type", name)
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			if msg := errorBody(t, rec, 413); !strings.Contains(msg, "larger than 1048576") {
+				t.Fatal(msg)
 			}
 		})
 	}
