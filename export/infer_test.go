@@ -72,6 +72,14 @@ func TestInferRunsDecodedExport(t *testing.T) {
 				o := d.Forward(engine.New(x, 1, 3, size, size), false)
 				cls, reg := models.Flatten(o)
 				scores = engine.Sigmoid(cls).Data()
+				if family == models.FamilyFCOS {
+					// FCOS ranks by √(class probability · centerness).
+					ctr := engine.Sigmoid(models.FlattenCenterness(o)).Data()
+					k := cfg.NumClasses
+					for i := range scores {
+						scores[i] = float32(math.Sqrt(float64(scores[i] * ctr[i/k])))
+					}
+				}
 				boxes = d.DecodeBoxes(reg.Data(), d.Priors(size, size))
 			})
 			k := cfg.NumClasses
@@ -105,9 +113,9 @@ func TestInferRunsDecodedExport(t *testing.T) {
 			}
 			t.Logf("%d detections, top %+v", len(res.Detections), res.Detections[0])
 
-			if family == models.FamilyRetinaNet {
-				// RetinaNet scores need nothing else, so the engine's own
-				// postprocessing must find the same best detection.
+			{
+				// The engine's own postprocessing must find the same best
+				// detection (FCOS included: the export carries centerness).
 				d.Config.Postprocess.ScoreThreshold = threshold
 				var top models.Detection
 				engine.NoGrad(func() {

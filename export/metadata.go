@@ -68,6 +68,9 @@ func ModelInfo(cfg models.Config, outputs string) (infer.ModelInfo, error) {
 	if outputs == infer.OutputsDecoded {
 		info.Head.BoxesOutput = BoxesName
 		info.Head.ScoresOutput = ScoresName
+		if cfg.Family == models.FamilyFCOS {
+			info.Head.CenternessOutput = CenternessName
+		}
 	}
 	if err := info.Validate(); err != nil {
 		return infer.ModelInfo{}, fmt.Errorf("export: config %q: %w", cfg.Name, err)

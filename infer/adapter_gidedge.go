@@ -1,6 +1,9 @@
 package infer
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // gidedgeAdapter reads a `gidedge export` model through the ModelInfo in its
 // metadata; the head's outputs are already decoded into boxes [1,R,4] (input
@@ -42,6 +45,15 @@ func matchGidedge(sig Signature) (Adapter, bool, error) {
 	if len(scores.Shape) != 3 || (scores.Shape[2] >= 0 && scores.Shape[2] != nc) {
 		return nil, true, fmt.Errorf("scores output %q has shape %v, want [N,R,%d] for %d class names", scores.Name, scores.Shape, nc, nc)
 	}
+	if name := info.Head.CenternessOutput; name != "" {
+		ctr, ok := sig.Output(name)
+		if !ok {
+			return nil, true, fmt.Errorf("centerness_output %q is not an output (outputs %s)", name, outputNames(sig))
+		}
+		if len(ctr.Shape) != 3 || (ctr.Shape[2] >= 0 && ctr.Shape[2] != 1) {
+			return nil, true, fmt.Errorf("centerness output %q has shape %v, want [N,R,1]", ctr.Name, ctr.Shape)
+		}
+	}
 	return &gidedgeAdapter{info: info}, true, nil
 }
 
@@ -65,12 +77,27 @@ func (a *gidedgeAdapter) Decode(out Outputs, p Params, dst []Detection) ([]Detec
 	if err != nil {
 		return dst, err
 	}
+	var centerness []float32
+	if name := a.info.Head.CenternessOutput; name != "" {
+		ctr, err := out.get(name, 1, r, 1)
+		if err != nil {
+			return dst, err
+		}
+		centerness = ctr.Data
+	}
 	w, h := float32(a.info.Input.Width), float32(a.info.Input.Height)
 	for i := range int(r) {
 		row := scores.Data[i*int(nc) : (i+1)*int(nc)]
+		var ctr float32 = 1
+		if centerness != nil {
+			ctr = centerness[i]
+		}
 		b := boxes.Data[4*i : 4*i+4]
 		box := [4]float32{clamp(b[0], 0, w), clamp(b[1], 0, h), clamp(b[2], 0, w), clamp(b[3], 0, h)}
 		for c, s := range row {
+			if centerness != nil {
+				s = float32(math.Sqrt(float64(s * ctr)))
+			}
 			if s > p.ScoreThreshold {
 				dst = append(dst, Detection{Box: box, Score: s, Class: c})
 			}

@@ -33,6 +33,10 @@ type HeadInfo struct {
 	MaxDetections  int       `json:"max_detections"`
 	BoxesOutput    string    `json:"boxes_output"`  // decoded: [N,R,4] x1,y1,x2,y2 in input pixels
 	ScoresOutput   string    `json:"scores_output"` // decoded: [N,R,C] probabilities (sigmoid)
+	// CenternessOutput names the FCOS centerness probabilities [N,R,1] of a
+	// decoded export; the detection score is then √(class probability ·
+	// centerness), as the training-side postprocess ranks them.
+	CenternessOutput string `json:"centerness_output,omitempty"`
 }
 
 // Head output kinds.
