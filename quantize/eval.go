@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"syscall"
 	"time"
 )
 
@@ -12,7 +13,11 @@ type Latency struct {
 	MedianMs float64 `json:"median_ms"`
 	P99Ms    float64 `json:"p99_ms"`
 	MeanMs   float64 `json:"mean_ms"`
-	Runs     int     `json:"runs"`
+	// CPUMs is the process CPU time (user + system) per run: less sensitive
+	// than wall time to other processes competing for the cores, and with
+	// one intra-op thread the cost of the inference itself.
+	CPUMs float64 `json:"cpu_ms"`
+	Runs  int     `json:"runs"`
 }
 
 // measureLatency times runs of r on x after warmup runs.
@@ -105,15 +110,26 @@ func minCosine(c map[string]float64) float64 {
 	return m
 }
 
-// measureLatencyRaw returns the wall time of n runs in milliseconds.
-func measureLatencyRaw(r *runner, x []float32, n int) ([]float64, error) {
+// measureLatencyRaw returns the wall time of each of n runs and the process
+// CPU time of all of them, in milliseconds.
+func measureLatencyRaw(r *runner, x []float32, n int) ([]float64, float64, error) {
 	out := make([]float64, n)
+	cpu0 := processCPU()
 	for i := range out {
 		start := time.Now()
 		if _, err := r.run(x); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out[i] = float64(time.Since(start).Microseconds()) / 1000
 	}
-	return out, nil
+	return out, processCPU() - cpu0, nil
+}
+
+// processCPU is the process's user + system CPU time in milliseconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6
 }

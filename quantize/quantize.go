@@ -88,12 +88,14 @@ type Options struct {
 
 // ModelStats describe one model of the comparison.
 type ModelStats struct {
-	Path         string   `json:"path"`
-	SizeBytes    int64    `json:"size_bytes"`
-	LatencyMs    float64  `json:"latency_ms,omitempty"`
-	LatencyP99Ms float64  `json:"latency_p99_ms,omitempty"`
-	AP           *float64 `json:"ap,omitempty"`
-	AP50         *float64 `json:"ap50,omitempty"`
+	Path         string  `json:"path"`
+	SizeBytes    int64   `json:"size_bytes"`
+	LatencyMs    float64 `json:"latency_ms,omitempty"`
+	LatencyP99Ms float64 `json:"latency_p99_ms,omitempty"`
+	// CPUMs is the process CPU time per run (user + system).
+	CPUMs float64  `json:"cpu_ms,omitempty"`
+	AP    *float64 `json:"ap,omitempty"`
+	AP50  *float64 `json:"ap50,omitempty"`
 }
 
 // Report is what Run did and measured.
@@ -556,9 +558,9 @@ func measureModels(ctx context.Context, opts Options, rep *Report, m *onnxpb.Mod
 	if err != nil {
 		return err
 	}
-	rep.FP32.LatencyMs, rep.FP32.LatencyP99Ms = lat[0].MedianMs, lat[0].P99Ms
-	rep.FP32Prepared = &ModelStats{SizeBytes: modelBytes(prep.Model), LatencyMs: lat[1].MedianMs, LatencyP99Ms: lat[1].P99Ms}
-	rep.INT8.LatencyMs, rep.INT8.LatencyP99Ms = lat[2].MedianMs, lat[2].P99Ms
+	rep.FP32.LatencyMs, rep.FP32.LatencyP99Ms, rep.FP32.CPUMs = lat[0].MedianMs, lat[0].P99Ms, lat[0].CPUMs
+	rep.FP32Prepared = &ModelStats{SizeBytes: modelBytes(prep.Model), LatencyMs: lat[1].MedianMs, LatencyP99Ms: lat[1].P99Ms, CPUMs: lat[1].CPUMs}
+	rep.INT8.LatencyMs, rep.INT8.LatencyP99Ms, rep.INT8.CPUMs = lat[2].MedianMs, lat[2].P99Ms, lat[2].CPUMs
 	if lat[2].MedianMs > 0 {
 		rep.Speedup = lat[0].MedianMs / lat[2].MedianMs
 	}
@@ -583,6 +585,7 @@ func compareLatency(models []*onnxpb.ModelProto, input string, shape []int64, x 
 	}
 	const block = 10
 	times := make([][]float64, len(models))
+	cpu := make([]float64, len(models))
 	for i, r := range runners {
 		if _, err := measureLatency(r, x, 5, 1); err != nil {
 			return nil, err
@@ -592,11 +595,12 @@ func compareLatency(models []*onnxpb.ModelProto, input string, shape []int64, x 
 	for done := 0; done < runs; done += block {
 		n := min(block, runs-done)
 		for i, r := range runners {
-			l, err := measureLatencyRaw(r, x, n)
+			l, c, err := measureLatencyRaw(r, x, n)
 			if err != nil {
 				return nil, err
 			}
 			times[i] = append(times[i], l...)
+			cpu[i] += c
 		}
 	}
 	out := make([]Latency, len(models))
@@ -606,7 +610,8 @@ func compareLatency(models []*onnxpb.ModelProto, input string, shape []int64, x 
 		for _, v := range t {
 			sum += v
 		}
-		out[i] = Latency{MedianMs: percentileOf(t, 0.5), P99Ms: percentileOf(t, 0.99), MeanMs: sum / float64(len(t)), Runs: len(t)}
+		out[i] = Latency{MedianMs: percentileOf(t, 0.5), P99Ms: percentileOf(t, 0.99), MeanMs: sum / float64(len(t)),
+			CPUMs: cpu[i] / float64(len(t)), Runs: len(t)}
 	}
 	return out, nil
 }
@@ -646,6 +651,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.FP32.LatencyMs > 0 {
 		fmt.Fprintf(&b, "  %-14s %12.2f %12.2f   (%.2fx; fp32 after clean-up %.2f ms)\n", "latency ms", r.FP32.LatencyMs, r.INT8.LatencyMs, r.Speedup, r.FP32Prepared.LatencyMs)
 		fmt.Fprintf(&b, "  %-14s %12.2f %12.2f\n", "latency p99 ms", r.FP32.LatencyP99Ms, r.INT8.LatencyP99Ms)
+		fmt.Fprintf(&b, "  %-14s %12.2f %12.2f   (%.2fx)\n", "cpu ms/run", r.FP32.CPUMs, r.INT8.CPUMs, r.FP32.CPUMs/r.INT8.CPUMs)
 	}
 	if r.FP32.AP != nil && r.INT8.AP != nil {
 		fmt.Fprintf(&b, "  %-14s %12.2f %12.2f   (drop %.2f)\n", "AP", *r.FP32.AP, *r.INT8.AP, *r.APDrop)
