@@ -126,7 +126,6 @@ func (p Plan) modelConfig(name string, epochs int, lr float64) (models.Config, e
 	t.WarmupSteps, t.Augment = p.WarmupSteps, p.Augment
 	if p.Optimizer == "adamw" {
 		t.Momentum = 0
-		t.WarmupFactor = 0.1
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("demo: config %s at %d px: %w", name, p.ImgSize, err)

@@ -139,7 +139,7 @@ func plotTraining(lossPath, apPath string, runs []namedRun) error {
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			dist = append(dist, series{name: r.name + ": " + k, xys: c.distParts[k], color: len(runs) + len(dist)})
+			dist = append(dist, series{name: r.name + ": " + k, xys: c.distParts[k], color: len(dist)})
 		}
 	}
 	lp, err := linePlot("Detection loss (classification + box, mean over logged steps)", "step", "loss", loss, 0, 0)

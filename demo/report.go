@@ -163,8 +163,12 @@ func (r *runner) reportBlocks() []block {
 		right:  []bool{false, false, true, true, true, true, true, true},
 		rows:   [][]string{trow("teacher", t), trow("baseline student", b), trow("GID student", g)},
 	})
-	add(para{fmt.Sprintf("All three use %s (peak learning rate %g for the teacher, %g for the students, %d warm-up steps, cosine decay)%s. The two students share the config, seed, data order and schedule: distillation is the only difference. Each run evaluates on the validation split after every epoch; the checkpoint with the best validation mAP is the one tested and exported.",
-		map[string]string{"adamw": "AdamW", "sgd": "SGD with momentum"}[p.Optimizer], p.TeacherLR, p.StudentLR, p.WarmupSteps, map[bool]string{true: " with flip, zoom and colour augmentation", false: ""}[p.Augment])})
+	lr := fmt.Sprintf("peak learning rate %g", p.TeacherLR)
+	if p.TeacherLR != p.StudentLR {
+		lr = fmt.Sprintf("peak learning rate %g for the teacher, %g for the students", p.TeacherLR, p.StudentLR)
+	}
+	add(para{fmt.Sprintf("All three use %s (%s, %d warm-up steps, cosine decay)%s. The two students share the config, seed, data order and schedule: distillation is the only difference. Each run evaluates on the validation split after every epoch; the checkpoint with the best validation mAP is the one tested and exported.",
+		map[string]string{"adamw": "AdamW", "sgd": "SGD with momentum"}[p.Optimizer], lr, p.WarmupSteps, map[bool]string{true: " with flip, zoom and colour augmentation", false: ""}[p.Augment])})
 	if g.Method != "" {
 		add(para{fmt.Sprintf("Distillation: %s; %.1f general instances per image on average.", g.Method, g.GIsPerImage)})
 	}
