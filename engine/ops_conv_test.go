@@ -62,6 +62,12 @@ func TestConv2d(t *testing.T) {
 		{1, 6, 7, 9, 6, 3, engine.ConvOptions{Stride: 2, Pad: 1, Groups: 6}},
 		{2, 4, 7, 7, 6, 3, engine.ConvOptions{Pad: 2, Dilation: 2, Groups: 2}},
 		{1, 3, 5, 5, 2, 2, engine.ConvOptions{Stride: 2}},
+		// One-pixel outputs (P6/P7 of a small input): some kernel columns
+		// see only padding.
+		{1, 2, 2, 2, 3, 3, engine.ConvOptions{Stride: 2, Pad: 1}},
+		{2, 2, 1, 5, 3, 3, engine.ConvOptions{Stride: 2, Pad: 1}},
+		{1, 2, 1, 1, 3, 3, engine.ConvOptions{Stride: 2, Pad: 1}},
+		{1, 2, 3, 1, 2, 3, engine.ConvOptions{Stride: 3, Pad: 1}},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {

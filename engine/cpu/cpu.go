@@ -160,6 +160,10 @@ func (b *Backend) Im2Col(g backend.ConvGeometry, image, col []float32) {
 					}
 					clear(d[:lo])
 					clear(d[hi:])
+					if lo >= hi {
+						// This kernel column falls in the padding for every output.
+						continue
+					}
 					src := plane[iy*g.Width : (iy+1)*g.Width]
 					switch g.StrideW {
 					case 1:
