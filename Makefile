@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 export OPENBLAS_NUM_THREADS ?= 1
 
 # Packages where goroutines share state; they also run under the race detector.
-RACE_PKGS := ./engine/... ./serve/... ./dataset/...
+RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
 
 .PHONY: setup build test vet demo clean
 
@@ -26,9 +26,11 @@ test: setup
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
 
+# The whole product on the embedded default: synthetic data, teacher, student,
+# GID, evaluation, ONNX export, INT8, latency and runs/demo/REPORT.md.
 demo: build
 	$(BIN) doctor
-	$(BIN) bench engine
+	$(BIN) demo
 
 clean:
 	rm -rf bin runs
