@@ -55,7 +55,7 @@ for model in nanodet_m_320 ultraface_rfb_320; do
       def ms(s): "\(r2(s.latency_ms)) (\(r2(s.latency_p99_ms)))";
       def mib(b): "\(b/1048576*100|round/100) MiB";
       def ap(x): if x == null then "–" else (x*100|round/100|tostring) end;
-      "| \($model) | \(.method)\(if .method == "percentile" then " \(.percentile)" else "" end) | \(.activations) | \(ms(.fp32)) / \(ms(.fp32_prepared)) / \(ms(.int8)) | \(r2(.fp32.cpu_ms)) / \(r2(.fp32_prepared.cpu_ms)) / \(r2(.int8.cpu_ms)) | \(r2(.fp32.cpu_ms/.int8.cpu_ms))× / \(r2(.fp32_prepared.cpu_ms/.int8.cpu_ms))× | \(mib(.fp32.size_bytes)) → \(mib(.int8.size_bytes)) | \(.cosine_min*10000|round/10000) | \(ap(.fp32.ap)) → \(ap(.int8.ap)) (\(ap(.ap_drop))) | \(ap(.fp32.ap50)) → \(ap(.int8.ap50)) |"' "$json"
+      "| \($model) | \(.method)\(if .method == "percentile" then " \(.percentile)" else "" end) | \(.activations) | \(ms(.fp32)) / \(ms(.fp32_prepared)) / \(ms(.int8)) | \(r2(.fp32.cpu_ms)) / \(r2(.fp32_prepared.cpu_ms)) / \(r2(.int8.cpu_ms)) | \(r2(.fp32.cpu_ms/.int8.cpu_ms))× / \(r2(.fp32_prepared.cpu_ms/.int8.cpu_ms))× | \(mib(.fp32.size_bytes)) → \(mib(.int8.size_bytes)) | \(.cosine_min*100000|round/100000) | \(ap(.fp32.ap)) → \(ap(.int8.ap)) (\(ap(.ap_drop))) | \(ap(.fp32.ap50)) → \(ap(.int8.ap50)) |"' "$json"
   done
 done
 echo
