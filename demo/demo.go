@@ -160,6 +160,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("demo: output folder: %w", err)
 	}
+	unlock, err := lockDir(opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	r := &runner{
 		opts: opts, plan: plan, out: opts.Out,
 		res:      &Results{Plan: plan},

@@ -41,6 +41,16 @@ func TestQuickDemo(t *testing.T) {
 		t.Fatal("an interrupted run wrote a report")
 	}
 
+	// A second run in the same folder while one holds it is refused.
+	unlock, err := lockDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, Options{Out: out, Quick: true}); !errors.Is(err, ErrBusy) {
+		t.Errorf("run in a folder another run holds: err %v, want ErrBusy", err)
+	}
+	unlock()
+
 	opts.stopAfter = nil
 	res, err := Run(ctx, opts)
 	if err != nil {
