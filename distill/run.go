@@ -140,6 +140,9 @@ func Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 
 	fmt.Fprintf(log, "distill: teacher %s → student %s: %s\n", teacher.Describe(), student.Config.Name, Describe(set.Options))
+	if set.DumpGIs > 0 && !set.Options.usesGIs() {
+		fmt.Fprintf(log, "distill: no GI pictures: method %s selects no general instances\n", set.Options.Method)
+	}
 	topts := opts.Train
 	topts.Model = student
 	if m := dist.Module(); m != nil {

@@ -96,6 +96,8 @@ type onnxTeacher struct {
 	names   OutputMap
 	outputs []string // Features, ClsLogits, BoxRegs, Centerness, concatenated
 	batch   int      // static batch size of the input, 0 when dynamic
+	// height and width of the input when fixed, 0 when dynamic.
+	height, width int
 	session *onnxruntime.DynamicAdvancedSession
 }
 
@@ -172,6 +174,7 @@ func OpenONNXTeacher(path, mapping string) (Teacher, error) {
 			if in.Dimensions[0] > 0 {
 				t.batch = int(in.Dimensions[0])
 			}
+			t.height, t.width = int(max(in.Dimensions[2], 0)), int(max(in.Dimensions[3], 0))
 		}
 	}
 	if !inputOK || len(ins) != 1 {
@@ -231,6 +234,9 @@ func (t *onnxTeacher) Forward(ctx context.Context, x *engine.Tensor) (*models.Ou
 		return nil, fmt.Errorf("distill: teacher %s: input %v, want [N, 3, H, W]", t.path, x.Shape())
 	}
 	n, h, w := x.Dim(0), x.Dim(2), x.Dim(3)
+	if (t.height > 0 && t.height != h) || (t.width > 0 && t.width != w) {
+		return nil, fmt.Errorf("%w: teacher %s takes %dx%d inputs, the batch is %dx%d: train the student at --img-size %d or export the teacher at the student's size", ErrLayout, t.path, t.width, t.height, w, h, t.width)
+	}
 	chunk := n
 	if t.batch > 0 {
 		chunk = t.batch

@@ -3,6 +3,7 @@ package distill
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -75,6 +76,10 @@ func TestONNXTeacher(t *testing.T) {
 							t.Errorf("%s_%d differs from the engine by %.2g of its scale", name, l, d)
 						}
 					}
+				}
+				small := engine.Zeros(1, 3, 32, 32)
+				if _, err := teacher.Forward(context.Background(), small); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "takes 64x64 inputs, the batch is 32x32") {
+					t.Fatalf("32x32 batch for a 64x64 teacher: %v, want a layout error naming both sizes", err)
 				}
 				stepLoss := func(teacher Teacher) float32 {
 					d, err := New(teacher, sm, DefaultOptions(), 1)
