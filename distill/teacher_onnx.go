@@ -98,7 +98,7 @@ type onnxTeacher struct {
 	batch   int      // static batch size of the input, 0 when dynamic
 	// height and width of the input when fixed, 0 when dynamic.
 	height, width int
-	session *onnxruntime.DynamicAdvancedSession
+	session       *onnxruntime.DynamicAdvancedSession
 }
 
 // OpenONNXTeacher loads an ONNX teacher. mapping is an optional OutputMap
