@@ -276,7 +276,7 @@ func (r *runner) reportBlocks() []block {
 		case st.Skipped:
 			status = "reused (outputs valid)"
 		case st.Resumed:
-			status = "resumed after an interruption"
+			status = "resumed after an interruption (time since the resume)"
 		}
 		rt.rows = append(rt.rows, []string{fmt.Sprintf("%d. %s", i+1, st.ID), status, seconds(st.Seconds)})
 		total += st.Seconds
