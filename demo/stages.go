@@ -189,10 +189,15 @@ func (r *runner) stages() []*stage {
 			id: StageExport, title: "export the GID student to ONNX and quantize it to INT8 (export, quantize)",
 			inputs: []string{StageSynth, StageGID},
 			settings: func() any {
+				// The packages' defaults are part of the key: when one
+				// changes, the files it made are made again.
 				return struct {
 					CalibImages int
 					Split       string
-				}{p.CalibImages, "test"}
+					Opset       int
+					Method      quantize.Method
+					Percentile  float64
+				}{p.CalibImages, "test", export.DefaultOpset, quantize.DefaultMethod, quantize.DefaultPercentile}
 			},
 			result: &res.Export,
 			run:    r.runExport,
