@@ -4,10 +4,11 @@
 # images/s, step time and inference images/s. Prints a Markdown table and
 # writes it, with every run folder, under OUT.
 #
-#   scripts/bench_synth.sh [MODEL...]      (default: retinanet-teacher retinanet-student)
+#   scripts/bench_synth.sh [MODEL[:EPOCHS]...]   (default: retinanet-teacher retinanet-student)
 #
-# Environment: OUT (runs/bench-synth), IMAGES (300), SIZE (320, image and
-# input size), EPOCHS (12), BATCH (8), SEED (1), GIDEDGE (bin/gidedge).
+# Environment: OUT (runs/bench-synth), IMAGES (300), VAL_FRAC (0.15),
+# TEST_FRAC (0.15), SIZE (320, image and input size), EPOCHS (12, unless a
+# model names its own), BATCH (8), SEED (1), GIDEDGE (bin/gidedge).
 # FCOS=1 adds the fcos-teacher/fcos-student pair to the default list.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${OUT:-runs/bench-synth}"
 images="${IMAGES:-300}"
+valfrac="${VAL_FRAC:-0.15}"
+testfrac="${TEST_FRAC:-0.15}"
 size="${SIZE:-320}"
 epochs="${EPOCHS:-12}"
 batch="${BATCH:-8}"
@@ -70,12 +73,17 @@ if [ ! -x "$gidedge" ]; then
   echo "bench_synth: building $gidedge" >&2
   go build -o "$gidedge" ./cmd/gidedge
 fi
-cmdline="OUT=$out IMAGES=$images SIZE=$size EPOCHS=$epochs BATCH=$batch SEED=$seed scripts/bench_synth.sh ${models[*]}"
+cmdline="OUT=$out IMAGES=$images VAL_FRAC=$valfrac TEST_FRAC=$testfrac SIZE=$size EPOCHS=$epochs BATCH=$batch SEED=$seed scripts/bench_synth.sh ${models[*]}"
 mkdir -p "$out"
 data="$out/data"
-"$gidedge" data synth --out "$data" --images "$images" --size "$size" --seed "$seed" --val-frac 0.15 --test-frac 0.15
+"$gidedge" data synth --out "$data" --images "$images" --size "$size" --seed "$seed" --val-frac "$valfrac" --test-frac "$testfrac"
 
-for m in "${models[@]}"; do
-  train_eval "$m" "$data" train val test --epochs "$epochs" --batch "$batch" --img-size "$size" --seed "$seed"
+names=()
+for spec in "${models[@]}"; do
+  m="${spec%%:*}"
+  e="$epochs"
+  [ "$m" != "$spec" ] && e="${spec#*:}"
+  names+=("$m")
+  train_eval "$m" "$data" train val test --epochs "$e" --batch "$batch" --img-size "$size" --seed "$seed"
 done
-table "synthetic ($images images ${size}px, seed $seed; train/val/test $(jq -r '[.counts.splits.train,.counts.splits.val,.counts.splits.test]|map(tostring)|join("/")' "$data/synth.json"))" "${models[@]}" | tee "$out/RESULTS.md"
+table "synthetic ($images images ${size}px, seed $seed; train/val/test $(jq -r '[.counts.splits.train,.counts.splits.val,.counts.splits.test]|map(tostring)|join("/")' "$data/synth.json"))" "${names[@]}" | tee "$out/RESULTS.md"
