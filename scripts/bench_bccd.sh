@@ -6,10 +6,11 @@
 # under OUT. Trainval has no held-out part, so each run is evaluated once,
 # after its last epoch (no checkpoint selection on the test split).
 #
-#   scripts/bench_bccd.sh [MODEL...]      (default: retinanet-teacher retinanet-student)
+#   scripts/bench_bccd.sh [MODEL[:EPOCHS]...]    (default: retinanet-teacher retinanet-student)
 #
 # Environment: OUT (runs/bench-bccd), DATA (../shared/data/bccd), SIZE (320),
-# EPOCHS (12), BATCH (8), SEED (1), GIDEDGE (bin/gidedge). FCOS=1 adds the
+# EPOCHS (12, unless a model names its own), BATCH (8), SEED (1), GIDEDGE
+# (bin/gidedge). FCOS=1 adds the
 # fcos-teacher/fcos-student pair to the default list.
 set -euo pipefail
 
@@ -82,7 +83,12 @@ if [ ! -x "$gidedge" ]; then
   go build -o "$gidedge" ./cmd/gidedge
 fi
 mkdir -p "$out"
-for m in "${models[@]}"; do
-  train_eval "$m" "$data" trainval test test --epochs "$epochs" --batch "$batch" --img-size "$size" --seed "$seed" --eval-every "$epochs"
+names=()
+for spec in "${models[@]}"; do
+  m="${spec%%:*}"
+  e="$epochs"
+  [ "$m" != "$spec" ] && e="${spec#*:}"
+  names+=("$m")
+  train_eval "$m" "$data" trainval test test --epochs "$e" --batch "$batch" --img-size "$size" --seed "$seed" --eval-every "$e"
 done
-table "BCCD trainval ($(wc -l <"$data/ImageSets/Main/trainval.txt") images) → test ($(wc -l <"$data/ImageSets/Main/test.txt") images), ${size}px, seed $seed" "${models[@]}" | tee "$out/RESULTS.md"
+table "BCCD trainval ($(wc -l <"$data/ImageSets/Main/trainval.txt") images) → test ($(wc -l <"$data/ImageSets/Main/test.txt") images), ${size}px, seed $seed" "${names[@]}" | tee "$out/RESULTS.md"
