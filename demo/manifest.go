@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // ManifestFile is the file in the output folder that records finished
@@ -178,43 +180,6 @@ func stageKey(id string, settings any, inputs []FileDigest) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// writeFileAtomic writes data through a synced temporary file in the same
-// folder and a rename, so a reader never sees a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("demo: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("demo: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("demo: sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("demo: close %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("demo: chmod %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("demo: rename onto %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // relPath is path relative to dir with forward slashes, for manifest
 // entries; paths outside dir are an error (a stage writes only inside).
 func relPath(dir, path string) (string, error) {
@@ -223,4 +188,12 @@ func relPath(dir, path string) (string, error) {
 		return "", fmt.Errorf("demo: output %s is outside the demo folder %s", path, dir)
 	}
 	return filepath.ToSlash(rel), nil
+}
+
+// writeFileAtomic writes data so readers see the old file or the whole new one.
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.WriteFile(path, data); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return nil
 }

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // resultRecord is one entry of a results file as written by any tool:
@@ -109,33 +110,10 @@ func WriteResults(path string, dets []Detection) error {
 	return writeFileAtomic(path, b.Bytes())
 }
 
-// writeFileAtomic writes through a synced temporary file in the same folder
-// and a rename, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("evaluate: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("evaluate: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("evaluate: write %s: sync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("evaluate: write %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("evaluate: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("evaluate: write %s: %w", path, err)
+// writeFileAtomic writes data so readers see the old file or the whole new one.
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.WriteFile(path, data); err != nil {
+		return fmt.Errorf("evaluate: %w", err)
 	}
 	return nil
 }
