@@ -21,7 +21,8 @@
 # (retinanet-student), TEACHER (an existing teacher checkpoint or ONNX
 # model: skips teacher training), DATA (an existing dataset instead of a
 # synthetic one) with TRAIN_SPLIT/VAL_SPLIT/TEST_SPLIT (train/val/test),
-# EXTRA (more flags for every distill run), GIDEDGE (bin/gidedge).
+# EVAL_EVERY (5: epochs between validations; best.safetensors is the best
+# one), EXTRA (more flags for every distill run), GIDEDGE (bin/gidedge).
 # Runs already finished (summary.json present) are not redone, so an
 # interrupted benchmark continues where it stopped.
 set -euo pipefail
@@ -41,6 +42,7 @@ tr="${TRAIN_SPLIT:-train}"
 va="${VAL_SPLIT:-val}"
 te="${TEST_SPLIT:-test}"
 extra="${EXTRA:-}"
+eval_every="${EVAL_EVERY:-5}"
 gidedge="${GIDEDGE:-bin/gidedge}"
 methods=("$@")
 if [ ${#methods[@]} -eq 0 ]; then
@@ -81,7 +83,7 @@ if [ ! -x "$gidedge" ]; then
   go build -o "$gidedge" ./cmd/gidedge
 fi
 mkdir -p "$out"
-cmdline="OUT=$out SEEDS=\"$seeds\" EPOCHS=$epochs BATCH=$batch SIZE=$size IMAGES=$images TEACHER_MODEL=$teacher_model TEACHER_EPOCHS=$teacher_epochs STUDENT=$student ${TEACHER:+TEACHER=$TEACHER }${DATA:+DATA=$DATA }${extra:+EXTRA=\"$extra\" }scripts/bench_distill.sh ${methods[*]}"
+cmdline="OUT=$out SEEDS=\"$seeds\" EPOCHS=$epochs EVAL_EVERY=$eval_every BATCH=$batch SIZE=$size IMAGES=$images TEACHER_MODEL=$teacher_model TEACHER_EPOCHS=$teacher_epochs STUDENT=$student ${TEACHER:+TEACHER=$TEACHER }${DATA:+DATA=$DATA }${extra:+EXTRA=\"$extra\" }scripts/bench_distill.sh ${methods[*]}"
 
 data="${DATA:-$out/data}"
 if [ -z "${DATA:-}" ] && [ ! -f "$data/synth.json" ]; then
@@ -93,11 +95,13 @@ if [ -z "$teacher" ]; then
   if [ ! -f "$out/teacher/summary.json" ]; then
     echo "== teacher $teacher_model" >&2
     "$gidedge" train --model "$teacher_model" --data "$data" --train-split "$tr" --val-split "$va" \
-      --epochs "$teacher_epochs" --batch "$batch" --img-size "$size" --seed 1 --eval-every 5 \
+      --epochs "$teacher_epochs" --batch "$batch" --img-size "$size" --seed 1 --eval-every "$eval_every" \
       --out "$out/teacher" --quiet >"$out/teacher.log"
   fi
   teacher="$out/teacher/best.safetensors"
   score "$out/teacher"
+elif [[ "$teacher" == *.safetensors ]] && [ ! -f "$out/teacher.test.json" ]; then
+  "$gidedge" eval --checkpoint "$teacher" --data "$data" --split "$te" --json >"$out/teacher.test.json"
 fi
 
 for seed in $seeds; do
@@ -106,7 +110,7 @@ for seed in $seeds; do
     if [ ! -f "$run/summary.json" ]; then
       echo "== $m seed $seed" >&2
       common=(--data "$data" --train-split "$tr" --val-split "$va" --epochs "$epochs" --batch "$batch"
-        --img-size "$size" --seed "$seed" --eval-every 5 --out "$run" --quiet)
+        --img-size "$size" --seed "$seed" --eval-every "$eval_every" --out "$run" --quiet)
       if [ "$m" = baseline ]; then
         "$gidedge" train --model "$student" "${common[@]}" >"$run.log"
       else
@@ -126,7 +130,7 @@ done
   echo "| method | test AP | AP50 | AP75 | step ms | step vs baseline |"
   echo "|---|---|---|---|---|---|"
   if [ -f "$out/teacher.test.json" ]; then
-    jq -r '"| teacher ('"$teacher_model"', 1 run) | \(.AP*1000|round/1000) | \(.AP50*1000|round/1000) | \(.AP75*1000|round/1000) | | |"' "$out/teacher.test.json"
+    jq -r --arg t "$teacher" '"| teacher (\($t), 1 run) | \(.AP*10000|round/10000) | \(.AP50*10000|round/10000) | \(.AP75*10000|round/10000) | | |"' "$out/teacher.test.json"
   fi
   base_ms=""
   if [ -f "$out/baseline-s${seeds%% *}/summary.json" ]; then
@@ -138,10 +142,10 @@ done
     done | awk -v m="$m" -v base="$base_ms" '
       { for (i = 1; i <= 4; i++) { s[i] += $i; q[i] += $i * $i } n++ }
       END {
-        printf "| %s (%d seeds) |", m, n
+        printf "| %s (%d seed%s) |", m, n, (n > 1) ? "s" : ""
         for (i = 1; i <= 3; i++) {
-          mean = s[i] / n; sd = (n > 1) ? sqrt((q[i] - n * mean * mean) / (n - 1)) : 0
-          printf " %.3f ± %.3f |", mean, sd
+          mean = s[i] / n; v = (n > 1) ? (q[i] - n * mean * mean) / (n - 1) : 0
+          if (n > 1) printf " %.4f ± %.4f |", mean, sqrt(v > 0 ? v : 0); else printf " %.4f |", mean
         }
         ms = s[4] / n
         if (base != "") printf " %.0f | %.2f× |\n", ms, ms / base; else printf " %.0f | |\n", ms
