@@ -198,30 +198,9 @@ func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := distill.Run(ctx, ro)
-	if res != nil && res.Interrupted {
-		fmt.Fprintf(stdout, "interrupted after %d steps; continue with: gidedge distill --out %s --resume\n", res.Steps, o.Out)
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
+	var tr *train.Result
+	if res != nil {
+		tr = res.Result
 	}
-	if err != nil {
-		return err
-	}
-	if res.Interrupted {
-		return nil
-	}
-	fmt.Fprintf(stdout, "train time %s, %.1f images/s, step %.0f ms (data wait %.1f ms)\n",
-		res.TrainTime.Round(1e9), res.ImagesPerSec, res.StepTime.Seconds()*1000, res.DataWait.Seconds()*1000)
-	if res.Final != nil {
-		fmt.Fprintf(stdout, "final %s: AP %.4f AP50 %.4f AP75 %.4f\n", res.HParams.ValSplit, res.Final.AP, res.Final.AP50, res.Final.AP75)
-		for _, c := range res.Final.PerClass {
-			fmt.Fprintf(stdout, "  %-16s AP %.4f AP50 %.4f\n", c.Name, c.AP, c.AP50)
-		}
-	}
-	fmt.Fprintf(stdout, "checkpoints: %s", res.Last)
-	if res.Best != "" {
-		fmt.Fprintf(stdout, ", %s (AP %.4f, epoch %d)", res.Best, res.BestAP, res.BestEpoch)
-	}
-	fmt.Fprintln(stdout)
-	return nil
+	return reportRun(stdout, "distill", o.Out, tr, err)
 }

@@ -131,17 +131,20 @@ func runTrain(ctx context.Context, o trainOptions, stdout, stderr io.Writer) err
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := train.Run(ctx, opts)
+	return reportRun(stdout, "train", o.Out, res, err)
+}
+
+// reportRun prints the outcome of a training or distillation run, and how to
+// continue one that was interrupted (an interrupt is not an error).
+func reportRun(stdout io.Writer, command, out string, res *train.Result, err error) error {
 	if res != nil && res.Interrupted {
-		fmt.Fprintf(stdout, "interrupted after %d steps; continue with: gidedge train --out %s --resume\n", res.Steps, o.Out)
+		fmt.Fprintf(stdout, "interrupted after %d steps; continue with: gidedge %s --out %s --resume\n", res.Steps, command, out)
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 	}
-	if err != nil {
+	if err != nil || res == nil || res.Interrupted {
 		return err
-	}
-	if res.Interrupted {
-		return nil
 	}
 	fmt.Fprintf(stdout, "train time %s, %.1f images/s, step %.0f ms (data wait %.1f ms)\n",
 		res.TrainTime.Round(1e9), res.ImagesPerSec, res.StepTime.Seconds()*1000, res.DataWait.Seconds()*1000)
