@@ -23,6 +23,7 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/evaluate"
+	"github.com/gidedge/gidedge/internal/atomicfile"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/train"
 )
@@ -283,32 +284,10 @@ func predictOutline(m *image.RGBA, r image.Rectangle, c color.RGBA) {
 	}
 }
 
-// predictWriteAtomic writes data through a synced temporary file and a rename.
-func predictWriteAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+// predictWriteAtomic writes data so readers see the old file or the whole new one.
+func predictWriteAtomic(path string, data []byte) error {
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return fmt.Errorf("predict: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("predict: write %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("predict: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("predict: write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("predict: write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("predict: write %s: %w", path, err)
 	}
 	return nil
 }

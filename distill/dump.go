@@ -11,6 +11,7 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/internal/atomicfile"
 	"github.com/gidedge/gidedge/models"
 )
 
@@ -95,33 +96,14 @@ func writePNG(path string, img image.Image) error {
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// writeFileAtomic writes data through a synced temporary file in the same
-// folder and renames it over path.
-func writeFileAtomic(path string, data []byte) (err error) {
+// writeFileAtomic creates path's folder and writes data so readers see the
+// old file or the whole new one.
+func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("distill: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return fmt.Errorf("distill: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("distill: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("distill: sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("distill: close %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("distill: rename %s: %w", path, err)
 	}
 	return nil
 }
