@@ -13,25 +13,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gidedge/gidedge/internal/sharedtest"
 	"github.com/gidedge/gidedge/onnxpb"
 )
 
-// sharedDir is ../shared relative to the module root; tests run in infer/.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "shared"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared data folder %s not present", dir)
-	}
-	return dir
-}
-
 func openShared(t testing.TB, name string, opts Options) *Detector {
 	t.Helper()
-	d, err := Open(filepath.Join(sharedDir(t), "models", name), opts)
+	d, err := Open(filepath.Join(sharedtest.Dir(t), "models", name), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +29,7 @@ func openShared(t testing.TB, name string, opts Options) *Detector {
 
 func cocoImage(t testing.TB, id string) image.Image {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(sharedDir(t), "data", "coco128", "images", id+".jpg"))
+	data, err := os.ReadFile(filepath.Join(sharedtest.Dir(t), "data", "coco128", "images", id+".jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +160,7 @@ func TestUltraFaceFindsFace(t *testing.T) {
 }
 
 func TestDetectorConcurrentAndClose(t *testing.T) {
-	d, err := Open(filepath.Join(sharedDir(t), "models", "ultraface_rfb_320.onnx"), Options{Sessions: 2})
+	d, err := Open(filepath.Join(sharedtest.Dir(t), "models", "ultraface_rfb_320.onnx"), Options{Sessions: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +225,7 @@ func TestRunTensors(t *testing.T) {
 }
 
 func TestProviderUnavailable(t *testing.T) {
-	model := filepath.Join(sharedDir(t), "models", "ultraface_rfb_320.onnx")
+	model := filepath.Join(sharedtest.Dir(t), "models", "ultraface_rfb_320.onnx")
 	for _, p := range []string{ProviderCUDA, ProviderTensorRT} {
 		t.Run(p, func(t *testing.T) {
 			d, err := Open(model, Options{Session: SessionOptions{Provider: p}})
@@ -266,8 +254,8 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"missing file", filepath.Join(dir, "none.onnx"), "", "no such file"},
 		{"not onnx", notONNX, "", "x.onnx"},
-		{"forced wrong family", filepath.Join(sharedDir(t), "models", "ultraface_rfb_320.onnx"), "nanodet", "is not a nanodet model"},
-		{"unknown adapter", filepath.Join(sharedDir(t), "models", "ultraface_rfb_320.onnx"), "yolo", `adapter "yolo" unknown`},
+		{"forced wrong family", filepath.Join(sharedtest.Dir(t), "models", "ultraface_rfb_320.onnx"), "nanodet", "is not a nanodet model"},
+		{"unknown adapter", filepath.Join(sharedtest.Dir(t), "models", "ultraface_rfb_320.onnx"), "yolo", `adapter "yolo" unknown`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

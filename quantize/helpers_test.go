@@ -14,19 +14,6 @@ import (
 	"github.com/gidedge/gidedge/onnxpb"
 )
 
-// sharedDir is ../shared relative to the module root; tests run in quantize/.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "shared"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared data folder %s not present", dir)
-	}
-	return dir
-}
-
 func randomTensor(r *rand.Rand, name string, scale float64, dims ...int64) *onnxpb.TensorProto {
 	v := make([]float32, onnxgraph.NumElements(dims))
 	for i := range v {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gidedge/gidedge/internal/sharedtest"
 	"github.com/gidedge/gidedge/onnxgraph"
 )
 
@@ -183,7 +184,7 @@ func TestNanoDet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real model: skipped with -short; the tiny-model tests cover the same code")
 	}
-	shared := sharedDir(t)
+	shared := sharedtest.Dir(t)
 	dir := t.TempDir()
 	calib := filepath.Join(dir, "calib")
 	os.Mkdir(calib, 0o755)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
 // writeVideo writes frames of coco128 image 36 (a person, resized to
@@ -22,7 +24,7 @@ import (
 // half-written file.
 func writeVideo(t testing.TB, path string, frames int) {
 	t.Helper()
-	src := gocv.IMRead(filepath.Join(sharedDir(t), "data", "coco128", "images", "000000000036.jpg"), gocv.IMReadColor)
+	src := gocv.IMRead(filepath.Join(sharedtest.Dir(t), "data", "coco128", "images", "000000000036.jpg"), gocv.IMReadColor)
 	defer src.Close()
 	if src.Empty() {
 		t.Fatal("gocv could not read the test image")

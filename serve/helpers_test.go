@@ -14,33 +14,22 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
-// sharedDir is ../shared relative to the module root; tests run in serve/.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "shared"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared data folder %s not present", dir)
-	}
-	return dir
-}
-
 func nanodetPath(t testing.TB) string {
-	return filepath.Join(sharedDir(t), "models", "nanodet_m_320.onnx")
+	return filepath.Join(sharedtest.Dir(t), "models", "nanodet_m_320.onnx")
 }
 
 func ultrafacePath(t testing.TB) string {
-	return filepath.Join(sharedDir(t), "models", "ultraface_rfb_320.onnx")
+	return filepath.Join(sharedtest.Dir(t), "models", "ultraface_rfb_320.onnx")
 }
 
 // personJPEG is coco128 image 36: a person under an umbrella (481x640).
 func personJPEG(t testing.TB) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(sharedDir(t), "data", "coco128", "images", "000000000036.jpg"))
+	data, err := os.ReadFile(filepath.Join(sharedtest.Dir(t), "data", "coco128", "images", "000000000036.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}

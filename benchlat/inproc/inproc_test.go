@@ -3,31 +3,22 @@ package inproc
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gidedge/gidedge/benchlat"
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
-func shared(t *testing.T, parts ...string) string {
-	t.Helper()
-	dir, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared"))
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared data folder %s not present", dir)
-	}
-	return filepath.Join(append([]string{dir}, parts...)...)
-}
-
 func TestInProcessMeasure(t *testing.T) {
-	tg, err := Open(shared(t, "models", "nanodet_m_320.onnx"), infer.Options{})
+	tg, err := Open(sharedtest.Dir(t, "models", "nanodet_m_320.onnx"), infer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	img, err := os.ReadFile(shared(t, "data", "coco128", "images", "000000000036.jpg"))
+	img, err := os.ReadFile(sharedtest.Dir(t, "data", "coco128", "images", "000000000036.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +39,11 @@ func TestAccuracyOnCOCO128(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs NanoDet on 128 images")
 	}
-	ds, err := dataset.Load(shared(t, "data", "coco128"), "")
+	ds, err := dataset.Load(sharedtest.Dir(t, "data", "coco128"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := Open(shared(t, "models", "nanodet_m_320.onnx"), infer.Options{})
+	tg, err := Open(sharedtest.Dir(t, "models", "nanodet_m_320.onnx"), infer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +59,7 @@ func TestAccuracyOnCOCO128(t *testing.T) {
 		t.Fatalf("AP %.3f AP50 %.3f on %d images", m.AP, m.AP50, m.Images)
 	}
 
-	face, err := Open(shared(t, "models", "ultraface_rfb_320.onnx"), infer.Options{})
+	face, err := Open(sharedtest.Dir(t, "models", "ultraface_rfb_320.onnx"), infer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
