@@ -24,7 +24,9 @@
 # EVAL_EVERY (5: epochs between validations; best.safetensors is the best
 # one), EXTRA (more flags for every distill run), GIDEDGE (bin/gidedge).
 # Runs already finished (summary.json present) are not redone, so an
-# interrupted benchmark continues where it stopped.
+# interrupted benchmark continues where it stopped. TABLE_ONLY=1 trains
+# nothing and prints the table from the runs that exist; a row counts the
+# seeds it found, so a partly finished grid still reports honestly.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -105,6 +107,7 @@ elif [[ "$teacher" == *.safetensors ]] && [ ! -f "$out/teacher.test.json" ]; the
 fi
 
 for seed in $seeds; do
+  [ -z "${TABLE_ONLY:-}" ] || break
   for m in "${methods[@]}"; do
     run="$out/$m-s$seed"
     if [ ! -f "$run/summary.json" ]; then
@@ -132,16 +135,17 @@ done
   if [ -f "$out/teacher.test.json" ]; then
     jq -r --arg t "$teacher" '"| teacher (\($t), 1 run) | \(.AP*10000|round/10000) | \(.AP50*10000|round/10000) | \(.AP75*10000|round/10000) | | |"' "$out/teacher.test.json"
   fi
-  base_ms=""
-  if [ -f "$out/baseline-s${seeds%% *}/summary.json" ]; then
-    base_ms=$(for s in $seeds; do jq .step_ms "$out/baseline-s$s/summary.json"; done | awk '{t+=$1} END {print t/NR}')
-  fi
+  base_ms=$(for s in $seeds; do
+    [ ! -f "$out/baseline-s$s/summary.json" ] || jq .step_ms "$out/baseline-s$s/summary.json"
+  done | awk '{t+=$1} END {if (NR) print t/NR}')
   for m in "${methods[@]}"; do
     for s in $seeds; do
+      [ -f "$out/$m-s$s.test.json" ] || continue
       jq -r --slurpfile sum "$out/$m-s$s/summary.json" '"\(.AP) \(.AP50) \(.AP75) \($sum[0].step_ms)"' "$out/$m-s$s.test.json"
     done | awk -v m="$m" -v base="$base_ms" '
       { for (i = 1; i <= 4; i++) { s[i] += $i; q[i] += $i * $i } n++ }
       END {
+        if (n == 0) exit
         printf "| %s (%d seed%s) |", m, n, (n > 1) ? "s" : ""
         for (i = 1; i <= 3; i++) {
           mean = s[i] / n; v = (n > 1) ? (q[i] - n * mean * mean) / (n - 1) : 0
@@ -152,6 +156,12 @@ done
       }'
   done
   echo
+  # The recipe the runs really used, read back from their hparams.json.
+  for h in "$out"/*-s*/hparams.json; do
+    [ -f "$h" ] || continue
+    jq -r '"Recipe (from \(input_filename)): \(.optimizer), lr \(.lr), weight decay \(.weight_decay), \(.schedule) schedule, batch \(.batch), \(.img_size) px, eval every \(.eval_every) epochs, \(.train_images) training images."' "$h"
+    break
+  done
   echo "Command: $cmdline"
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d); step ms is the mean wall time of a training step (shared machine: compare within one table)."
 } | tee "$out/RESULTS.md"
