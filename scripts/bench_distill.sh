@@ -125,16 +125,21 @@ for seed in $seeds; do
   done
 done
 
-# Table: one row per method, mean ± std over seeds (awk), step time and
+# Table: one row per method, mean ± std over seeds (awk), the share of the
+# teacher's lead over the baseline that the method recovers, step time and
 # the step overhead relative to the baseline's mean step time.
 {
   echo "### $student distilled from $teacher_model ($(basename "$data"), ${size}px, $epochs epochs, seeds: $seeds)"
   echo
-  echo "| method | test AP | AP50 | AP75 | step ms | step vs baseline |"
-  echo "|---|---|---|---|---|---|"
+  echo "| method | test AP | AP50 | AP75 | of teacher's lead | step ms | step vs baseline |"
+  echo "|---|---|---|---|---|---|---|"
   if [ -f "$out/teacher.test.json" ]; then
-    jq -r --arg t "$teacher" '"| teacher (\($t), 1 run) | \(.AP*10000|round/10000) | \(.AP50*10000|round/10000) | \(.AP75*10000|round/10000) | | |"' "$out/teacher.test.json"
+    jq -r --arg t "$teacher" '"| teacher (\($t), 1 run) | \(.AP*10000|round/10000) | \(.AP50*10000|round/10000) | \(.AP75*10000|round/10000) | | | |"' "$out/teacher.test.json"
   fi
+  base_ap=$(for s in $seeds; do
+    [ ! -f "$out/baseline-s$s.test.json" ] || jq .AP "$out/baseline-s$s.test.json"
+  done | awk '{t+=$1} END {if (NR) print t/NR}')
+  teacher_ap=$([ ! -f "$out/teacher.test.json" ] || jq .AP "$out/teacher.test.json")
   base_ms=$(for s in $seeds; do
     [ ! -f "$out/baseline-s$s/summary.json" ] || jq .step_ms "$out/baseline-s$s/summary.json"
   done | awk '{t+=$1} END {if (NR) print t/NR}')
@@ -142,7 +147,7 @@ done
     for s in $seeds; do
       [ -f "$out/$m-s$s.test.json" ] || continue
       jq -r --slurpfile sum "$out/$m-s$s/summary.json" '"\(.AP) \(.AP50) \(.AP75) \($sum[0].step_ms)"' "$out/$m-s$s.test.json"
-    done | awk -v m="$m" -v base="$base_ms" '
+    done | awk -v m="$m" -v base="$base_ms" -v bap="$base_ap" -v tap="$teacher_ap" '
       { for (i = 1; i <= 4; i++) { s[i] += $i; q[i] += $i * $i } n++ }
       END {
         if (n == 0) exit
@@ -151,6 +156,7 @@ done
           mean = s[i] / n; v = (n > 1) ? (q[i] - n * mean * mean) / (n - 1) : 0
           if (n > 1) printf " %.4f ± %.4f |", mean, sqrt(v > 0 ? v : 0); else printf " %.4f |", mean
         }
+        if (bap != "" && tap != "" && tap != bap) { g = 100 * (s[1] / n - bap) / (tap - bap); printf " %.0f %% |", (g > -0.5 && g < 0.5) ? 0 : g } else printf " |"
         ms = s[4] / n
         if (base != "") printf " %.0f | %.2f× |\n", ms, ms / base; else printf " %.0f | |\n", ms
       }'
