@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The whole GID comparison recorded in benchmarks/RESULTS.md, on the
+# synthetic set and on BCCD, built from scripts/bench_distill.sh calls:
+#
+#   A  teacher, student baseline, GID and the three KD baselines, 3 seeds
+#   B  every part alone and in pairs, K = 5 and 30, seed 1
+#   D1 the student trained on the teacher's schedule (20 epochs instead of
+#      8): baseline and GID over 3 seeds, fine-grained for 1
+#   D2 a student with the teacher's architecture (8 epochs): baseline, GID
+#   C  seeds 2 and 3 of B
+#
+#   scripts/bench_distill_grid.sh [synth|bccd ...]   (default: both)
+#
+# Each data set runs as its own queue on one core (GOMAXPROCS=1), both at
+# once, so step times are comparable within a queue. Finished runs are
+# skipped, so the grid resumes where it stopped; stop it at any point and
+# `TABLE_ONLY=1 scripts/bench_distill.sh ...` prints what exists, each row
+# with the number of seeds it found.
+#
+# Environment: ROOT (runs: where the runs go), GIDEDGE (bin/gidedge),
+# EPOCHS (8), LONG_EPOCHS (20: the teacher's schedule), SIZE (160),
+# BCCD (../shared/data/bccd).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+runs="${ROOT:-runs}"
+epochs="${EPOCHS:-8}"
+long="${LONG_EPOCHS:-20}"
+size="${SIZE:-160}"
+bccd="${BCCD:-$root/../shared/data/bccd}"
+export GIDEDGE="${GIDEDGE:-bin/gidedge}"
+if [ ! -x "$GIDEDGE" ]; then
+  go build -o "$GIDEDGE" ./cmd/gidedge
+fi
+sets=("$@")
+[ ${#sets[@]} -gt 0 ] || sets=(synth bccd)
+
+core=(baseline gid fitnet fine-grained response-kd)
+parts=(baseline gid gid-feat gid-rel gid-resp gid-feat-rel gid-feat-resp gid-rel-resp gid-k5 gid-k30)
+
+# grid NAME: runs the five stages for one data set; the caller sets OUT,
+# DATA, the split and evaluation variables and LONG_EVAL (epochs between
+# evaluations of the long runs).
+grid() {
+  local name="$1" t="$OUT/teacher/best.safetensors" log="$OUT/grid.log"
+  SEEDS="1 2 3" scripts/bench_distill.sh "${core[@]}" >"$OUT/tableA.md" 2>>"$log"
+  SEEDS="1" scripts/bench_distill.sh "${parts[@]}" >"$OUT/tableB.md" 2>>"$log"
+  OUT="$runs/gid-$name-e$long" EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" TEACHER="$t" SEEDS="1 2 3" \
+    scripts/bench_distill.sh baseline gid >"$OUT/tableD1.md" 2>>"$log"
+  OUT="$runs/gid-$name-e$long" EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" TEACHER="$t" SEEDS="1" \
+    scripts/bench_distill.sh baseline gid fine-grained >"$OUT/tableD1-fine-grained.md" 2>>"$log"
+  OUT="$runs/gid-$name-self" STUDENT=retinanet-teacher TEACHER="$t" SEEDS="1" \
+    scripts/bench_distill.sh baseline gid >"$OUT/tableD2.md" 2>>"$log"
+  SEEDS="1 2 3" scripts/bench_distill.sh "${parts[@]}" >"$OUT/tableC.md" 2>>"$log"
+}
+
+synth() {
+  export OUT="$runs/gid-synth" EPOCHS="$epochs" EVAL_EVERY=4 SIZE="$size" IMAGES=400 TEACHER_EPOCHS="$long"
+  mkdir -p "$OUT"
+  # The first call generates the data and trains the teacher (best on val).
+  SEEDS="1" scripts/bench_distill.sh baseline >/dev/null 2>>"$OUT/grid.log"
+  export DATA="$OUT/data" LONG_EVAL=4
+  grid synth
+}
+
+bccd() {
+  # BCCD: train on trainval, score on test, evaluated once after the last
+  # epoch (EVAL_EVERY = epochs), so no checkpoint is picked on test.
+  export OUT="$runs/gid-bccd" EPOCHS="$epochs" EVAL_EVERY="$epochs" SIZE="$size" DATA="$bccd"
+  export TRAIN_SPLIT=trainval VAL_SPLIT=test TEST_SPLIT=test
+  mkdir -p "$OUT"
+  if [ ! -f "$OUT/teacher/summary.json" ]; then
+    "$GIDEDGE" train --model retinanet-teacher --data "$DATA" --train-split trainval --val-split test \
+      --epochs "$long" --batch 8 --img-size "$size" --seed 1 --eval-every "$long" --out "$OUT/teacher" --quiet >"$OUT/teacher.log"
+  fi
+  # The long-schedule runs evaluate once too.
+  export TEACHER="$OUT/teacher/best.safetensors" LONG_EVAL="$long"
+  grid bccd
+}
+
+pids=()
+for s in "${sets[@]}"; do
+  case "$s" in
+    synth | bccd) (GOMAXPROCS=1 "$s") & pids+=($!) ;;
+    *) echo "bench_distill_grid: unknown data set $s (want synth or bccd)" >&2; exit 2 ;;
+  esac
+done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+exit $status
