@@ -77,7 +77,9 @@ flags() {
 score() {
   local run="$1" ckpt="$1/best.safetensors"
   [ -f "$ckpt" ] || ckpt="$1/last.safetensors"
-  [ -f "$run.test.json" ] || "$gidedge" eval --checkpoint "$ckpt" --data "$data" --split "$te" --json >"$run.test.json"
+  # Written under a temporary name, so an interrupted evaluation leaves no
+  # empty result behind that a rerun would take as done.
+  [ -s "$run.test.json" ] || { "$gidedge" eval --checkpoint "$ckpt" --data "$data" --split "$te" --json >"$run.test.json.tmp" && mv "$run.test.json.tmp" "$run.test.json"; }
 }
 
 if [ ! -x "$gidedge" ]; then
@@ -102,8 +104,9 @@ if [ -z "$teacher" ]; then
   fi
   teacher="$out/teacher/best.safetensors"
   score "$out/teacher"
-elif [[ "$teacher" == *.safetensors ]] && [ ! -f "$out/teacher.test.json" ]; then
-  "$gidedge" eval --checkpoint "$teacher" --data "$data" --split "$te" --json >"$out/teacher.test.json"
+elif [[ "$teacher" == *.safetensors ]] && [ ! -s "$out/teacher.test.json" ]; then
+  "$gidedge" eval --checkpoint "$teacher" --data "$data" --split "$te" --json >"$out/teacher.test.json.tmp"
+  mv "$out/teacher.test.json.tmp" "$out/teacher.test.json"
 fi
 
 for seed in $seeds; do
@@ -145,7 +148,7 @@ done
   done | awk '{t+=$1} END {if (NR) print t/NR}')
   for m in "${methods[@]}"; do
     for s in $seeds; do
-      [ -f "$out/$m-s$s.test.json" ] || continue
+      [ -s "$out/$m-s$s.test.json" ] || continue
       jq -r --slurpfile sum "$out/$m-s$s/summary.json" '"\(.AP) \(.AP50) \(.AP75) \($sum[0].step_ms)"' "$out/$m-s$s.test.json"
     done | awk -v m="$m" -v base="$base_ms" -v bap="$base_ap" -v tap="$teacher_ap" '
       { for (i = 1; i <= 4; i++) { s[i] += $i; q[i] += $i * $i } n++ }
