@@ -7,7 +7,9 @@
 #   D1 the student trained on the teacher's schedule (20 epochs instead of
 #      8): baseline and GID over 3 seeds, fine-grained for 1
 #   D2 a student with the teacher's architecture (8 epochs): baseline, GID
-#   C  seeds 2 and 3 of B
+#   C  seed 2 of B, teachers with seeds 2 and 3 (their test AP gives the
+#      teacher row its spread; students distil from the seed-1 teacher),
+#      then seed 3 of B
 #
 #   scripts/bench_distill_grid.sh [synth|bccd ...]   (default: both)
 #
@@ -52,6 +54,16 @@ grid() {
     scripts/bench_distill.sh baseline gid fine-grained >"$OUT/tableD1-fine-grained.md" 2>>"$log"
   OUT="$runs/gid-$name-self" STUDENT=retinanet-teacher TEACHER="$t" SEEDS="1" \
     scripts/bench_distill.sh baseline gid >"$OUT/tableD2.md" 2>>"$log"
+  SEEDS="1 2" scripts/bench_distill.sh "${parts[@]}" >"$OUT/tableC.md" 2>>"$log"
+  local s ts
+  for s in 2 3; do
+    ts="$OUT/teacher-s$s"
+    [ -f "$ts/summary.json" ] || "$GIDEDGE" train --model retinanet-teacher --data "$DATA" \
+      --train-split "${TRAIN_SPLIT:-train}" --val-split "${VAL_SPLIT:-val}" --epochs "$long" --batch 8 \
+      --img-size "$size" --seed "$s" --eval-every "$LONG_EVAL" --out "$ts" --quiet >"$ts.log"
+    [ -s "$ts.test.json" ] || { "$GIDEDGE" eval --checkpoint "$ts/best.safetensors" --data "$DATA" \
+      --split "${TEST_SPLIT:-test}" --json >"$ts.test.json.tmp" && mv "$ts.test.json.tmp" "$ts.test.json"; }
+  done
   SEEDS="1 2 3" scripts/bench_distill.sh "${parts[@]}" >"$OUT/tableC.md" 2>>"$log"
 }
 
