@@ -11,7 +11,8 @@
 #
 # Methods: baseline (gidedge train), gid (all three losses), gid-feat,
 # gid-rel, gid-resp, gid-feat-rel, gid-feat-resp, gid-rel-resp (parts alone
-# and in pairs), gid-k5, gid-k30 (K), gid-gt-only, gid-positive, gid-semi,
+# and in pairs), gid-kN (K = N, e.g. gid-k5, gid-k30), gid-relwW (relation
+# weight W), gid-kN-relwW (both), gid-gt-only, gid-positive, gid-semi,
 # gid-negative (GI types), gid-batch (relation per batch), fitnet,
 # fine-grained, response-kd (KD baselines).
 #
@@ -61,8 +62,9 @@ flags() {
     gid-feat-rel) echo "--response=false" ;;
     gid-feat-resp) echo "--relation=false" ;;
     gid-rel-resp) echo "--feature=false" ;;
-    gid-k5) echo "--topk 5" ;;
-    gid-k30) echo "--topk 30" ;;
+    gid-k[0-9]*-relw[0-9]*) k="${1#gid-k}"; echo "--topk ${k%%-*} --rel-weight ${1##*-relw}" ;;
+    gid-k[0-9]*) echo "--topk ${1#gid-k}" ;;
+    gid-relw[0-9]*) echo "--rel-weight ${1#gid-relw}" ;;
     gid-gt-only) echo "--gi-mode gt-only" ;;
     gid-positive) echo "--gi-mode positive" ;;
     gid-semi) echo "--gi-mode semi" ;;
