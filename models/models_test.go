@@ -50,6 +50,33 @@ func TestNamedConfigsValidate(t *testing.T) {
 	}
 }
 
+// The configs that only the benchmark scripts use live beside them in
+// benchmarks/configs; they must stay valid and, to be distilled from
+// retinanet-teacher, keep its head layout (levels and anchors).
+func TestBenchmarkConfigsResolveWithTheTeacherLayout(t *testing.T) {
+	teacher, err := Named("retinanet-teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join("..", "benchmarks", "configs", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no benchmark configs found (%v)", err)
+	}
+	for _, f := range files {
+		c, err := Resolve(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".json"); c.Name != want {
+			t.Errorf("%s is called %q inside", f, c.Name)
+		}
+		if c.Family != teacher.Family || !slices.Equal(c.FPN.Levels, teacher.FPN.Levels) || c.NumAnchors() != teacher.NumAnchors() || !slices.Equal(c.Anchors.Sizes, teacher.Anchors.Sizes) {
+			t.Errorf("%s: head layout (%s, levels %v, %d anchors, sizes %v) differs from retinanet-teacher's (%s, levels %v, %d anchors, sizes %v)",
+				f, c.Family, c.FPN.Levels, c.NumAnchors(), c.Anchors.Sizes, teacher.Family, teacher.FPN.Levels, teacher.NumAnchors(), teacher.Anchors.Sizes)
+		}
+	}
+}
+
 func TestConfigErrorsNameTheField(t *testing.T) {
 	base, err := Named("retinanet-tiny")
 	if err != nil {
