@@ -10,6 +10,13 @@
 #   C  seed 2 of B, teachers with seeds 2 and 3 (their test AP gives the
 #      teacher row its spread; students distil from the seed-1 teacher),
 #      then seed 3 of B
+#   E  why GID ties fine-grained imitation: K = 50, λ_rel 10, K = 30 with
+#      λ_rel 10 (3 seeds); D2 and fine-grained of D1 over 3 seeds; the GI
+#      types (--gi-mode gt-only, positive, semi, negative; seed 1)
+#   F  why GID trails the teacher: a 2.4 M-parameter ResNet student
+#      (benchmarks/configs/retinanet-mid.json, half the teacher) on the
+#      teacher's schedule, 3 seeds; the teacher's architecture distilled
+#      on that schedule (GID, seed 1)
 #
 #   scripts/bench_distill_grid.sh [synth|bccd ...]   (default: both)
 #
@@ -41,7 +48,7 @@ sets=("$@")
 core=(baseline gid fitnet fine-grained response-kd)
 parts=(baseline gid gid-feat gid-rel gid-resp gid-feat-rel gid-feat-resp gid-rel-resp gid-k5 gid-k30)
 
-# grid NAME: runs the five stages for one data set; the caller sets OUT,
+# grid NAME: runs the stages for one data set; the caller sets OUT,
 # DATA, the split and evaluation variables and LONG_EVAL (epochs between
 # evaluations of the long runs).
 grid() {
@@ -65,6 +72,18 @@ grid() {
       --split "${TEST_SPLIT:-test}" --json >"$ts.test.json.tmp" && mv "$ts.test.json.tmp" "$ts.test.json"; }
   done
   SEEDS="1 2 3" scripts/bench_distill.sh "${parts[@]}" >"$OUT/tableC.md" 2>>"$log"
+  SEEDS="1 2 3" scripts/bench_distill.sh baseline gid fine-grained gid-k5 gid-k30 gid-k50 gid-relw10 gid-k30-relw10 \
+    >"$OUT/tableE1.md" 2>>"$log"
+  OUT="$runs/gid-$name-self" STUDENT=retinanet-teacher TEACHER="$t" SEEDS="1 2 3" \
+    scripts/bench_distill.sh baseline gid >"$OUT/tableE2.md" 2>>"$log"
+  OUT="$runs/gid-$name-e$long" EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" TEACHER="$t" SEEDS="1 2 3" \
+    scripts/bench_distill.sh baseline gid fine-grained >"$OUT/tableE3.md" 2>>"$log"
+  SEEDS="1" scripts/bench_distill.sh baseline gid fine-grained gid-gt-only gid-positive gid-semi gid-negative \
+    >"$OUT/tableE4.md" 2>>"$log"
+  OUT="$runs/gid-$name-mid" STUDENT=benchmarks/configs/retinanet-mid.json EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" \
+    TEACHER="$t" SEEDS="1 2 3" scripts/bench_distill.sh baseline gid >"$OUT/tableF1.md" 2>>"$log"
+  OUT="$runs/gid-$name-self-e$long" STUDENT=retinanet-teacher EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" \
+    TEACHER="$t" SEEDS="1" scripts/bench_distill.sh gid >"$OUT/tableF2.md" 2>>"$log"
 }
 
 synth() {
