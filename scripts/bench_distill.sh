@@ -131,7 +131,8 @@ for seed in $seeds; do
 done
 
 # Table: one row per method, mean ± std over seeds (awk), the share of the
-# teacher's lead over the baseline that the method recovers, step time and
+# teacher's lead over the baseline that the method recovers (n/a where the
+# teacher is less than half a point of AP ahead), step time and
 # the step overhead relative to the baseline's mean step time.
 {
   echo "### $student distilled from $teacher_model ($(basename "$data"), ${size}px, $epochs epochs, seeds: $seeds)"
@@ -161,7 +162,10 @@ done
           mean = s[i] / n; v = (n > 1) ? (q[i] - n * mean * mean) / (n - 1) : 0
           if (n > 1) printf " %.4f ± %.4f |", mean, sqrt(v > 0 ? v : 0); else printf " %.4f |", mean
         }
-        if (bap != "" && tap != "" && tap != bap) { g = 100 * (s[1] / n - bap) / (tap - bap); printf " %.0f %% |", (g > -0.5 && g < 0.5) ? 0 : g } else printf " |"
+        # A share of a lead under half a point of AP is noise, and of a
+        # negative one meaningless: the column then says so.
+        if (bap != "" && tap != "" && tap - bap >= 0.005) { g = 100 * (s[1] / n - bap) / (tap - bap); printf " %.0f %% |", (g > -0.5 && g < 0.5) ? 0 : g }
+        else if (bap != "" && tap != "") printf " n/a (teacher %+.4f over baseline) |", tap - bap; else printf " |"
         ms = s[4] / n
         if (base != "") printf " %.0f | %.2f× |\n", ms, ms / base; else printf " %.0f | |\n", ms
       }'
