@@ -17,6 +17,8 @@
 #      (benchmarks/configs/retinanet-mid.json, half the teacher) on the
 #      teacher's schedule, 3 seeds; the teacher's architecture distilled
 #      on that schedule (GID, seed 1)
+#   G  the FCOS pair (fcos-teacher 20 epochs → fcos-student): baseline
+#      and GID, seed 1
 #
 #   scripts/bench_distill_grid.sh [synth|bccd ...]   (default: both)
 #
@@ -84,6 +86,14 @@ grid() {
     TEACHER="$t" SEEDS="1 2 3" scripts/bench_distill.sh baseline gid >"$OUT/tableF1.md" 2>>"$log"
   OUT="$runs/gid-$name-self-e$long" STUDENT=retinanet-teacher EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" \
     TEACHER="$t" SEEDS="1" scripts/bench_distill.sh gid >"$OUT/tableF2.md" 2>>"$log"
+  # G: the FCOS pair, its teacher trained like the RetinaNet one.
+  local ft="$runs/gid-$name-fcos/teacher"
+  mkdir -p "$runs/gid-$name-fcos"
+  [ -f "$ft/summary.json" ] || "$GIDEDGE" train --model fcos-teacher --data "$DATA" \
+    --train-split "${TRAIN_SPLIT:-train}" --val-split "${VAL_SPLIT:-val}" --epochs "$long" --batch 8 \
+    --img-size "$size" --seed 1 --eval-every "$LONG_EVAL" --out "$ft" --quiet >"$ft.log"
+  OUT="$runs/gid-$name-fcos" TEACHER_MODEL=fcos-teacher STUDENT=fcos-student TEACHER="$ft/best.safetensors" \
+    SEEDS="1" scripts/bench_distill.sh baseline gid >"$OUT/tableG.md" 2>>"$log"
 }
 
 synth() {
