@@ -50,6 +50,15 @@ sets=("$@")
 core=(baseline gid fitnet fine-grained response-kd)
 parts=(baseline gid gid-feat gid-rel gid-resp gid-feat-rel gid-feat-resp gid-rel-resp gid-k5 gid-k30)
 
+# teacher MODEL SEED DIR: trains a teacher on the long schedule into DIR
+# unless it is there (DATA, the splits and LONG_EVAL from the caller).
+teacher() {
+  mkdir -p "$(dirname "$3")"
+  [ -f "$3/summary.json" ] || "$GIDEDGE" train --model "$1" --data "$DATA" \
+    --train-split "${TRAIN_SPLIT:-train}" --val-split "${VAL_SPLIT:-val}" --epochs "$long" --batch 8 \
+    --img-size "$size" --seed "$2" --eval-every "$LONG_EVAL" --out "$3" --quiet >"$3.log"
+}
+
 # grid NAME: runs the stages for one data set; the caller sets OUT,
 # DATA, the split and evaluation variables and LONG_EVAL (epochs between
 # evaluations of the long runs).
@@ -67,9 +76,7 @@ grid() {
   local s ts
   for s in 2 3; do
     ts="$OUT/teacher-s$s"
-    [ -f "$ts/summary.json" ] || "$GIDEDGE" train --model retinanet-teacher --data "$DATA" \
-      --train-split "${TRAIN_SPLIT:-train}" --val-split "${VAL_SPLIT:-val}" --epochs "$long" --batch 8 \
-      --img-size "$size" --seed "$s" --eval-every "$LONG_EVAL" --out "$ts" --quiet >"$ts.log"
+    teacher retinanet-teacher "$s" "$ts"
     [ -s "$ts.test.json" ] || { "$GIDEDGE" eval --checkpoint "$ts/best.safetensors" --data "$DATA" \
       --split "${TEST_SPLIT:-test}" --json >"$ts.test.json.tmp" && mv "$ts.test.json.tmp" "$ts.test.json"; }
   done
@@ -88,10 +95,7 @@ grid() {
     TEACHER="$t" SEEDS="1" scripts/bench_distill.sh gid >"$OUT/tableF2.md" 2>>"$log"
   # G: the FCOS pair, its teacher trained like the RetinaNet one.
   local ft="$runs/gid-$name-fcos/teacher"
-  mkdir -p "$runs/gid-$name-fcos"
-  [ -f "$ft/summary.json" ] || "$GIDEDGE" train --model fcos-teacher --data "$DATA" \
-    --train-split "${TRAIN_SPLIT:-train}" --val-split "${VAL_SPLIT:-val}" --epochs "$long" --batch 8 \
-    --img-size "$size" --seed 1 --eval-every "$LONG_EVAL" --out "$ft" --quiet >"$ft.log"
+  teacher fcos-teacher 1 "$ft"
   OUT="$runs/gid-$name-fcos" TEACHER_MODEL=fcos-teacher STUDENT=fcos-student TEACHER="$ft/best.safetensors" \
     SEEDS="1" scripts/bench_distill.sh baseline gid >"$OUT/tableG.md" 2>>"$log"
 }
@@ -110,13 +114,10 @@ bccd() {
   # epoch (EVAL_EVERY = epochs), so no checkpoint is picked on test.
   export OUT="$runs/gid-bccd" EPOCHS="$epochs" EVAL_EVERY="$epochs" SIZE="$size" DATA="$bccd"
   export TRAIN_SPLIT=trainval VAL_SPLIT=test TEST_SPLIT=test
-  mkdir -p "$OUT"
-  if [ ! -f "$OUT/teacher/summary.json" ]; then
-    "$GIDEDGE" train --model retinanet-teacher --data "$DATA" --train-split trainval --val-split test \
-      --epochs "$long" --batch 8 --img-size "$size" --seed 1 --eval-every "$long" --out "$OUT/teacher" --quiet >"$OUT/teacher.log"
-  fi
-  # The long-schedule runs evaluate once too.
-  export TEACHER="$OUT/teacher/best.safetensors" LONG_EVAL="$long"
+  # The teacher and the long-schedule runs evaluate once too.
+  export LONG_EVAL="$long"
+  teacher retinanet-teacher 1 "$OUT/teacher"
+  export TEACHER="$OUT/teacher/best.safetensors"
   grid bccd
 }
 
