@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/gidedge/gidedge/geom"
 )
 
 var (
@@ -42,15 +44,10 @@ func (b Box) Clip(w, h float64) Box {
 	return Box{clamp(b.X1, 0, w), clamp(b.Y1, 0, h), clamp(b.X2, 0, w), clamp(b.Y2, 0, h)}
 }
 
-// IoU is the intersection over union of a and b, 0 when both are empty.
+// IoU is the intersection over union of b and o (geom.IoU), 0 when they
+// do not overlap.
 func (b Box) IoU(o Box) float64 {
-	iw := math.Min(b.X2, o.X2) - math.Max(b.X1, o.X1)
-	ih := math.Min(b.Y2, o.Y2) - math.Max(b.Y1, o.Y1)
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	return inter / (b.Area() + o.Area() - inter)
+	return geom.IoU([4]float64{b.X1, b.Y1, b.X2, b.Y2}, [4]float64{o.X1, o.Y1, o.X2, o.Y2})
 }
 
 func clamp(v, lo, hi float64) float64 {

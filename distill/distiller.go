@@ -10,8 +10,8 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/box"
 	"github.com/gidedge/gidedge/engine/nn"
+	"github.com/gidedge/gidedge/geom"
 	"github.com/gidedge/gidedge/models"
 )
 
@@ -246,7 +246,7 @@ func (d *Distiller) decoder(p *models.Priors) func(reg []float32, rows []int) []
 		for i, r := range rows {
 			copy(anchors[4*i:4*i+4], p.Anchors[4*r:4*r+4])
 		}
-		return box.Decode(anchors, reg, cfg.Loss.BoxCoderWeights)
+		return models.DecodeDeltas(anchors, reg, cfg.Loss.BoxCoderWeights)
 	}
 }
 
@@ -490,7 +490,7 @@ func (d *Distiller) imitationMasks(out *models.Outputs, targets [][]dataset.Targ
 		if g == 0 {
 			continue
 		}
-		ious := box.IoU(anchors, gts) // R×G
+		ious := geom.IoUMatrix(anchors, gts) // R×G
 		for j := 0; j < g; j++ {
 			var best float32
 			for r := 0; r < p.Len(); r++ {

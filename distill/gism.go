@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+
+	"github.com/gidedge/gidedge/geom"
 )
 
 // GIType says how a general instance relates to the ground truth.
@@ -164,7 +166,7 @@ func Select(in SelectInput, opt SelectOptions) ([]GI, error) {
 		}
 		suppressed := false
 		for _, g := range kept {
-			if iou(b, g.Box) > opt.NMSIoU {
+			if geom.IoU(b, g.Box) > opt.NMSIoU {
 				suppressed = true
 				break
 			}
@@ -200,7 +202,7 @@ func classify(b [4]float32, pos int, gts []float32, positive []bool) GIType {
 		return GIPositive
 	}
 	for j := 0; j+4 <= len(gts); j += 4 {
-		if iou(b, [4]float32(gts[j:j+4])) > 0 {
+		if geom.IoU(b, [4]float32(gts[j:j+4])) > 0 {
 			return GISemi
 		}
 	}
@@ -219,20 +221,6 @@ func GroundTruthGIs(gts []float32, topK int) []GI {
 		out = append(out, GI{Box: b, Score: 1, Position: -1, Type: GIPositive})
 	}
 	return out
-}
-
-func iou(a, b [4]float32) float32 {
-	iw := min(a[2], b[2]) - max(a[0], b[0])
-	ih := min(a[3], b[3]) - max(a[1], b[1])
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	union := (a[2]-a[0])*(a[3]-a[1]) + (b[2]-b[0])*(b[3]-b[1]) - inter
-	if union <= 0 {
-		return 0
-	}
-	return inter / union
 }
 
 func clamp(v, lo, hi float32) float32 { return min(max(v, lo), hi) }

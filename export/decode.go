@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/gidedge/gidedge/engine/box"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/onnxgraph"
 )
@@ -59,7 +58,7 @@ func (w *walker) flatten(base string, maps []string, p *models.Priors, channels 
 
 // decode emits the decoded outputs from the head's per-level maps: sigmoid
 // scores, boxes in input pixels and, for FCOS, centerness probabilities. The
-// arithmetic follows box.Decode (RetinaNet) and models.DecodeDistances (FCOS)
+// arithmetic follows models.DecodeDeltas (RetinaNet) and models.DecodeDistances (FCOS)
 // op for op, with priors baked in as constants for the export's input size.
 func (w *walker) decode(d *models.Detector, h headOutputs, inputH, inputW int) ([]string, error) {
 	cfg := d.Config
@@ -72,7 +71,7 @@ func (w *walker) decode(d *models.Detector, h headOutputs, inputH, inputW int) (
 	scores := g.op("Sigmoid", g.reserve(ScoresName), []string{cls})
 	reg := w.flatten("decode.reg", h.reg, p, 4)
 	r := int64(p.Len())
-	clamp := g.floatConst(nil, box.ScaleClamp)
+	clamp := g.floatConst(nil, models.ScaleClamp)
 	var boxes string
 	switch cfg.Family {
 	case models.FamilyRetinaNet:

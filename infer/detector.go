@@ -324,11 +324,9 @@ func (d *Detector) finish(cands []Detection, tr Transform, p Params) []Detection
 		slices.SortFunc(kept, func(a, b Detection) int { return cmp.Compare(b.Score, a.Score) })
 		kept = kept[:preNMSTopK]
 	}
-	kept = NMS(kept, p.IoUThreshold, p.MaxDetections)
-	dets := make([]Detection, len(kept))
-	for i, c := range kept {
-		c.Label = d.desc.ClassNames[c.Class]
-		dets[i] = c
+	dets := NMS(kept, p.IoUThreshold, p.MaxDetections)
+	for i := range dets {
+		dets[i].Label = d.desc.ClassNames[dets[i].Class]
 	}
 	return dets
 }

@@ -1,9 +1,6 @@
 package infer
 
-import (
-	"cmp"
-	"slices"
-)
+import "github.com/gidedge/gidedge/geom"
 
 // Detection is one detected object.
 type Detection struct {
@@ -13,43 +10,26 @@ type Detection struct {
 	Label string
 }
 
-// IoU is the intersection over union of two x1, y1, x2, y2 boxes; 0 when
-// either is empty.
-func IoU(a, b [4]float32) float32 {
-	iw := min(a[2], b[2]) - max(a[0], b[0])
-	ih := min(a[3], b[3]) - max(a[1], b[1])
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	union := (a[2]-a[0])*(a[3]-a[1]) + (b[2]-b[0])*(b[3]-b[1]) - inter
-	if union <= 0 {
-		return 0
-	}
-	return inter / union
-}
-
-// NMS applies class-aware greedy non-maximum suppression: a detection is
-// dropped when a higher-scoring one of the same class overlaps it by more
-// than iouThreshold. It keeps at most maxDetections (all when <= 0), sorted
-// by descending score, and reorders dets in place; the result aliases dets.
+// NMS applies class-aware greedy non-maximum suppression (geom.BatchedNMS):
+// a detection is dropped when a higher-scoring one of the same class
+// overlaps it by more than iouThreshold. It returns at most maxDetections
+// (all when <= 0) in a new slice, by descending score, equal scores in
+// input order.
 func NMS(dets []Detection, iouThreshold float32, maxDetections int) []Detection {
-	slices.SortStableFunc(dets, func(a, b Detection) int { return cmp.Compare(b.Score, a.Score) })
-	kept := dets[:0]
-	for _, d := range dets {
-		if maxDetections > 0 && len(kept) >= maxDetections {
-			break
-		}
-		suppressed := false
-		for _, k := range kept {
-			if k.Class == d.Class && IoU(k.Box, d.Box) > iouThreshold {
-				suppressed = true
-				break
-			}
-		}
-		if !suppressed {
-			kept = append(kept, d)
-		}
+	boxes := make([]float32, 0, 4*len(dets))
+	scores := make([]float32, len(dets))
+	classes := make([]int, len(dets))
+	for i, d := range dets {
+		boxes = append(boxes, d.Box[:]...)
+		scores[i], classes[i] = d.Score, d.Class
 	}
-	return kept
+	keep := geom.BatchedNMS(boxes, scores, classes, iouThreshold)
+	if maxDetections > 0 && len(keep) > maxDetections {
+		keep = keep[:maxDetections]
+	}
+	out := make([]Detection, len(keep))
+	for i, k := range keep {
+		out[i] = dets[k]
+	}
+	return out
 }

@@ -3,7 +3,7 @@ package models
 import (
 	"math"
 
-	"github.com/gidedge/gidedge/engine/box"
+	"github.com/gidedge/gidedge/geom"
 )
 
 // Assignment values of positions that match no ground-truth box.
@@ -28,7 +28,7 @@ func AssignIoU(anchors, gts []float32, pos, neg float32, lowQuality bool) []int 
 	if g == 0 {
 		return out
 	}
-	iou := box.IoU(anchors, gts) // r×g
+	iou := geom.IoUMatrix(anchors, gts) // r×g
 	bestIdx := make([]int, r)
 	for i := 0; i < r; i++ {
 		row := iou[i*g : (i+1)*g]
@@ -75,7 +75,7 @@ func AssignIoU(anchors, gts []float32, pos, neg float32, lowQuality bool) []int 
 func AssignFCOS(p *Priors, gts []float32, ranges [][2]float32, radius float32) []int {
 	n, g := p.Len(), len(gts)/4
 	out := make([]int, n)
-	areas := box.Area(gts)
+	areas := geom.Areas(gts)
 	for i := 0; i < n; i++ {
 		out[i] = Negative
 		if g == 0 {

@@ -1,11 +1,71 @@
 package models
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/box"
 )
+
+// ScaleClamp bounds the log-scale values DecodeDeltas and DecodeDistances
+// accept, log(1000/16) as in torchvision's BoxCoder, so an untrained head
+// cannot produce infinite boxes.
+const ScaleClamp = 4.135166556742356
+
+// EncodeDeltas returns RetinaNet's regression targets (dx, dy, dw, dh) that
+// move each anchor onto its matched ground-truth box (torchvision
+// BoxCoder.encode): dx = wx·(gx − ax)/aw and dw = ww·log(gw/aw), likewise
+// for y and h, with centres and sizes taken from x1, y1, x2, y2. anchors
+// and gt (both P·4) are paired row by row.
+func EncodeDeltas(anchors, gt []float32, weights [4]float32) []float32 {
+	n := pairedRows("models.EncodeDeltas", anchors, gt)
+	out := make([]float32, n*4)
+	for i := 0; i < n; i++ {
+		a, g := anchors[i*4:i*4+4], gt[i*4:i*4+4]
+		aw, ah := a[2]-a[0], a[3]-a[1]
+		ax, ay := a[0]+0.5*aw, a[1]+0.5*ah
+		gw, gh := g[2]-g[0], g[3]-g[1]
+		gx, gy := g[0]+0.5*gw, g[1]+0.5*gh
+		d := out[i*4 : i*4+4]
+		d[0] = weights[0] * (gx - ax) / aw
+		d[1] = weights[1] * (gy - ay) / ah
+		d[2] = weights[2] * float32(math.Log(float64(gw/aw)))
+		d[3] = weights[3] * float32(math.Log(float64(gh/ah)))
+	}
+	return out
+}
+
+// DecodeDeltas applies deltas (dx, dy, dw, dh, P·4) to anchors (P·4), the
+// inverse of EncodeDeltas (torchvision BoxCoder.decode_single); dw and dh
+// are clamped to ScaleClamp after dividing by their weights.
+func DecodeDeltas(anchors, deltas []float32, weights [4]float32) []float32 {
+	n := pairedRows("models.DecodeDeltas", anchors, deltas)
+	out := make([]float32, n*4)
+	for i := 0; i < n; i++ {
+		a, d := anchors[i*4:i*4+4], deltas[i*4:i*4+4]
+		aw, ah := a[2]-a[0], a[3]-a[1]
+		ax, ay := a[0]+0.5*aw, a[1]+0.5*ah
+		dx, dy := d[0]/weights[0], d[1]/weights[1]
+		dw, dh := min(d[2]/weights[2], ScaleClamp), min(d[3]/weights[3], ScaleClamp)
+		cx, cy := dx*aw+ax, dy*ah+ay
+		w := float32(math.Exp(float64(dw))) * aw
+		h := float32(math.Exp(float64(dh))) * ah
+		b := out[i*4 : i*4+4]
+		b[0], b[1], b[2], b[3] = cx-0.5*w, cy-0.5*h, cx+0.5*w, cy+0.5*h
+	}
+	return out
+}
+
+// pairedRows returns the number of 4-value rows of a and b, which must be
+// equal; anything else is a programmer error and panics with an
+// *engine.OpError.
+func pairedRows(op string, a, b []float32) int {
+	if len(a)%4 != 0 || len(a) != len(b) {
+		panic(&engine.OpError{Op: op, Shapes: [][]int{{len(a)}, {len(b)}}, Err: engine.ErrShape,
+			Detail: fmt.Sprintf("%d and %d values, want the same number of x1, y1, x2, y2 rows", len(a), len(b))})
+	}
+	return len(a) / 4
+}
 
 // EncodeDistances returns FCOS regression targets for points (P·2) with
 // strides (P) and their boxes (P·4): log(d / stride) for the distances
@@ -27,7 +87,7 @@ func EncodeDistances(points, strides, boxes []float32) []float32 {
 
 // DecodeDistances inverts EncodeDistances: boxes (P·4) from points (P·2),
 // strides (P) and log-distances (P·4). The log values are clamped to
-// box.ScaleClamp so an untrained head cannot produce infinite boxes.
+// ScaleClamp so an untrained head cannot produce infinite boxes.
 func DecodeDistances(points, strides, reg []float32) []float32 {
 	n := len(strides)
 	out := make([]float32, 4*n)
@@ -35,7 +95,7 @@ func DecodeDistances(points, strides, reg []float32) []float32 {
 		px, py, s := points[2*i], points[2*i+1], strides[i]
 		var d [4]float32
 		for k := range d {
-			d[k] = float32(math.Exp(float64(min(reg[4*i+k], box.ScaleClamp)))) * s
+			d[k] = float32(math.Exp(float64(min(reg[4*i+k], ScaleClamp)))) * s
 		}
 		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = px-d[0], py-d[1], px+d[2], py+d[3]
 	}
@@ -48,7 +108,7 @@ func (d *Detector) DecodeBoxes(reg []float32, p *Priors) []float32 {
 	if d.Config.Family == FamilyFCOS {
 		return DecodeDistances(p.Points, p.Strides, reg)
 	}
-	return box.Decode(p.Anchors, reg, d.Config.Loss.BoxCoderWeights)
+	return DecodeDeltas(p.Anchors, reg, d.Config.Loss.BoxCoderWeights)
 }
 
 // decodeRows decodes regression rows reg [P, 4] of the given flattened
@@ -57,7 +117,7 @@ func (d *Detector) DecodeBoxes(reg []float32, p *Priors) []float32 {
 func (d *Detector) decodeRows(reg *engine.Tensor, rows []int, p *Priors) *engine.Tensor {
 	n := len(rows)
 	clamped := func(t *engine.Tensor) *engine.Tensor {
-		return engine.Exp(engine.Clamp(t, -box.ScaleClamp*4, box.ScaleClamp))
+		return engine.Exp(engine.Clamp(t, -ScaleClamp*4, ScaleClamp))
 	}
 	if d.Config.Family == FamilyFCOS {
 		pts := make([]float32, 2*n)

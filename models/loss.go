@@ -6,7 +6,6 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/box"
 )
 
 // ErrTargets is wrapped by the panic Loss raises for targets that do not fit
@@ -124,7 +123,7 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 		for _, pos := range posLocal {
 			anchors = append(anchors, p.Anchors[4*pos:4*pos+4]...)
 		}
-		deltas := box.Encode(anchors, posBoxes, cfg.Loss.BoxCoderWeights)
+		deltas := EncodeDeltas(anchors, posBoxes, cfg.Loss.BoxCoderWeights)
 		sl1 := engine.SmoothL1Loss(regPos, engine.New(deltas, np, 4), cfg.Loss.SmoothL1Beta)
 		boxLoss = engine.MulScalar(engine.Sum(sl1), 1/numPos)
 	}

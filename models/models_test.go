@@ -11,7 +11,6 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/box"
 	"github.com/gidedge/gidedge/engine/nn"
 )
 
@@ -310,7 +309,7 @@ func TestBoxCodingRoundTrip(t *testing.T) {
 			anchors = append(anchors, a...)
 			boxes = append(boxes, cx-bw/2, cy-bh/2, cx+bw/2, cy+bh/2)
 		}
-		deltas := box.Encode(anchors, boxes, d.Config.Loss.BoxCoderWeights)
+		deltas := EncodeDeltas(anchors, boxes, d.Config.Loss.BoxCoderWeights)
 		viaGraph := d.decodeRows(engine.New(deltas, len(rows), 4), rows, p).Data()
 		for i := range boxes {
 			if !near(viaGraph[i], boxes[i], 1e-3) {

@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/gidedge/gidedge/engine/box"
+	"github.com/gidedge/gidedge/geom"
 )
 
 // Detection is one detected object in input pixels.
@@ -104,7 +104,7 @@ func (d *Detector) finish(o *Outputs, p *Priors, img int, cands []candidate) []D
 		for q, c := range cands {
 			copy(anchors[4*q:4*q+4], p.Anchors[4*c.pos:4*c.pos+4])
 		}
-		boxes = box.Decode(anchors, reg, d.Config.Loss.BoxCoderWeights)
+		boxes = DecodeDeltas(anchors, reg, d.Config.Loss.BoxCoderWeights)
 	}
 	w, h := float32(p.InputW), float32(p.InputH)
 	scores := make([]float32, len(cands))
@@ -115,7 +115,7 @@ func (d *Detector) finish(o *Outputs, p *Priors, img int, cands []candidate) []D
 		b[1], b[3] = min(max(b[1], 0), h), min(max(b[3], 0), h)
 		scores[q], classes[q] = c.score, c.class
 	}
-	keep := box.BatchedNMS(boxes, scores, classes, d.Config.Postprocess.NMSIoU)
+	keep := geom.BatchedNMS(boxes, scores, classes, d.Config.Postprocess.NMSIoU)
 	if len(keep) > d.Config.Postprocess.MaxDetections {
 		keep = keep[:d.Config.Postprocess.MaxDetections]
 	}
