@@ -204,19 +204,13 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 		LoadAverage: loadAverage(),
 	}
 	var err error
-	if err = engine.Guard(func() error {
-		res.Probe, err = benchProbeNet(ctx, opts)
-		return err
-	}); err != nil {
+	if res.Probe, err = benchProbeNet(ctx, opts); err != nil {
 		return err
 	}
 	res.SgemmThreads = runtime.NumCPU()
 	res.SgemmGFLOPS = benchSgemm(res.SgemmThreads)
 	res.Probe.PctOfSgemm = 100 * res.Probe.GFLOPS / res.SgemmGFLOPS
-	if err := engine.Guard(func() error {
-		res.Layers, err = benchLayers(ctx, opts, res.SgemmGFLOPS)
-		return err
-	}); err != nil {
+	if res.Layers, err = benchLayers(ctx, opts, res.SgemmGFLOPS); err != nil {
 		return err
 	}
 	res.LoadAverageEnd = loadAverage()

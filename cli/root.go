@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/internal/buildinfo"
 )
 
@@ -92,7 +93,7 @@ func addAll(parent *cobra.Command, cs []constructor) {
 // Execute runs gidedge with os.Args and returns the process exit code.
 func Execute() int {
 	root := NewRoot(os.Stdout, os.Stderr)
-	if err := root.Execute(); err != nil {
+	if err := run(root); err != nil {
 		fmt.Fprintln(os.Stderr, "gidedge:", err)
 		var exit *ExitError
 		if errors.As(err, &exit) {
@@ -102,3 +103,12 @@ func Execute() int {
 	}
 	return 0
 }
+
+// run executes the command tree inside gidedge's one recover point:
+// engine.Guard turns the typed panic of a programmer error anywhere below
+// (a shape mismatch in the engine, a box list of the wrong length, a broken
+// invariant of the ONNX graph builder) into the command's error, so the
+// user reads one line naming the op and the shapes. Nothing else recovers;
+// errors users cause are returned, never panicked, and runtime errors keep
+// their stack trace.
+func run(root *cobra.Command) error { return engine.Guard(root.Execute) }

@@ -168,21 +168,17 @@ func (d *Distiller) Step(ctx context.Context, x *engine.Tensor, out *models.Outp
 		return nil, fmt.Errorf("distill: %d target lists for a batch of %d", len(targets), x.Dim(0))
 	}
 	st := &Step{Parts: map[string]float32{}}
-	err = engine.Guard(func() error {
-		switch d.opts.Method {
-		case MethodGID:
-			return d.gid(st, out, tout, targets)
-		case MethodFitNet:
-			d.fitNet(st, out, tout)
-		case MethodFineGrained:
-			d.fineGrained(st, out, tout, targets)
-		case MethodResponseKD:
-			d.responseAll(st, out, tout)
+	switch d.opts.Method {
+	case MethodGID:
+		if err := d.gid(st, out, tout, targets); err != nil {
+			return nil, fmt.Errorf("distill: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("distill: %w", err)
+	case MethodFitNet:
+		d.fitNet(st, out, tout)
+	case MethodFineGrained:
+		d.fineGrained(st, out, tout, targets)
+	case MethodResponseKD:
+		d.responseAll(st, out, tout)
 	}
 	return st, nil
 }

@@ -15,6 +15,6 @@
 //
 // Errors: shape mismatches and other programmer errors inside ops panic with
 // an *OpError naming the op and the shapes; Guard turns such a panic into an
-// error at the API boundary (training loops, CLI). NaN detection is offered by
-// CheckFinite.
+// error at the one recover point, the command line's edge. NaN detection is
+// offered by CheckFinite.
 package engine

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 )
 
 // ErrShape is the sentinel wrapped by every shape error.
@@ -41,16 +42,24 @@ func check(cond bool, op, format string, args []any, ts ...*Tensor) {
 	}
 }
 
-// Guard runs fn and converts an engine panic (*OpError) into a returned
-// error. Other panics propagate: they are bugs.
+// Guard runs fn and turns a typed panic into a returned error. gidedge's
+// packages panic only for programmer errors, and always with a typed error
+// value: an *OpError here and in the packages built on the engine,
+// *geom.LengthError, export's *BuildError. Guard returns such a value
+// unchanged. A runtime error (nil dereference, index out of range) or a
+// panic with a value that is not an error propagates with its stack trace.
+//
+// The command line calls Guard once, around the whole command; nothing else
+// recovers.
 func Guard(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if oe, ok := r.(*OpError); ok {
-				err = oe
-				return
+			e, ok := r.(error)
+			var rt runtime.Error
+			if !ok || errors.As(e, &rt) {
+				panic(r)
 			}
-			panic(r)
+			err = e
 		}
 	}()
 	return fn()

@@ -41,6 +41,8 @@
 // Errors: every user-facing failure (unreadable or corrupt checkpoint, bad
 // option, unsupported module, parity) is returned as an error prefixed
 // "export:" that names the file, option or module and what was expected.
-// Shape mistakes inside the engine's forward pass are recovered at the API
-// edge with engine.Guard and returned too.
+// Programmer errors panic with a typed value: an *engine.OpError for a shape
+// mistake in the engine's forward pass, a *BuildError for a broken invariant
+// of the graph builder. Nothing in this package recovers; the command line's
+// one recover point (engine.Guard) turns them into the command's error.
 package export

@@ -512,3 +512,35 @@ func assertEmpty(t *testing.T, dir string) {
 		t.Errorf("%s left in the output folder", e.Name())
 	}
 }
+
+// TestBuilderInvariantsPanicTyped checks that a broken builder invariant
+// panics with a *BuildError (a programmer error the CLI's one recover point
+// returns), not a bare string.
+func TestBuilderInvariantsPanicTyped(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		step string
+		fire func()
+	}{
+		{"name reserved twice", "reserve", func() {
+			g := newGraph(DefaultOpset)
+			g.reserve(BoxesName)
+			g.reserve(BoxesName)
+		}},
+		{"rename of a tensor the last node does not write", "rename", func() {
+			w := &walker{g: newGraph(DefaultOpset)}
+			w.g.emit("Relu", "a", []string{"x"})
+			w.rename("not_a", ScoresName)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				be, ok := recover().(*BuildError)
+				if !ok || be.Step != c.step {
+					t.Fatalf("panic value %#v, want a *BuildError from %s", be, c.step)
+				}
+			}()
+			c.fire()
+		})
+	}
+}

@@ -40,11 +40,22 @@ func (g *graph) fresh(base string) string {
 	return name
 }
 
+// BuildError is the panic value of a broken invariant of the graph builder,
+// such as a contract name emitted twice. It is a programmer error in the
+// exporter, never caused by a checkpoint or an option (those are returned
+// as errors); the command line's one recover point returns it as an error.
+type BuildError struct {
+	Step   string // the builder step that found it, e.g. "reserve"
+	Detail string
+}
+
+func (e *BuildError) Error() string { return "export: graph builder: " + e.Step + ": " + e.Detail }
+
 // reserve claims a contract name (an output such as "boxes") exactly; it is
 // a programmer error for it to be taken already.
 func (g *graph) reserve(name string) string {
 	if g.used[name] {
-		panic(fmt.Sprintf("export: tensor name %q emitted twice", name))
+		panic(&BuildError{Step: "reserve", Detail: fmt.Sprintf("tensor name %q emitted twice", name)})
 	}
 	g.used[name] = true
 	return name

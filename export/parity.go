@@ -122,48 +122,45 @@ func fromTensor(t *engine.Tensor) array {
 // Detector.DecodeBoxes for decoded outputs.
 func engineOutputs(d *models.Detector, input []float32, n, size int, names []string) ([]array, error) {
 	out := make([]array, len(names))
-	err := engine.Guard(func() error {
-		var ferr error
-		engine.NoGrad(func() {
-			x := engine.New(slices.Clone(input), n, 3, size, size)
-			o := d.Forward(x, false)
-			var cls, reg *engine.Tensor
-			for i, name := range names {
-				switch {
-				case name == ScoresName || name == BoxesName:
-					if cls == nil {
-						cls, reg = models.Flatten(o)
-					}
-					if name == ScoresName {
-						out[i] = fromTensor(engine.Sigmoid(cls))
-						continue
-					}
-					p := d.Priors(size, size)
-					r := p.Len()
-					flat := reg.Data()
-					boxes := make([]float32, 0, n*r*4)
-					for img := 0; img < n; img++ {
-						boxes = append(boxes, d.DecodeBoxes(flat[img*r*4:(img+1)*r*4], p)...)
-					}
-					out[i] = array{shape: []int64{int64(n), int64(r), 4}, data: boxes}
-				case name == CenternessName:
-					c := models.FlattenCenterness(o)
-					if c == nil {
-						ferr = fmt.Errorf("export: output %q: the %s detector has no centerness", name, d.Config.Family)
-						return
-					}
-					out[i] = fromTensor(engine.Sigmoid(c))
-				default:
-					t, err := levelOutput(o, name)
-					if err != nil {
-						ferr = err
-						return
-					}
-					out[i] = fromTensor(t)
+	var err error
+	engine.NoGrad(func() {
+		x := engine.New(slices.Clone(input), n, 3, size, size)
+		o := d.Forward(x, false)
+		var cls, reg *engine.Tensor
+		for i, name := range names {
+			switch {
+			case name == ScoresName || name == BoxesName:
+				if cls == nil {
+					cls, reg = models.Flatten(o)
 				}
+				if name == ScoresName {
+					out[i] = fromTensor(engine.Sigmoid(cls))
+					continue
+				}
+				p := d.Priors(size, size)
+				r := p.Len()
+				flat := reg.Data()
+				boxes := make([]float32, 0, n*r*4)
+				for img := 0; img < n; img++ {
+					boxes = append(boxes, d.DecodeBoxes(flat[img*r*4:(img+1)*r*4], p)...)
+				}
+				out[i] = array{shape: []int64{int64(n), int64(r), 4}, data: boxes}
+			case name == CenternessName:
+				c := models.FlattenCenterness(o)
+				if c == nil {
+					err = fmt.Errorf("export: output %q: the %s detector has no centerness", name, d.Config.Family)
+					return
+				}
+				out[i] = fromTensor(engine.Sigmoid(c))
+			default:
+				t, lerr := levelOutput(o, name)
+				if lerr != nil {
+					err = lerr
+					return
+				}
+				out[i] = fromTensor(t)
 			}
-		})
-		return ferr
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("export: engine forward pass on %d×3×%d×%d: %w", n, size, size, err)

@@ -78,7 +78,7 @@ func (w *walker) rename(y, out string) string {
 	}
 	last := w.g.nodes[len(w.g.nodes)-1]
 	if last.Output[0] != y {
-		panic(fmt.Sprintf("export: rename %q: last node writes %q", y, last.Output[0]))
+		panic(&BuildError{Step: "rename", Detail: fmt.Sprintf("%q to %q, but the last node writes %q", y, out, last.Output[0])})
 	}
 	delete(w.g.used, y)
 	w.g.reserve(out)

@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gidedge/gidedge/engine/nn"
@@ -288,160 +289,211 @@ func (c Config) NumAnchors() int {
 	return len(c.Anchors.Ratios) * len(c.Anchors.Scales)
 }
 
-// Validate reports the first field that cannot build a detector. A zero
-// NumClasses is allowed (filled from data later); a built detector requires
-// it to be positive.
+// FieldError is one config field that cannot build a detector: its JSON
+// path, the value found and what was wanted.
+type FieldError struct {
+	Field string // JSON path, e.g. "input.size" or "backbone.stages[2]"
+	Value any    // the value the config has
+	Want  string // what would be accepted
+}
+
+func (e *FieldError) Error() string {
+	v := e.Value
+	if s, ok := v.(string); ok {
+		v = strconv.Quote(s)
+	} else if a, ok := v.(nn.Activation); ok {
+		v = strconv.Quote(string(a))
+	}
+	return fmt.Sprintf("%s %v, want %s", e.Field, v, e.Want)
+}
+
+// Validate checks every field and returns nil or the errors.Join of one
+// *FieldError per field that cannot build a detector, so a config file
+// with several mistakes is fixed in one pass; errors.As finds the first,
+// and the joined error's Unwrap() []error lists them all. A zero
+// NumClasses is allowed (filled from data later); a built detector
+// requires it to be positive (New checks).
 func (c Config) Validate() error {
-	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	var errs []error
+	bad := func(field string, value any, want string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Want: fmt.Sprintf(want, args...)})
+	}
 	if c.Name == "" {
-		bad("name is empty")
+		bad("name", c.Name, "a name")
 	}
 	if c.Family != FamilyRetinaNet && c.Family != FamilyFCOS {
-		bad("family %q, want %q or %q", c.Family, FamilyRetinaNet, FamilyFCOS)
+		bad("family", c.Family, "%q or %q", FamilyRetinaNet, FamilyFCOS)
 	}
 	if c.NumClasses < 0 {
-		bad("num_classes %d is negative", c.NumClasses)
+		bad("num_classes", c.NumClasses, "≥ 0 (0: taken from the data)")
 	}
 	if len(c.ClassNames) > 0 && len(c.ClassNames) != c.NumClasses {
-		bad("class_names has %d names, num_classes is %d", len(c.ClassNames), c.NumClasses)
+		bad("class_names", c.ClassNames, "num_classes (%d) names", c.NumClasses)
 	}
 	for i := 0; i < 3; i++ {
 		if !(c.Input.Std[i] > 0) {
-			bad("input.std[%d] = %v, want > 0", i, c.Input.Std[i])
+			bad(fmt.Sprintf("input.std[%d]", i), c.Input.Std[i], "> 0")
 		}
 	}
 	if c.Input.Resize != ResizeLetterbox && c.Input.Resize != ResizeStretch {
-		bad("input.resize %q, want %q or %q", c.Input.Resize, ResizeLetterbox, ResizeStretch)
+		bad("input.resize", c.Input.Resize, "%q or %q", ResizeLetterbox, ResizeStretch)
 	}
 	if c.Input.PadValue < 0 || c.Input.PadValue > 255 {
-		bad("input.pad_value %v, want a raw pixel value in [0, 255]", c.Input.PadValue)
+		bad("input.pad_value", c.Input.PadValue, "a raw pixel value in [0, 255]")
 	}
 	if c.Input.Size <= 0 || c.Input.Size%32 != 0 {
-		bad("input.size %d, want a positive multiple of 32", c.Input.Size)
+		bad("input.size", c.Input.Size, "a positive multiple of 32")
 	}
 	c.validateBackbone(bad)
 	levels := c.FPN.Levels
-	if len(levels) == 0 || levels[0] != 3 {
-		bad("fpn.levels %v, want consecutive levels starting at 3 (e.g. [3,4,5])", levels)
-	}
+	consecutive := len(levels) >= 3
 	for i, l := range levels {
-		if l != 3+i || l > 7 {
-			bad("fpn.levels %v, want consecutive levels from 3 up to at most 7", levels)
-			break
-		}
+		consecutive = consecutive && l == 3+i && l <= 7
 	}
-	if len(levels) < 3 {
-		bad("fpn.levels %v, want at least P3–P5", levels)
+	if !consecutive {
+		bad("fpn.levels", levels, "consecutive levels from 3 up to at most 7, at least P3–P5 (e.g. [3,4,5])")
 	}
 	if c.FPN.Channels <= 0 {
-		bad("fpn.channels %d, want > 0", c.FPN.Channels)
+		bad("fpn.channels", c.FPN.Channels, "> 0")
 	}
-	if c.Head.Convs < 0 || c.Head.Channels <= 0 {
-		bad("head.convs %d and head.channels %d, want convs ≥ 0 and channels > 0", c.Head.Convs, c.Head.Channels)
+	if c.Head.Convs < 0 {
+		bad("head.convs", c.Head.Convs, "≥ 0")
+	}
+	if c.Head.Channels <= 0 {
+		bad("head.channels", c.Head.Channels, "> 0")
 	}
 	if !validAct(c.Head.Act) {
-		bad("head.act %q is not a known activation", c.Head.Act)
+		bad("head.act", c.Head.Act, "a known activation (%s)", activationNames())
 	}
 	if !(c.Head.PriorProb > 0 && c.Head.PriorProb < 1) {
-		bad("head.prior_prob %v, want in (0, 1)", c.Head.PriorProb)
+		bad("head.prior_prob", c.Head.PriorProb, "in (0, 1)")
 	}
 	switch c.Family {
 	case FamilyRetinaNet:
 		a := c.Anchors
 		if len(a.Sizes) != len(levels) {
-			bad("anchors.sizes has %d entries for %d fpn levels", len(a.Sizes), len(levels))
+			bad("anchors.sizes", a.Sizes, "one size per fpn level (%d)", len(levels))
 		}
-		if len(a.Ratios) == 0 || len(a.Scales) == 0 {
-			bad("anchors.ratios and anchors.scales must not be empty")
-		}
-		for _, v := range slices.Concat(a.Sizes, a.Ratios, a.Scales) {
-			if !(v > 0) {
-				bad("anchors values must be positive, got %v", v)
-				break
+		for _, f := range []struct {
+			field  string
+			values []float32
+		}{{"anchors.sizes", a.Sizes}, {"anchors.ratios", a.Ratios}, {"anchors.scales", a.Scales}} {
+			positive := len(f.values) > 0
+			for _, v := range f.values {
+				positive = positive && v > 0
+			}
+			if !positive {
+				bad(f.field, f.values, "at least one value, all positive")
 			}
 		}
 		s := c.Assigner
-		if !(s.NegIoU > 0 && s.NegIoU <= s.PosIoU && s.PosIoU <= 1) {
-			bad("assigner.neg_iou %v and pos_iou %v, want 0 < neg ≤ pos ≤ 1", s.NegIoU, s.PosIoU)
+		if !(s.NegIoU > 0 && s.NegIoU <= s.PosIoU) {
+			bad("assigner.neg_iou", s.NegIoU, "0 < neg_iou ≤ pos_iou (%v)", s.PosIoU)
+		}
+		if !(s.PosIoU > 0 && s.PosIoU <= 1) {
+			bad("assigner.pos_iou", s.PosIoU, "in (0, 1]")
 		}
 		if c.Loss.Box != BoxLossSmoothL1 && c.Loss.Box != BoxLossGIoU {
-			bad("loss.box %q, want %q or %q", c.Loss.Box, BoxLossSmoothL1, BoxLossGIoU)
+			bad("loss.box", c.Loss.Box, "%q or %q", BoxLossSmoothL1, BoxLossGIoU)
 		}
 		for i, w := range c.Loss.BoxCoderWeights {
 			if !(w > 0) {
-				bad("loss.box_coder_weights[%d] = %v, want > 0", i, w)
+				bad(fmt.Sprintf("loss.box_coder_weights[%d]", i), w, "> 0")
 			}
 		}
 	case FamilyFCOS:
 		if len(c.Assigner.SizeRanges) != len(levels) {
-			bad("assigner.size_ranges has %d entries for %d fpn levels", len(c.Assigner.SizeRanges), len(levels))
+			bad("assigner.size_ranges", c.Assigner.SizeRanges, "one range per fpn level (%d)", len(levels))
 		}
 		for i, r := range c.Assigner.SizeRanges {
 			if !(r[0] >= 0 && r[1] > r[0]) {
-				bad("assigner.size_ranges[%d] = %v, want 0 ≤ lo < hi", i, r)
+				bad(fmt.Sprintf("assigner.size_ranges[%d]", i), r, "[lo, hi] with 0 ≤ lo < hi")
 			}
 		}
 		if c.Assigner.CenterRadius < 0 {
-			bad("assigner.center_radius %v is negative", c.Assigner.CenterRadius)
+			bad("assigner.center_radius", c.Assigner.CenterRadius, "≥ 0 (0: no center sampling)")
 		}
 		if c.Loss.Box != BoxLossGIoU {
-			bad("loss.box %q, FCOS regresses distances with %q", c.Loss.Box, BoxLossGIoU)
+			bad("loss.box", c.Loss.Box, "%q: FCOS regresses distances", BoxLossGIoU)
 		}
 	}
-	if c.Loss.FocalGamma < 0 || c.Loss.FocalAlpha > 1 {
-		bad("loss.focal_gamma %v and focal_alpha %v, want gamma ≥ 0 and alpha ≤ 1 (negative alpha disables it)", c.Loss.FocalGamma, c.Loss.FocalAlpha)
+	if c.Loss.FocalGamma < 0 {
+		bad("loss.focal_gamma", c.Loss.FocalGamma, "≥ 0")
+	}
+	if c.Loss.FocalAlpha > 1 {
+		bad("loss.focal_alpha", c.Loss.FocalAlpha, "≤ 1 (negative disables it)")
 	}
 	if !(c.Loss.BoxWeight > 0) {
-		bad("loss.box_weight %v, want > 0", c.Loss.BoxWeight)
+		bad("loss.box_weight", c.Loss.BoxWeight, "> 0")
 	}
 	if c.Loss.Box == BoxLossSmoothL1 && c.Loss.SmoothL1Beta < 0 {
-		bad("loss.smooth_l1_beta %v is negative", c.Loss.SmoothL1Beta)
+		bad("loss.smooth_l1_beta", c.Loss.SmoothL1Beta, "≥ 0")
 	}
 	p := c.Postprocess
-	if p.ScoreThreshold < 0 || p.ScoreThreshold >= 1 || p.TopKPerLevel <= 0 || !(p.NMSIoU > 0 && p.NMSIoU <= 1) || p.MaxDetections <= 0 {
-		bad("postprocess %+v, want 0 ≤ score_threshold < 1, topk_per_level > 0, 0 < nms_iou ≤ 1, max_detections > 0", p)
+	if p.ScoreThreshold < 0 || p.ScoreThreshold >= 1 {
+		bad("postprocess.score_threshold", p.ScoreThreshold, "in [0, 1)")
+	}
+	if p.TopKPerLevel <= 0 {
+		bad("postprocess.topk_per_level", p.TopKPerLevel, "> 0")
+	}
+	if !(p.NMSIoU > 0 && p.NMSIoU <= 1) {
+		bad("postprocess.nms_iou", p.NMSIoU, "in (0, 1]")
+	}
+	if p.MaxDetections <= 0 {
+		bad("postprocess.max_detections", p.MaxDetections, "> 0")
 	}
 	t := c.Train
 	if t.Optimizer != "sgd" && t.Optimizer != "adamw" {
-		bad("train.optimizer %q, want \"sgd\" or \"adamw\"", t.Optimizer)
+		bad("train.optimizer", t.Optimizer, `"sgd" or "adamw"`)
 	}
 	if t.Schedule != "cosine" && t.Schedule != "step" {
-		bad("train.schedule %q, want \"cosine\" or \"step\"", t.Schedule)
+		bad("train.schedule", t.Schedule, `"cosine" or "step"`)
 	}
-	if !(t.LR > 0) || t.Epochs <= 0 || t.Batch <= 0 || t.WarmupSteps < 0 || t.WeightDecay < 0 || math.IsNaN(t.GradClip) {
-		bad("train %+v, want lr > 0, epochs > 0, batch > 0, warmup_steps ≥ 0, weight_decay ≥ 0", t)
+	if !(t.LR > 0) {
+		bad("train.lr", t.LR, "> 0")
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
+	if t.Epochs <= 0 {
+		bad("train.epochs", t.Epochs, "> 0")
 	}
-	return nil
+	if t.Batch <= 0 {
+		bad("train.batch", t.Batch, "> 0")
+	}
+	if t.WarmupSteps < 0 {
+		bad("train.warmup_steps", t.WarmupSteps, "≥ 0")
+	}
+	if t.WeightDecay < 0 {
+		bad("train.weight_decay", t.WeightDecay, "≥ 0")
+	}
+	if math.IsNaN(t.GradClip) {
+		bad("train.grad_clip", t.GradClip, "a number (0: no clipping)")
+	}
+	return errors.Join(errs...)
 }
 
-func (c Config) validateBackbone(bad func(string, ...any)) {
+func (c Config) validateBackbone(bad func(field string, value any, want string, args ...any)) {
 	b := c.Backbone
 	if b.Type != BackboneResNet && b.Type != BackboneMobileNetV2 {
-		bad("backbone.type %q, want %q or %q", b.Type, BackboneResNet, BackboneMobileNetV2)
+		bad("backbone.type", b.Type, "%q or %q", BackboneResNet, BackboneMobileNetV2)
 	}
 	if !validAct(b.Act) {
-		bad("backbone.act %q is not a known activation", b.Act)
+		bad("backbone.act", b.Act, "a known activation (%s)", activationNames())
 	}
 	if len(b.Stem) == 0 {
-		bad("backbone.stem is empty, want at least one stride-2 convolution width")
+		bad("backbone.stem", b.Stem, "at least one stride-2 convolution width")
 	}
 	for i, w := range b.Stem {
 		if w <= 0 {
-			bad("backbone.stem[%d] = %d, want > 0", i, w)
+			bad(fmt.Sprintf("backbone.stem[%d]", i), w, "> 0")
 		}
 	}
 	stride := 1 << len(b.Stem)
 	seen := map[int]bool{}
 	for i, s := range b.Stages {
 		if s.Out <= 0 || s.Depth <= 0 || (s.Stride != 1 && s.Stride != 2) {
-			bad("backbone.stages[%d] = %+v, want out > 0, depth > 0, stride 1 or 2", i, s)
+			bad(fmt.Sprintf("backbone.stages[%d]", i), s, "out > 0, depth > 0, stride 1 or 2")
 		}
 		if b.Type == BackboneMobileNetV2 && s.Expand <= 0 {
-			bad("backbone.stages[%d].expand = %d, want ≥ 1 for mobilenetv2", i, s.Expand)
+			bad(fmt.Sprintf("backbone.stages[%d].expand", i), s.Expand, "≥ 1 for mobilenetv2")
 		}
 		if s.Stride == 2 {
 			stride *= 2
@@ -450,18 +502,24 @@ func (c Config) validateBackbone(bad func(string, ...any)) {
 	}
 	for _, want := range []int{8, 16, 32} {
 		if !seen[want] {
-			bad("backbone stages never produce stride %d (stem gives stride %d; stages %v)", want, 1<<len(b.Stem), b.Stages)
+			bad("backbone.stages", b.Stages, "stages that produce stride %d (the stem gives stride %d)", want, 1<<len(b.Stem))
 		}
 	}
 	if stride != 32 {
-		bad("backbone ends at stride %d, want 32", stride)
+		bad("backbone.stages", b.Stages, "stages ending at stride 32, not %d", stride)
 	}
 }
 
-func validAct(a nn.Activation) bool {
-	switch a {
-	case nn.ActNone, nn.ActReLU, nn.ActReLU6, nn.ActLeakyReLU, nn.ActSiLU, nn.ActHardSwish:
-		return true
+// activations are the activations a config may name.
+var activations = []nn.Activation{nn.ActNone, nn.ActReLU, nn.ActReLU6, nn.ActLeakyReLU, nn.ActSiLU, nn.ActHardSwish}
+
+func validAct(a nn.Activation) bool { return slices.Contains(activations, a) }
+
+// activationNames lists the activations for an error message.
+func activationNames() string {
+	names := make([]string, len(activations))
+	for i, a := range activations {
+		names[i] = strconv.Quote(string(a))
 	}
-	return false
+	return strings.Join(names, ", ")
 }

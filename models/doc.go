@@ -18,9 +18,11 @@
 // Priors, DecodeBoxes, PositiveMask and the assigners use. Boxes are x1, y1,
 // x2, y2 in input pixels (continuous coordinates).
 //
-// Errors. Users' mistakes (a bad config field, targets with a class out of
-// range) are returned as errors prefixed "models:" that name the field and
-// what was expected. Shape mistakes inside a forward pass are programmer
-// errors and panic with an *engine.OpError like every engine op; callers at
-// an API edge wrap them with engine.Guard.
+// Errors. Users' mistakes are returned, never panicked: Config.Validate
+// joins a *FieldError for every bad config field (name, value, what was
+// wanted), and Loss returns an error wrapping ErrTargets for a target class
+// the model does not have. Shape mistakes inside a forward pass are
+// programmer errors and panic with an *engine.OpError like every engine op;
+// nothing here recovers them: the command line's one recover point
+// (engine.Guard) does.
 package models

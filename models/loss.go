@@ -8,9 +8,9 @@ import (
 	"github.com/gidedge/gidedge/engine"
 )
 
-// ErrTargets is wrapped by the panic Loss raises for targets that do not fit
-// the outputs (wrong image count, class out of range).
-var ErrTargets = errors.New("models: targets do not match the outputs")
+// ErrTargets is wrapped by the error Loss returns for a target whose class
+// the model does not have.
+var ErrTargets = errors.New("models: target class out of range")
 
 // Loss parts reported by Detector.Loss.
 const (
@@ -32,14 +32,19 @@ const (
 //   - ctr (FCOS): binary cross-entropy of centerness over positives,
 //     divided by their number.
 //
-// A class index out of range is a programmer error (the trainer checks the
-// dataset against the config) and panics with an *engine.OpError wrapping
-// ErrTargets.
-func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor, map[string]float32) {
+// Targets are user data: a class outside 0..K−1 is returned as an error
+// wrapping ErrTargets that names the image, the box, the class and K,
+// before anything is computed. Target lists that do not match the batch
+// size are a programmer error and panic with an *engine.OpError, as shape
+// mistakes do.
+func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor, map[string]float32, error) {
 	cfg := d.Config
 	n := o.ClsLogits[0].Dim(0)
 	if len(targets) != n {
-		panic(&engine.OpError{Op: "models.Loss", Shapes: [][]int{o.ClsLogits[0].Shape()}, Err: ErrTargets, Detail: fmt.Sprintf("%d target lists for a batch of %d", len(targets), n)})
+		panic(&engine.OpError{Op: "models.Loss", Shapes: [][]int{o.ClsLogits[0].Shape()}, Err: engine.ErrShape, Detail: fmt.Sprintf("%d target lists for a batch of %d", len(targets), n)})
+	}
+	if err := checkTargetClasses(targets, cfg.NumClasses); err != nil {
+		return nil, nil, err
 	}
 	p := d.Priors(o.InputH, o.InputW)
 	r, k := p.Len(), cfg.NumClasses
@@ -54,10 +59,7 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 	var posBoxes []float32
 	for i, ts := range targets {
 		boxes := make([]float32, 0, 4*len(ts))
-		for j, t := range ts {
-			if t.Class < 0 || t.Class >= k {
-				panic(&engine.OpError{Op: "models.Loss", Err: ErrTargets, Detail: fmt.Sprintf("image %d box %d has class %d, the model has %d classes", i, j, t.Class, k)})
-			}
+		for _, t := range ts {
 			boxes = append(boxes, float32(t.Box.X1), float32(t.Box.Y1), float32(t.Box.X2), float32(t.Box.Y2))
 		}
 		for pos, a := range d.Assign(p, boxes) {
@@ -95,7 +97,7 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 		parts[LossCenterness] = 0
 	}
 	if len(posRows) == 0 {
-		return total, parts
+		return total, parts, nil
 	}
 
 	np := len(posRows)
@@ -129,5 +131,18 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 	}
 	boxLoss = engine.MulScalar(boxLoss, cfg.Loss.BoxWeight)
 	parts[LossBox] = boxLoss.Item()
-	return engine.Add(total, boxLoss), parts
+	return engine.Add(total, boxLoss), parts, nil
+}
+
+// checkTargetClasses returns an error for the first target whose class is
+// not one of the model's k classes.
+func checkTargetClasses(targets [][]dataset.Target, k int) error {
+	for i, ts := range targets {
+		for j, t := range ts {
+			if t.Class < 0 || t.Class >= k {
+				return fmt.Errorf("%w: image %d of the batch, box %d has class %d; the model has %d classes (0..%d)", ErrTargets, i, j, t.Class, k, k-1)
+			}
+		}
+	}
+	return nil
 }

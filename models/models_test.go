@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -84,15 +85,17 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	cases := []struct {
 		name   string
 		mutate func(c *Config)
+		field  string
 		want   string
 	}{
-		{"family", func(c *Config) { c.Family = "yolo" }, `family "yolo"`},
-		{"stride", func(c *Config) { c.Backbone.Stages = c.Backbone.Stages[:3] }, "backbone ends at stride 16"},
-		{"anchors", func(c *Config) { c.Anchors.Sizes = c.Anchors.Sizes[:2] }, "anchors.sizes has 2 entries for 3 fpn levels"},
-		{"iou", func(c *Config) { c.Assigner.NegIoU = 0.6 }, "assigner.neg_iou 0.6"},
-		{"levels", func(c *Config) { c.FPN.Levels = []int{3, 5, 6} }, "fpn.levels [3 5 6]"},
-		{"input", func(c *Config) { c.Input.Size = 100 }, "input.size 100"},
-		{"act", func(c *Config) { c.Head.Act = "gelu" }, `head.act "gelu"`},
+		{"family", func(c *Config) { c.Family = "yolo" }, "family", `family "yolo", want "retinanet" or "fcos"`},
+		{"stride", func(c *Config) { c.Backbone.Stages = c.Backbone.Stages[:3] }, "backbone.stages", "stages ending at stride 32, not 16"},
+		{"anchors", func(c *Config) { c.Anchors.Sizes = c.Anchors.Sizes[:2] }, "anchors.sizes", "one size per fpn level (3)"},
+		{"iou", func(c *Config) { c.Assigner.NegIoU = 0.6 }, "assigner.neg_iou", "assigner.neg_iou 0.6, want 0 < neg_iou ≤ pos_iou (0.5)"},
+		{"levels", func(c *Config) { c.FPN.Levels = []int{3, 5, 6} }, "fpn.levels", "fpn.levels [3 5 6]"},
+		{"input", func(c *Config) { c.Input.Size = 100 }, "input.size", "input.size 100, want a positive multiple of 32"},
+		{"act", func(c *Config) { c.Head.Act = "gelu" }, "head.act", `head.act "gelu", want a known activation`},
+		{"train", func(c *Config) { c.Train.Batch = 0 }, "train.batch", "train.batch 0, want > 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,11 +104,23 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			c.Anchors.Sizes = slices.Clone(base.Anchors.Sizes)
 			tc.mutate(&c)
 			err := c.Validate()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want a *FieldError for %s containing %q", err, tc.field, tc.want)
 			}
 		})
 	}
+	t.Run("every mistake at once", func(t *testing.T) {
+		c := base
+		c.Input.Size, c.Head.Act, c.Train.LR = 100, "gelu", 0
+		var fields []string
+		for _, e := range c.Validate().(interface{ Unwrap() []error }).Unwrap() {
+			fields = append(fields, e.(*FieldError).Field)
+		}
+		if want := []string{"input.size", "head.act", "train.lr"}; !slices.Equal(fields, want) {
+			t.Fatalf("fields %v, want %v", fields, want)
+		}
+	})
 	if _, err := ParseConfig([]byte(`{"name":"x","famly":"fcos"}`), "test.json"); err == nil || !strings.Contains(err.Error(), `unknown field "famly"`) {
 		t.Fatalf("ParseConfig with a typo = %v, want unknown field error", err)
 	}
@@ -486,7 +501,10 @@ func TestLossTrainsTowardsTargets(t *testing.T) {
 			var first, last float32
 			for step := 0; step < 25; step++ {
 				o := d.Forward(x, true)
-				loss, parts := d.Loss(o, targets)
+				loss, parts, err := d.Loss(o, targets)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if step == 0 {
 					first = loss.Item()
 					if parts[LossCls] <= 0 || parts[LossBox] <= 0 {
@@ -514,12 +532,19 @@ func TestLossTrainsTowardsTargets(t *testing.T) {
 func TestLossRejectsBadTargets(t *testing.T) {
 	d := tinyDetector(t, "fcos-tiny", 2)
 	o := d.Forward(engine.Zeros(1, 3, 64, 64), false)
-	err := engine.Guard(func() error {
-		d.Loss(o, [][]dataset.Target{{{Box: dataset.Box{X1: 1, Y1: 1, X2: 9, Y2: 9}, Class: 5}}})
-		return nil
-	})
-	if !errors.Is(err, ErrTargets) || !strings.Contains(err.Error(), "class 5") {
-		t.Fatalf("class out of range: %v, want ErrTargets naming class 5", err)
+	for _, class := range []int{5, 2, -1} {
+		t.Run(fmt.Sprint("class ", class), func(t *testing.T) {
+			box := dataset.Target{Box: dataset.Box{X1: 1, Y1: 1, X2: 9, Y2: 9}, Class: class}
+			loss, _, err := d.Loss(o, [][]dataset.Target{{{Box: box.Box, Class: 0}, box}})
+			if loss != nil || !errors.Is(err, ErrTargets) {
+				t.Fatalf("Loss = %v, %v; want no loss and ErrTargets", loss, err)
+			}
+			for _, want := range []string{fmt.Sprintf("box 1 has class %d", class), "the model has 2 classes"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %q does not say %q", err, want)
+				}
+			}
+		})
 	}
 }
 

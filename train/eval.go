@@ -79,17 +79,10 @@ func Predict(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt E
 			return nil, fmt.Errorf("train: detect on %s: %w", ds.Root, err)
 		}
 		var perImage [][]models.Detection
-		err = engine.Guard(func() error {
-			engine.NoGrad(func() {
-				x := engine.New(b.Images, b.N, 3, b.H, b.W)
-				perImage = d.Postprocess(d.Forward(x, false))
-			})
-			return nil
+		engine.NoGrad(func() {
+			x := engine.New(b.Images, b.N, 3, b.H, b.W)
+			perImage = d.Postprocess(d.Forward(x, false))
 		})
-		if err != nil {
-			b.Release()
-			return nil, fmt.Errorf("train: detect: %w", err)
-		}
 		for i, list := range perImage {
 			kept := make([]models.Detection, 0, len(list))
 			for _, det := range list {

@@ -588,44 +588,41 @@ func (r *run) endEpoch(ctx context.Context) (stopped bool, err error) {
 
 // step runs forward, loss, backward and the update for one batch.
 func (r *run) step(b *dataset.Batch) (float32, map[string]float32, error) {
-	var value float32
-	var parts map[string]float32
-	err := engine.Guard(func() error {
-		x := engine.New(b.Images, b.N, 3, b.H, b.W)
-		out := r.model.Forward(x, true)
-		loss, p := r.model.Loss(out, b.Targets)
-		parts = p
-		if r.opts.ExtraLoss != nil {
-			extra, ep, err := r.opts.ExtraLoss(&StepContext{Epoch: r.st.Epoch, Step: r.st.Step, GlobalStep: r.st.GlobalStep, Batch: b, Input: x, Model: r.model, Outputs: out})
-			if err != nil {
-				return fmt.Errorf("train: extra loss at step %d: %w", r.st.GlobalStep, err)
-			}
-			if extra != nil {
-				loss = engine.Add(loss, extra)
-			}
-			for k, v := range ep {
-				parts[k] = v
-			}
+	x := engine.New(b.Images, b.N, 3, b.H, b.W)
+	out := r.model.Forward(x, true)
+	loss, parts, err := r.model.Loss(out, b.Targets)
+	if err != nil {
+		return 0, nil, fmt.Errorf("train: epoch %d step %d: %w", r.st.Epoch+1, r.st.Step, err)
+	}
+	if r.opts.ExtraLoss != nil {
+		extra, ep, err := r.opts.ExtraLoss(&StepContext{Epoch: r.st.Epoch, Step: r.st.Step, GlobalStep: r.st.GlobalStep, Batch: b, Input: x, Model: r.model, Outputs: out})
+		if err != nil {
+			return 0, nil, fmt.Errorf("train: extra loss at step %d: %w", r.st.GlobalStep, err)
 		}
-		value = loss.Item()
-		if math.IsNaN(float64(value)) || math.IsInf(float64(value), 0) {
-			loss.Release()
-			return fmt.Errorf("%w: loss is %v at epoch %d step %d (global %d), parts %v; try a lower --lr", ErrDiverged, value, r.st.Epoch+1, r.st.Step, r.st.GlobalStep, parts)
+		if extra != nil {
+			loss = engine.Add(loss, extra)
 		}
-		loss.Backward()
-		if clip := r.model.Config.Train.GradClip; clip > 0 {
-			if _, err := optim.ClipGradNorm(r.params, float32(clip)); err != nil {
-				loss.Release()
-				r.opt.ZeroGrad()
-				return fmt.Errorf("%w: at epoch %d step %d: %v", ErrDiverged, r.st.Epoch+1, r.st.Step, err)
-			}
+		for k, v := range ep {
+			parts[k] = v
 		}
-		r.opt.Step()
-		r.opt.ZeroGrad()
+	}
+	value := loss.Item()
+	if math.IsNaN(float64(value)) || math.IsInf(float64(value), 0) {
 		loss.Release()
-		return nil
-	})
-	return value, parts, err
+		return value, parts, fmt.Errorf("%w: loss is %v at epoch %d step %d (global %d), parts %v; try a lower --lr", ErrDiverged, value, r.st.Epoch+1, r.st.Step, r.st.GlobalStep, parts)
+	}
+	loss.Backward()
+	if clip := r.model.Config.Train.GradClip; clip > 0 {
+		if _, err := optim.ClipGradNorm(r.params, float32(clip)); err != nil {
+			loss.Release()
+			r.opt.ZeroGrad()
+			return value, parts, fmt.Errorf("%w: at epoch %d step %d: %v", ErrDiverged, r.st.Epoch+1, r.st.Step, err)
+		}
+	}
+	r.opt.Step()
+	r.opt.ZeroGrad()
+	loss.Release()
+	return value, parts, nil
 }
 
 func describe(epoch, epochs int, loss float32, parts map[string]float32, lr float32, wait time.Duration) string {
