@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gidedge/gidedge/distill"
 	"github.com/gidedge/gidedge/models"
@@ -22,33 +23,13 @@ type distillOptions struct {
 	Teacher    string
 	TeacherMap string
 	Student    string
-	Data       string
-	Out        string
-	TrainSplit string
-	ValSplit   string
-	Epochs     int
-	Batch      int
-	LR         float64
-	ImgSize    int
-	Seed       uint64
-	Resume     bool
-	EvalEvery  int
-	Workers    int
-	SaveEvery  int
-	Quiet      bool
-	DumpGIs    int
-	DumpEvery  int
-	Method     distill.Options
+	runFlags
+	DumpGIs   int
+	DumpEvery int
+	Method    distill.Options
 	// MethodSet reports that a distillation flag was given (a resume
 	// refuses settings that differ from the run's).
 	MethodSet bool
-}
-
-// distillMethodFlags are the flags that set distill.Options.
-var distillMethodFlags = []string{
-	"method", "feature", "relation", "response", "feat-weight", "rel-weight", "resp-weight", "cls-weight", "reg-weight",
-	"topk", "gi-pre-topk", "gi-nms", "gi-min-size", "gi-mode", "relation-scope", "roi-size", "sampling-ratio",
-	"level-k0", "level-s0", "fg-thresh",
 }
 
 func newDistillCmd() *cobra.Command {
@@ -92,57 +73,44 @@ anchor mask), response-kd (head outputs at every position).`,
   gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid --dump-gis 4 --dump-every 200
   gidedge distill --out runs/gid --resume`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, name := range distillMethodFlags {
-				if cmd.Flags().Changed(name) {
-					o.MethodSet = true
-				}
-			}
-			return runDistill(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+	}
+	// The distillation settings get a flag set of their own so the command
+	// can tell whether any of them was given.
+	method := pflag.NewFlagSet("distillation", pflag.ContinueOnError)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		method.VisitAll(func(f *pflag.Flag) { o.MethodSet = o.MethodSet || f.Changed })
+		return runDistill(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Teacher, "teacher", "", "teacher: gidedge checkpoint or ONNX model (required unless --resume)")
 	f.StringVar(&o.TeacherMap, "teacher-map", "", "JSON file naming an ONNX teacher's outputs and config (see docs/distill.md)")
 	f.StringVar(&o.Student, "student", "", "student: named config or config JSON file (required unless --resume)")
-	f.StringVar(&o.Data, "data", "", "dataset folder, VOC or COCO")
-	f.StringVar(&o.Out, "out", "", "run folder for checkpoints, metrics, plots and GI pictures")
-	f.StringVar(&o.TrainSplit, "train-split", "", `split to train on (default "train")`)
-	f.StringVar(&o.ValSplit, "val-split", "", `split to evaluate on (default "val"; "-" for none)`)
-	f.IntVar(&o.Epochs, "epochs", 0, "epochs (default: the student config's)")
-	f.IntVar(&o.Batch, "batch", 0, "images per step (default: the student config's)")
-	f.Float64Var(&o.LR, "lr", 0, "peak learning rate (default: the student config's)")
-	f.IntVar(&o.ImgSize, "img-size", 0, "square input size, a multiple of 32 (default: the student config's)")
-	f.Uint64Var(&o.Seed, "seed", 0, "seed for weights, adaptation layers, data order and augmentation")
-	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from last.safetensors")
-	f.IntVar(&o.EvalEvery, "eval-every", 1, "epochs between evaluations (the last epoch is always evaluated)")
-	f.IntVar(&o.Workers, "workers", 0, "data-loading goroutines (default: up to 4)")
-	f.IntVar(&o.SaveEvery, "save-every", 0, "also save last.safetensors every N steps within an epoch")
-	f.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
+	o.add(f, "student config")
 	f.IntVar(&o.DumpGIs, "dump-gis", 0, "draw this many images of a batch with their GIs into RUN/gis (green positive, orange semi-positive, red negative; thick: teacher's box)")
 	f.IntVar(&o.DumpEvery, "dump-every", 0, "steps between GI pictures (0: the first step of every epoch)")
 
 	m := &o.Method
-	f.StringVar(&m.Method, "method", m.Method, "gid, or a KD baseline: fitnet, fine-grained, response-kd")
-	f.BoolVar(&m.Feature, "feature", m.Feature, "GID feature distillation")
-	f.BoolVar(&m.Relation, "relation", m.Relation, "GID relation distillation")
-	f.BoolVar(&m.Response, "response", m.Response, "GID response distillation")
-	f.Float32Var(&m.FeatureWeight, "feat-weight", m.FeatureWeight, "λ_feat (also the fitnet and fine-grained weight)")
-	f.Float32Var(&m.RelationWeight, "rel-weight", m.RelationWeight, "λ_rel")
-	f.Float32Var(&m.ResponseWeight, "resp-weight", m.ResponseWeight, "λ_resp (also the response-kd weight)")
-	f.Float32Var(&m.ClsWeight, "cls-weight", m.ClsWeight, "α, weight of the response classification part")
-	f.Float32Var(&m.RegWeight, "reg-weight", m.RegWeight, "β, weight of the response regression part")
-	f.IntVar(&m.TopK, "topk", m.TopK, "K, general instances kept per image")
-	f.IntVar(&m.PreTopK, "gi-pre-topk", m.PreTopK, "candidates with the highest GI score entering NMS")
-	f.Float32Var(&m.NMSIoU, "gi-nms", m.NMSIoU, "NMS IoU threshold among GIs")
-	f.Float32Var(&m.MinSize, "gi-min-size", m.MinSize, "drop GI boxes narrower or shorter than this (input pixels)")
-	f.StringVar(&m.GIMode, "gi-mode", m.GIMode, "GIs used: all, gt-only (ground-truth boxes), positive, semi, negative")
-	f.StringVar(&m.RelationScope, "relation-scope", m.RelationScope, "pair GIs per image (paper) or per batch (authors' code)")
-	f.IntVar(&m.ROISize, "roi-size", m.ROISize, "ROIAlign output side")
-	f.IntVar(&m.SamplingRatio, "sampling-ratio", m.SamplingRatio, "ROIAlign samples per bin and axis (0: adaptive)")
-	f.IntVar(&m.LevelK0, "level-k0", m.LevelK0, "k0 of the GI level rule k = ⌊k0 + log2(√(wh)/s0)⌋")
-	f.Float32Var(&m.LevelS0, "level-s0", m.LevelS0, "s0 of the GI level rule in pixels (0: from the student config, the smallest box it assigns to P4)")
-	f.Float32Var(&m.FineGrainedThreshold, "fg-thresh", m.FineGrainedThreshold, "ψ of the fine-grained imitation mask")
+	method.StringVar(&m.Method, "method", m.Method, "gid, or a KD baseline: fitnet, fine-grained, response-kd")
+	method.BoolVar(&m.Feature, "feature", m.Feature, "GID feature distillation")
+	method.BoolVar(&m.Relation, "relation", m.Relation, "GID relation distillation")
+	method.BoolVar(&m.Response, "response", m.Response, "GID response distillation")
+	method.Float32Var(&m.FeatureWeight, "feat-weight", m.FeatureWeight, "λ_feat (also the fitnet and fine-grained weight)")
+	method.Float32Var(&m.RelationWeight, "rel-weight", m.RelationWeight, "λ_rel")
+	method.Float32Var(&m.ResponseWeight, "resp-weight", m.ResponseWeight, "λ_resp (also the response-kd weight)")
+	method.Float32Var(&m.ClsWeight, "cls-weight", m.ClsWeight, "α, weight of the response classification part")
+	method.Float32Var(&m.RegWeight, "reg-weight", m.RegWeight, "β, weight of the response regression part")
+	method.IntVar(&m.TopK, "topk", m.TopK, "K, general instances kept per image")
+	method.IntVar(&m.PreTopK, "gi-pre-topk", m.PreTopK, "candidates with the highest GI score entering NMS")
+	method.Float32Var(&m.NMSIoU, "gi-nms", m.NMSIoU, "NMS IoU threshold among GIs")
+	method.Float32Var(&m.MinSize, "gi-min-size", m.MinSize, "drop GI boxes narrower or shorter than this (input pixels)")
+	method.StringVar(&m.GIMode, "gi-mode", m.GIMode, "GIs used: all, gt-only (ground-truth boxes), positive, semi, negative")
+	method.StringVar(&m.RelationScope, "relation-scope", m.RelationScope, "pair GIs per image (paper) or per batch (authors' code)")
+	method.IntVar(&m.ROISize, "roi-size", m.ROISize, "ROIAlign output side")
+	method.IntVar(&m.SamplingRatio, "sampling-ratio", m.SamplingRatio, "ROIAlign samples per bin and axis (0: adaptive)")
+	method.IntVar(&m.LevelK0, "level-k0", m.LevelK0, "k0 of the GI level rule k = ⌊k0 + log2(√(wh)/s0)⌋")
+	method.Float32Var(&m.LevelS0, "level-s0", m.LevelS0, "s0 of the GI level rule in pixels (0: from the student config, the smallest box it assigns to P4)")
+	method.Float32Var(&m.FineGrainedThreshold, "fg-thresh", m.FineGrainedThreshold, "ψ of the fine-grained imitation mask")
+	f.AddFlagSet(method)
 	cmd.Flags().SortFlags = false
 	return cmd
 }
@@ -151,25 +119,17 @@ func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer)
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if o.Out == "" {
+	if o.Run.Out == "" {
 		return errors.New("distill: --out is required (the run folder)")
 	}
 	ro := distill.RunOptions{
-		Train: train.Options{
-			Data: o.Data, Out: o.Out, TrainSplit: o.TrainSplit, ValSplit: o.ValSplit,
-			Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, ImgSize: o.ImgSize, Seed: o.Seed,
-			Resume: o.Resume, EvalEvery: o.EvalEvery, Workers: o.Workers, CheckpointEvery: o.SaveEvery,
-			Log: stdout,
-		},
+		Train:   o.options(stdout, stderr),
 		Teacher: o.Teacher, TeacherMap: o.TeacherMap, DumpGIs: o.DumpGIs, DumpEvery: o.DumpEvery,
-	}
-	if !o.Quiet {
-		ro.Train.Progress = stderr
 	}
 	if o.DumpGIs < 0 || o.DumpEvery < 0 {
 		return fmt.Errorf("distill: --dump-gis %d and --dump-every %d, want ≥ 0", o.DumpGIs, o.DumpEvery)
 	}
-	if o.Resume {
+	if o.Run.Resume {
 		if o.Student != "" {
 			return errors.New("distill: --resume takes the student from the run's checkpoint; drop --student")
 		}
@@ -184,7 +144,7 @@ func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer)
 		if o.Teacher == "" {
 			return errors.New("distill: --teacher is required: a gidedge checkpoint or an ONNX model with features")
 		}
-		if o.Data == "" {
+		if o.Run.Data == "" {
 			return errors.New("distill: --data is required (a VOC or COCO dataset folder)")
 		}
 		cfg, err := models.Resolve(o.Student)
@@ -202,5 +162,5 @@ func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer)
 	if res != nil {
 		tr = res.Result
 	}
-	return reportRun(stdout, "distill", o.Out, tr, err)
+	return reportRun(stdout, "distill", o.Run.Out, tr, err)
 }

@@ -22,7 +22,7 @@ func TestDistillCommand(t *testing.T) {
 	}
 	teacher := filepath.Join(t.TempDir(), "teacher")
 	var out bytes.Buffer
-	if err := runTrain(context.Background(), trainOptions{Model: "retinanet-tiny", Data: data, Out: teacher, ValSplit: "-", Epochs: 4, Batch: 4, Seed: 1, Quiet: true}, &out, &out); err != nil {
+	if err := runTrain(context.Background(), trainOptions{Model: "retinanet-tiny", runFlags: runFlags{Run: train.Options{Data: data, Out: teacher, ValSplit: "-", Epochs: 4, Batch: 4, Seed: 1}, Quiet: true}}, &out, &out); err != nil {
 		t.Fatalf("train teacher: %v\n%s", err, out.String())
 	}
 	run := filepath.Join(t.TempDir(), "gid")
@@ -55,9 +55,9 @@ func TestDistillCommand(t *testing.T) {
 		want string
 	}{
 		{distillOptions{}, "--out is required"},
-		{distillOptions{Out: run}, "--student is required"},
-		{distillOptions{Out: run, Student: "retinanet-tiny"}, "--teacher is required"},
-		{distillOptions{Out: run, Resume: true, Student: "retinanet-tiny"}, "drop --student"},
+		{distillOptions{runFlags: runFlags{Run: train.Options{Out: run}}}, "--student is required"},
+		{distillOptions{Student: "retinanet-tiny", runFlags: runFlags{Run: train.Options{Out: run}}}, "--teacher is required"},
+		{distillOptions{Student: "retinanet-tiny", runFlags: runFlags{Run: train.Options{Out: run, Resume: true}}}, "drop --student"},
 	} {
 		if err := runDistill(context.Background(), c.o, &out, &out); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("runDistill(%+v) = %v, want %q", c.o, err, c.want)

@@ -21,25 +21,11 @@ import (
 func init() { register(newTrainCmd) }
 
 type trainOptions struct {
-	Model      string
-	Data       string
-	Out        string
-	TrainSplit string
-	ValSplit   string
-	Epochs     int
-	Batch      int
-	LR         float64
-	ImgSize    int
-	Seed       uint64
-	Resume     bool
-	EvalEvery  int
-	Workers    int
-	SaveEvery  int
-	DryRun     bool
+	Model string
+	runFlags
+	DryRun bool
 	// Classes is the class count a dry run assumes without --data.
 	Classes int
-	// Quiet drops the progress bar (logs still go to stdout).
-	Quiet bool
 }
 
 func newTrainCmd() *cobra.Command {
@@ -71,22 +57,9 @@ input.size). --dry-run prints the model's size and compute and exits.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Model, "model", "", "named config or config JSON file (required unless --resume or --dry-run)")
-	f.StringVar(&o.Data, "data", "", "dataset folder, VOC or COCO")
-	f.StringVar(&o.Out, "out", "", "run folder for checkpoints, metrics and plots")
-	f.StringVar(&o.TrainSplit, "train-split", "", `split to train on (default "train")`)
-	f.StringVar(&o.ValSplit, "val-split", "", `split to evaluate on (default "val"; "-" for none)`)
-	f.IntVar(&o.Epochs, "epochs", 0, "epochs (default: the config's)")
-	f.IntVar(&o.Batch, "batch", 0, "images per step (default: the config's)")
-	f.Float64Var(&o.LR, "lr", 0, "peak learning rate (default: the config's)")
-	f.IntVar(&o.ImgSize, "img-size", 0, "square input size, a multiple of 32 (default: the config's)")
-	f.Uint64Var(&o.Seed, "seed", 0, "seed for weights, data order and augmentation")
-	f.BoolVar(&o.Resume, "resume", false, "continue the run in --out from last.safetensors")
-	f.IntVar(&o.EvalEvery, "eval-every", 1, "epochs between evaluations (the last epoch is always evaluated)")
-	f.IntVar(&o.Workers, "workers", 0, "data-loading goroutines (default: up to 4)")
-	f.IntVar(&o.SaveEvery, "save-every", 0, "also save last.safetensors every N steps within an epoch")
+	o.add(f, "config")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print parameters and GFLOPs at the input size and exit (all named configs without --model)")
 	f.IntVar(&o.Classes, "classes", 6, "class count a dry run assumes without --data")
-	f.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
 	return cmd
 }
 
@@ -99,19 +72,11 @@ func runTrain(ctx context.Context, o trainOptions, stdout, stderr io.Writer) err
 	if o.DryRun {
 		return trainDryRun(o, stdout)
 	}
-	if o.Out == "" {
+	if o.Run.Out == "" {
 		return errors.New("train: --out is required (the run folder)")
 	}
-	opts := train.Options{
-		Data: o.Data, Out: o.Out, TrainSplit: o.TrainSplit, ValSplit: o.ValSplit,
-		Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, ImgSize: o.ImgSize, Seed: o.Seed,
-		Resume: o.Resume, EvalEvery: o.EvalEvery, Workers: o.Workers, CheckpointEvery: o.SaveEvery,
-		Log: stdout,
-	}
-	if !o.Quiet {
-		opts.Progress = stderr
-	}
-	if o.Resume {
+	opts := o.options(stdout, stderr)
+	if opts.Resume {
 		if o.Model != "" {
 			return errors.New("train: --resume takes the model from the run's checkpoint; drop --model")
 		}
@@ -119,7 +84,7 @@ func runTrain(ctx context.Context, o trainOptions, stdout, stderr io.Writer) err
 		if o.Model == "" {
 			return fmt.Errorf("train: --model is required: a named config (%s) or a config JSON file", joinNames())
 		}
-		if o.Data == "" {
+		if opts.Data == "" {
 			return errors.New("train: --data is required (a VOC or COCO dataset folder)")
 		}
 		cfg, err := models.Resolve(o.Model)
@@ -131,7 +96,7 @@ func runTrain(ctx context.Context, o trainOptions, stdout, stderr io.Writer) err
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := train.Run(ctx, opts)
-	return reportRun(stdout, "train", o.Out, res, err)
+	return reportRun(stdout, "train", opts.Out, res, err)
 }
 
 // reportRun prints the outcome of a training or distillation run, and how to
@@ -171,17 +136,17 @@ func trainDryRun(o trainOptions, stdout io.Writer) error {
 	}
 	var classes []string
 	source := fmt.Sprintf("%d classes assumed; give --data to use a dataset's", o.Classes)
-	if o.Data != "" {
-		split := o.TrainSplit
+	if o.Run.Data != "" {
+		split := o.Run.TrainSplit
 		if split == "" {
 			split = "train"
 		}
-		ds, err := dataset.Load(o.Data, split)
+		ds, err := dataset.Load(o.Run.Data, split)
 		if err != nil {
 			return err
 		}
 		classes = ds.ClassNames()
-		source = fmt.Sprintf("%d classes of %s", len(classes), o.Data)
+		source = fmt.Sprintf("%d classes of %s", len(classes), o.Run.Data)
 	} else {
 		if o.Classes <= 0 {
 			return fmt.Errorf("train: --classes %d, want ≥ 1", o.Classes)
@@ -198,10 +163,10 @@ func trainDryRun(o trainOptions, stdout io.Writer) error {
 			return err
 		}
 		size := cfg.Input.Size
-		if o.ImgSize > 0 {
-			size = o.ImgSize
+		if o.Run.ImgSize > 0 {
+			size = o.Run.ImgSize
 		}
-		d, err := models.New(cfg.WithClasses(classes), o.Seed)
+		d, err := models.New(cfg.WithClasses(classes), o.Run.Seed)
 		if err != nil {
 			return err
 		}

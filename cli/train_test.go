@@ -11,6 +11,7 @@ import (
 
 	"github.com/gidedge/gidedge/dataset/synth"
 	"github.com/gidedge/gidedge/evaluate"
+	"github.com/gidedge/gidedge/train"
 )
 
 // TestTrainPredict trains the tiny RetinaNet through the CLI, resumes it,
@@ -22,7 +23,7 @@ func TestTrainPredict(t *testing.T) {
 	}
 	run := filepath.Join(t.TempDir(), "run")
 	var out, progress bytes.Buffer
-	o := trainOptions{Model: "retinanet-tiny", Data: data, Out: run, ValSplit: "train", Epochs: 30, Batch: 4, EvalEvery: 30, Seed: 1}
+	o := trainOptions{Model: "retinanet-tiny", runFlags: runFlags{Run: train.Options{Data: data, Out: run, ValSplit: "train", Epochs: 30, Batch: 4, EvalEvery: 30, Seed: 1}}}
 	if err := runTrain(context.Background(), o, &out, &progress); err != nil {
 		t.Fatalf("train: %v\n%s", err, out.String())
 	}
@@ -35,7 +36,7 @@ func TestTrainPredict(t *testing.T) {
 		t.Fatalf("progress bar lacks it/s or loss parts:\n%q", progress.String())
 	}
 	out.Reset()
-	if err := runTrain(context.Background(), trainOptions{Out: run, Resume: true, Model: "retinanet-tiny"}, &out, &progress); err == nil || !strings.Contains(err.Error(), "drop --model") {
+	if err := runTrain(context.Background(), trainOptions{Model: "retinanet-tiny", runFlags: runFlags{Run: train.Options{Out: run, Resume: true}}}, &out, &progress); err == nil || !strings.Contains(err.Error(), "drop --model") {
 		t.Fatalf("resume with --model: %v", err)
 	}
 
@@ -100,7 +101,7 @@ func TestTrainDryRun(t *testing.T) {
 			t.Fatalf("dry run lacks %q:\n%s", want, out.String())
 		}
 	}
-	if err := runTrain(context.Background(), trainOptions{Out: t.TempDir(), Data: "x"}, &out, &out); err == nil || !strings.Contains(err.Error(), "--model is required") {
+	if err := runTrain(context.Background(), trainOptions{runFlags: runFlags{Run: train.Options{Out: t.TempDir(), Data: "x"}}}, &out, &out); err == nil || !strings.Contains(err.Error(), "--model is required") {
 		t.Fatalf("train without --model: %v", err)
 	}
 }
