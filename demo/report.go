@@ -14,6 +14,7 @@ import (
 	"github.com/gidedge/gidedge/benchlat"
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/internal/buildinfo"
+	"github.com/gidedge/gidedge/internal/human"
 )
 
 // Sections are the second-level headings every report has, in order.
@@ -134,8 +135,8 @@ func (r *runner) reportBlocks() []block {
 			{fmt.Sprintf("teacher (`%s`, %s)", t.Config, t.Backbone), millions(t.Params), fmt.Sprintf("%.3f", t.GFLOPs), ap(ev.Teacher.AP), ap(ev.Teacher.AP50), "—", "—", "—"},
 			{fmt.Sprintf("baseline student (`%s`, %s)", b.Config, b.Backbone), millions(b.Params), fmt.Sprintf("%.3f", b.GFLOPs), ap(ev.Baseline.AP), ap(ev.Baseline.AP50), "—", "—", "—"},
 			{"GID student (same student, distilled)", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), "**" + ap(ev.GID.AP) + "**", ap(ev.GID.AP50), "—", "—", "—"},
-			{"GID student, ONNX fp32", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.FP32Eval.AP), ap(ex.FP32Eval.AP50), humanBytes(ex.FP32Bytes), ms(inp(0).P50MS), ms(e2e(0).P50MS)},
-			{"GID student, ONNX INT8", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.INT8Eval.AP), ap(ex.INT8Eval.AP50), humanBytes(ex.INT8Bytes), ms(inp(1).P50MS), ms(e2e(1).P50MS)},
+			{"GID student, ONNX fp32", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.FP32Eval.AP), ap(ex.FP32Eval.AP50), human.Bytes(ex.FP32Bytes), ms(inp(0).P50MS), ms(e2e(0).P50MS)},
+			{"GID student, ONNX INT8", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.INT8Eval.AP), ap(ex.INT8Eval.AP50), human.Bytes(ex.INT8Bytes), ms(inp(1).P50MS), ms(e2e(1).P50MS)},
 		},
 	})
 	add(para{fmt.Sprintf("mAP is COCO mAP@[.5:.95] on the %d test images (%d objects); GFLOPs per %d×%d image; the first three rows run in gidedge's training engine, the last two are the exported files; latency is one image at a time on this machine's CPU with ONNX Runtime %s, decode and post-processing included, end-to-end through `gidedge serve` on 127.0.0.1.",
@@ -207,9 +208,9 @@ func (r *runner) reportBlocks() []block {
 	add(heading{2, "Export and INT8 quantization"})
 	exportItems := []string{
 		fmt.Sprintf("ONNX: `%s`, %s, opset %d, %d nodes, %d batch norms folded into convolutions. Parity with the engine on a seeded batch: worst relative difference %.2e (output `%s`), tolerance %.0e.",
-			filepath.ToSlash(ex.FP32Path), humanBytes(ex.FP32Bytes), ex.Opset, ex.Nodes, ex.FoldedBN, ex.ParityWorst, ex.ParityOutput, ex.ParityTol),
+			filepath.ToSlash(ex.FP32Path), human.Bytes(ex.FP32Bytes), ex.Opset, ex.Nodes, ex.FoldedBN, ex.ParityWorst, ex.ParityOutput, ex.ParityTol),
 		fmt.Sprintf("INT8: `%s`, %s (%.2f× smaller), QDQ with %s %s activations and %s int8 weights, calibrated on %d training images (never a test image).",
-			filepath.ToSlash(ex.INT8Path), humanBytes(ex.INT8Bytes), float64(ex.FP32Bytes)/math.Max(1, float64(ex.INT8Bytes)), ex.CalibMethod, ex.Activations, map[bool]string{true: "per-channel", false: "per-tensor"}[ex.PerChannel], ex.CalibImages),
+			filepath.ToSlash(ex.INT8Path), human.Bytes(ex.INT8Bytes), float64(ex.FP32Bytes)/math.Max(1, float64(ex.INT8Bytes)), ex.CalibMethod, ex.Activations, map[bool]string{true: "per-channel", false: "per-tensor"}[ex.PerChannel], ex.CalibImages),
 		"Quantized ops: " + opList(ex.QuantizedOps) + ".",
 	}
 	if len(ex.FloatOps) > 0 {
@@ -236,7 +237,7 @@ func (r *runner) reportBlocks() []block {
 	for _, x := range append(append([]benchlat.Result(nil), lat.InProcess...), lat.EndToEnd...) {
 		rss := ""
 		if x.RSSBytes > 0 {
-			rss = humanBytes(x.RSSBytes)
+			rss = human.Bytes(x.RSSBytes)
 		}
 		lt.rows = append(lt.rows, []string{"`" + x.Model + "`", x.Mode, ms(x.P50MS), ms(x.P90MS), ms(x.P99MS), fmt.Sprintf("%.2f ± %.2f ms", x.MeanMS, x.StdMS), fmt.Sprintf("%.1f", x.Throughput), ms(x.SessionP50MS), rss})
 	}
@@ -316,7 +317,7 @@ func quantVerdict(ex *ExportResult, lat *LatencyResult) string {
 		how = fmt.Sprintf("%.2f× slower", 1/speed)
 	}
 	return fmt.Sprintf("**INT8** is %.2f× smaller than fp32 (%s against %s) and %s in process (p50 %.2f ms against %.2f ms); its test mAP is %s against %s (%+.4f).",
-		float64(ex.FP32Bytes)/math.Max(1, float64(ex.INT8Bytes)), humanBytes(ex.INT8Bytes), humanBytes(ex.FP32Bytes), how, q.P50MS, f.P50MS,
+		float64(ex.FP32Bytes)/math.Max(1, float64(ex.INT8Bytes)), human.Bytes(ex.INT8Bytes), human.Bytes(ex.FP32Bytes), how, q.P50MS, f.P50MS,
 		ap(ex.INT8Eval.AP), ap(ex.FP32Eval.AP), ex.INT8Eval.AP-ex.FP32Eval.AP)
 }
 

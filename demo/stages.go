@@ -14,6 +14,7 @@ import (
 	"github.com/gidedge/gidedge/distill"
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/export"
+	"github.com/gidedge/gidedge/internal/human"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/quantize"
 	"github.com/gidedge/gidedge/train"
@@ -214,7 +215,7 @@ func (r *runner) stages() []*stage {
 			summary: func() string {
 				e := res.Export
 				return fmt.Sprintf("fp32 %s (parity %.1e), int8 %s; test AP fp32 %.4f, int8 %.4f",
-					humanBytes(e.FP32Bytes), e.ParityWorst, humanBytes(e.INT8Bytes), e.FP32Eval.AP, e.INT8Eval.AP)
+					human.Bytes(e.FP32Bytes), e.ParityWorst, human.Bytes(e.INT8Bytes), e.FP32Eval.AP, e.INT8Eval.AP)
 			},
 		},
 		{
@@ -485,7 +486,7 @@ func (r *runner) runExport(ctx context.Context, st *stageRun) ([]string, error) 
 		er.ParityWorst, er.ParityOutput, er.ParityTol, er.ORTVersion = rep.Parity.Worst, rep.Parity.WorstOutput, rep.Parity.Tolerance, rep.Parity.ORTVersion
 	}
 	fmt.Fprintf(r.log, "      %s: %s, %d nodes, opset %d, parity worst %.2e on %s (tolerance %.0e)\n",
-		ps.fp32, humanBytes(er.FP32Bytes), er.Nodes, er.Opset, er.ParityWorst, er.ParityOutput, er.ParityTol)
+		ps.fp32, human.Bytes(er.FP32Bytes), er.Nodes, er.Opset, er.ParityWorst, er.ParityOutput, er.ParityTol)
 
 	n, err := linkTrainImages(r.paths.synth, ps.calib)
 	if err != nil {
@@ -570,14 +571,4 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/gidedge/gidedge/internal/human"
 )
 
 // WriteText prints the report for people: what was exported, the graph's
@@ -18,7 +20,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		ew.printf("export of %s (%s, %s backbone, %d classes) to %s failed; nothing was written\n", r.Config, r.Family, r.Backbone, r.Classes, r.Path)
 	}
 	ew.printf("  opset %d (IR %d), %d nodes, %s parameters, %d batch norms folded, %s\n",
-		r.Opset, r.IRVersion, r.Nodes, thousands(r.Params), r.FoldedBN, byteSize(r.Bytes))
+		r.Opset, r.IRVersion, r.Nodes, thousands(r.Params), r.FoldedBN, human.Bytes(int64(r.Bytes)))
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  input\t%s\t%s\n", r.Input.Name, shapeString(r.Input.Shape))
 	for _, o := range r.Outputs {
@@ -83,14 +85,4 @@ func thousands(n int) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-func byteSize(n int) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

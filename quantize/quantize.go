@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/human"
 	"github.com/gidedge/gidedge/onnxgraph"
 	"github.com/gidedge/gidedge/onnxpb"
 	"github.com/gidedge/gidedge/ort"
@@ -647,7 +648,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  ONNX Runtime runs: %s\n", countList(r.ORTOps))
 	}
 	fmt.Fprintf(&b, "  %-14s %12s %12s\n", "", "fp32", "int8")
-	fmt.Fprintf(&b, "  %-14s %12s %12s\n", "size", humanBytes(r.FP32.SizeBytes), humanBytes(r.INT8.SizeBytes))
+	fmt.Fprintf(&b, "  %-14s %12s %12s\n", "size", human.Bytes(r.FP32.SizeBytes), human.Bytes(r.INT8.SizeBytes))
 	if r.FP32.LatencyMs > 0 {
 		fmt.Fprintf(&b, "  %-14s %12.2f %12.2f   (%.2fx; fp32 after clean-up %.2f ms)\n", "latency ms", r.FP32.LatencyMs, r.INT8.LatencyMs, r.Speedup, r.FP32Prepared.LatencyMs)
 		fmt.Fprintf(&b, "  %-14s %12.2f %12.2f\n", "latency p99 ms", r.FP32.LatencyP99Ms, r.INT8.LatencyP99Ms)
@@ -684,14 +685,4 @@ func countList(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

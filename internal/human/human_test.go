@@ -1,0 +1,22 @@
+package human
+
+import "testing"
+
+func TestBytes(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{20992, "20.5 KiB"},
+		{1<<20 - 1, "1024.0 KiB"},
+		{1 << 20, "1.00 MiB"},
+		{2422210, "2.31 MiB"},
+	} {
+		if got := Bytes(c.n); got != c.want {
+			t.Errorf("Bytes(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}
