@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"image/draw"
 	"image/jpeg"
 	"image/png"
@@ -17,13 +16,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/internal/atomicfile"
+	"github.com/gidedge/gidedge/internal/overlay"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/train"
 )
@@ -216,14 +213,7 @@ func predictImageSize(path string) (int, int, error) {
 	return cfg.Width, cfg.Height, nil
 }
 
-// predictPalette gives each class a distinct, saturated colour.
-var predictPalette = []color.RGBA{
-	{230, 25, 75, 255}, {60, 180, 75, 255}, {0, 130, 200, 255}, {245, 130, 48, 255},
-	{145, 30, 180, 255}, {70, 240, 240, 255}, {240, 50, 230, 255}, {210, 245, 60, 255},
-	{0, 128, 128, 255}, {170, 110, 40, 255}, {128, 0, 0, 255}, {0, 0, 128, 255},
-}
-
-// drawDetections writes the image with its boxes and labels to dir, as JPEG
+// predictDraw writes the image with its boxes and labels to dir, as JPEG
 // for JPEG input and PNG otherwise, and returns the path.
 func predictDraw(src, dir string, dets []models.Detection, names []string) (string, error) {
 	im, err := dataset.DecodeFile(src)
@@ -233,25 +223,13 @@ func predictDraw(src, dir string, dets []models.Detection, names []string) (stri
 	canvas := image.NewRGBA(im.Bounds())
 	draw.Draw(canvas, canvas.Bounds(), im, im.Bounds().Min, draw.Src)
 	thick := max(1, min(canvas.Bounds().Dx(), canvas.Bounds().Dy())/200)
-	face := basicfont.Face7x13
 	// Lowest scores first so the best boxes end on top.
 	for i := len(dets) - 1; i >= 0; i-- {
 		det := dets[i]
-		c := predictPalette[det.Class%len(predictPalette)]
-		r := image.Rect(int(det.Box[0]), int(det.Box[1]), int(det.Box[2]+0.5), int(det.Box[3]+0.5)).Intersect(canvas.Bounds())
-		for t := 0; t < thick; t++ {
-			predictOutline(canvas, r.Inset(t), c)
-		}
-		label := fmt.Sprintf("%s %.2f", names[det.Class], det.Score)
-		tw := font.MeasureString(face, label).Ceil()
-		top := r.Min.Y - 14
-		if top < 0 {
-			top = r.Min.Y
-		}
-		bg := image.Rect(r.Min.X, top, r.Min.X+tw+4, top+14).Intersect(canvas.Bounds())
-		draw.Draw(canvas, bg, image.NewUniform(c), image.Point{}, draw.Src)
-		dr := font.Drawer{Dst: canvas, Src: image.NewUniform(color.White), Face: face, Dot: fixed.P(bg.Min.X+2, bg.Min.Y+11)}
-		dr.DrawString(label)
+		c := overlay.ClassColor(det.Class)
+		r := overlay.Rect(det.Box).Intersect(canvas.Bounds())
+		overlay.Box(canvas, r, c, thick)
+		overlay.Label(canvas, r, fmt.Sprintf("%s %.2f", names[det.Class], det.Score), c)
 	}
 	stem := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
 	ext := strings.ToLower(filepath.Ext(src))
@@ -268,20 +246,6 @@ func predictDraw(src, dir string, dets []models.Detection, names []string) (stri
 		return "", fmt.Errorf("predict: encode %s: %w", path, err)
 	}
 	return path, predictWriteAtomic(path, buf.Bytes())
-}
-
-func predictOutline(m *image.RGBA, r image.Rectangle, c color.RGBA) {
-	if r.Empty() {
-		return
-	}
-	for x := r.Min.X; x < r.Max.X; x++ {
-		m.SetRGBA(x, r.Min.Y, c)
-		m.SetRGBA(x, r.Max.Y-1, c)
-	}
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		m.SetRGBA(r.Min.X, y, c)
-		m.SetRGBA(r.Max.X-1, y, c)
-	}
 }
 
 // predictWriteAtomic writes data so readers see the old file or the whole new one.

@@ -10,13 +10,11 @@ import (
 	"sort"
 
 	xdraw "golang.org/x/image/draw"
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/overlay"
 )
 
 // drawScoreThreshold is the lowest score drawn: evaluation keeps scores
@@ -71,7 +69,7 @@ func drawDetections(path string, ds *dataset.Dataset, picks []dataset.Image, col
 	canvas := image.NewRGBA(image.Rect(0, 0, W, H))
 	xdraw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.RGBA{250, 250, 250, 255}), image.Point{}, xdraw.Src)
 	for c, col := range cols {
-		drawText(canvas, pad+c*(pw+pad)+2, 14, col.title, color.RGBA{20, 20, 20, 255}, nil)
+		overlay.Text(canvas, pad+c*(pw+pad)+2, 14, col.title, color.RGBA{20, 20, 20, 255})
 	}
 	for r, im := range picks {
 		data, err := os.ReadFile(im.Path)
@@ -93,7 +91,7 @@ func drawDetections(path string, ds *dataset.Dataset, picks []dataset.Image, col
 					if o.Crowd {
 						continue
 					}
-					drawBox(sub, dst.Min, o.Box, float64(scale), classColor(o.Class), ds.Categories[o.Class].Name)
+					drawBox(sub, dst.Min, o.Box, float64(scale), o.Class, ds.Categories[o.Class].Name)
 				}
 				continue
 			}
@@ -106,7 +104,7 @@ func drawDetections(path string, ds *dataset.Dataset, picks []dataset.Image, col
 				if !ok {
 					continue
 				}
-				drawBox(sub, dst.Min, d.Box(), float64(scale), classColor(idx), fmt.Sprintf("%s %.2f", ds.Categories[idx].Name, d.Score))
+				drawBox(sub, dst.Min, d.Box(), float64(scale), idx, fmt.Sprintf("%s %.2f", ds.Categories[idx].Name, d.Score))
 				n++
 			}
 		}
@@ -118,47 +116,16 @@ func drawDetections(path string, ds *dataset.Dataset, picks []dataset.Image, col
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// drawBox outlines b (source pixels, times scale) with a 2-pixel line and
-// writes its label above it, inside the panel.
-func drawBox(img *image.RGBA, origin image.Point, b dataset.Box, scale float64, c color.RGBA, label string) {
-	r := image.Rect(origin.X+int(b.X1*scale), origin.Y+int(b.Y1*scale), origin.X+int(b.X2*scale), origin.Y+int(b.Y2*scale)).Intersect(img.Bounds())
+// drawBox outlines b (source pixels, times scale, inside the panel at
+// origin) with a 2-pixel line in its class's colour and labels it.
+func drawBox(panel *image.RGBA, origin image.Point, b dataset.Box, scale float64, class int, label string) {
+	r := overlay.Rect([4]float64{b.X1 * scale, b.Y1 * scale, b.X2 * scale, b.Y2 * scale}).Add(origin).Intersect(panel.Bounds())
 	if r.Empty() {
 		return
 	}
-	for t := 0; t < 2; t++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			setPixel(img, x, r.Min.Y+t, c)
-			setPixel(img, x, r.Max.Y-1-t, c)
-		}
-		for y := r.Min.Y; y < r.Max.Y; y++ {
-			setPixel(img, r.Min.X+t, y, c)
-			setPixel(img, r.Max.X-1-t, y, c)
-		}
-	}
-	ty := r.Min.Y - 3
-	if ty-10 < img.Bounds().Min.Y {
-		ty = r.Min.Y + 12
-	}
-	drawText(img, r.Min.X+1, ty, label, color.RGBA{255, 255, 255, 255}, &c)
-}
-
-func setPixel(img *image.RGBA, x, y int, c color.RGBA) {
-	if (image.Point{x, y}).In(img.Bounds()) {
-		img.SetRGBA(x, y, c)
-	}
-}
-
-// drawText writes s with its baseline at (x, y), on a filled background
-// when bg is set.
-func drawText(img *image.RGBA, x, y int, s string, fg color.RGBA, bg *color.RGBA) {
-	face := basicfont.Face7x13
-	d := &font.Drawer{Dst: img, Src: image.NewUniform(fg), Face: face, Dot: fixed.P(x, y)}
-	if bg != nil {
-		w := d.MeasureString(s).Ceil()
-		rect := image.Rect(x-1, y-11, x+w+1, y+3).Intersect(img.Bounds())
-		xdraw.Draw(img, rect, image.NewUniform(*bg), image.Point{}, xdraw.Src)
-	}
-	d.DrawString(s)
+	c := overlay.ClassColor(class)
+	overlay.Box(panel, r, c, 2)
+	overlay.Label(panel, r, label, c)
 }
 
 // pickImages chooses n test images spread over the split, preferring ones

@@ -3,7 +3,6 @@ package demo
 import (
 	"bytes"
 	"fmt"
-	"image/color"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -197,14 +196,4 @@ func plotPR(path string, evals []ModelEval, names []string) error {
 	p.Legend.Top = true
 	p.Legend.Left = false
 	return savePlots(path, 8*vg.Inch, 5*vg.Inch, p)
-}
-
-// classColor is a distinct colour per class index for drawn boxes.
-func classColor(i int) color.RGBA {
-	palette := []color.RGBA{
-		{230, 25, 75, 255}, {60, 180, 75, 255}, {0, 130, 200, 255}, {245, 130, 48, 255},
-		{145, 30, 180, 255}, {70, 240, 240, 255}, {240, 50, 230, 255}, {210, 245, 60, 255},
-		{250, 190, 190, 255}, {0, 128, 128, 255}, {170, 110, 40, 255}, {128, 0, 0, 255},
-	}
-	return palette[i%len(palette)]
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/internal/atomicfile"
+	"github.com/gidedge/gidedge/internal/overlay"
 	"github.com/gidedge/gidedge/models"
 )
 
@@ -54,37 +55,16 @@ func DrawGIs(x *engine.Tensor, i int, in models.InputConfig, targets []dataset.T
 		}
 	}
 	for _, t := range targets {
-		drawRect(img, [4]float32{float32(t.Box.X1), float32(t.Box.Y1), float32(t.Box.X2), float32(t.Box.Y2)}, colorGT, 1)
+		overlay.Box(img, overlay.Rect([4]float64{t.Box.X1, t.Box.Y1, t.Box.X2, t.Box.Y2}), colorGT, 1)
 	}
 	for j := len(gis) - 1; j >= 0; j-- { // best GI drawn last, on top
 		thick := 1
 		if gis[j].FromTeacher {
 			thick = 2
 		}
-		drawRect(img, gis[j].Box, GIColor(gis[j].Type), thick)
+		overlay.Box(img, overlay.Rect(gis[j].Box), GIColor(gis[j].Type), thick)
 	}
 	return img
-}
-
-func drawRect(img *image.RGBA, b [4]float32, c color.RGBA, thick int) {
-	r := img.Bounds()
-	x1, y1 := int(b[0]+0.5), int(b[1]+0.5)
-	x2, y2 := int(b[2]+0.5)-1, int(b[3]+0.5)-1
-	set := func(x, y int) {
-		if image.Pt(x, y).In(r) {
-			img.SetRGBA(x, y, c)
-		}
-	}
-	for t := 0; t < thick; t++ {
-		for x := x1; x <= x2; x++ {
-			set(x, y1+t)
-			set(x, y2-t)
-		}
-		for y := y1; y <= y2; y++ {
-			set(x1+t, y)
-			set(x2-t, y)
-		}
-	}
 }
 
 // writePNG encodes img to path atomically.
