@@ -138,21 +138,9 @@ type runner struct {
 // save their position first, and the next Run continues from it.
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
-	plan := FullPlan()
-	if opts.Quick {
-		plan = QuickPlan()
-	}
-	if opts.Plan != nil {
-		plan = *opts.Plan
-	}
-	if err := plan.validate(); err != nil {
+	plan, err := opts.resolve()
+	if err != nil {
 		return nil, err
-	}
-	if opts.Out == "" {
-		opts.Out = DefaultOut
-		if opts.Quick {
-			opts.Out = DefaultQuickOut
-		}
 	}
 	if opts.ServeAddr == "" {
 		opts.ServeAddr = DefaultServeAddr
@@ -212,6 +200,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 // Commands lists, stage by stage, the commands that redo the demo by hand
 // for these options: what the report's "Reproduce by hand" section shows.
 func Commands(opts Options) ([]StageSummary, error) {
+	plan, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{opts: opts, plan: plan, out: opts.Out, res: &Results{Plan: plan}, paths: newPaths(opts.Out)}
+	var out []StageSummary
+	for _, s := range r.stages() {
+		out = append(out, StageSummary{ID: s.id, Title: s.title, Commands: s.commands()})
+	}
+	return out, nil
+}
+
+// resolve picks the plan the options ask for (Plan, else QuickPlan with
+// Quick, else FullPlan), validates it, and fills in the default output
+// folder for that plan.
+func (opts *Options) resolve() (Plan, error) {
 	plan := FullPlan()
 	if opts.Quick {
 		plan = QuickPlan()
@@ -220,7 +224,7 @@ func Commands(opts Options) ([]StageSummary, error) {
 		plan = *opts.Plan
 	}
 	if err := plan.validate(); err != nil {
-		return nil, err
+		return Plan{}, err
 	}
 	if opts.Out == "" {
 		opts.Out = DefaultOut
@@ -228,12 +232,7 @@ func Commands(opts Options) ([]StageSummary, error) {
 			opts.Out = DefaultQuickOut
 		}
 	}
-	r := &runner{opts: opts, plan: plan, out: opts.Out, res: &Results{Plan: plan}, paths: newPaths(opts.Out)}
-	var out []StageSummary
-	for _, s := range r.stages() {
-		out = append(out, StageSummary{ID: s.id, Title: s.title, Commands: s.commands()})
-	}
-	return out, nil
+	return plan, nil
 }
 
 // runStage validates, skips or runs one stage and records it.
