@@ -10,11 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gidedge/gidedge/internal/sharedtest"
 	"github.com/gidedge/gidedge/serve"
 )
 
 func TestBenchLatencyInProcessAndServer(t *testing.T) {
-	model := sharedPath(t, "models", "nanodet_m_320.onnx")
+	model := sharedtest.Dir(t, "models", "nanodet_m_320.onnx")
 	s, err := serve.New(serve.Config{ModelPath: model, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +30,7 @@ func TestBenchLatencyInProcessAndServer(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	var out bytes.Buffer
-	o := benchLatencyOptions{Model: model, Images: sharedPath(t, "data", "coco128", "images"), MaxImages: 4,
+	o := benchLatencyOptions{Model: model, Images: sharedtest.Dir(t, "data", "coco128", "images"), MaxImages: 4,
 		N: 6, Warmup: 1, Concurrency: []int{1, 2}, Rounds: 3, URL: "http://" + ln.Addr().String(), JSON: true, Sessions: 1, Provider: "cpu"}
 	if err := runBenchLatency(context.Background(), o, &out, io.Discard); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
 func TestQuantizeFlagErrors(t *testing.T) {
@@ -39,13 +41,7 @@ func TestQuantizeNanoDetJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real model: skipped with -short; package quantize tests the same code on a tiny model")
 	}
-	shared, err := filepath.Abs(filepath.Join("..", "..", "shared"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("shared data folder %s not present", shared)
-	}
+	shared := sharedtest.Dir(t)
 	dir := t.TempDir()
 	calib := filepath.Join(dir, "calib")
 	os.Mkdir(calib, 0o755)

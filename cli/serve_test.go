@@ -6,12 +6,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
 // lockedBuffer is a bytes.Buffer safe to write from the server goroutine.
@@ -32,18 +33,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func sharedPath(t *testing.T, parts ...string) string {
-	t.Helper()
-	dir, _ := filepath.Abs(filepath.Join("..", "..", "shared"))
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared data folder %s not present", dir)
-	}
-	return filepath.Join(append([]string{dir}, parts...)...)
-}
-
 func TestRunServe(t *testing.T) {
-	model := sharedPath(t, "models", "nanodet_m_320.onnx")
-	jpg, err := os.ReadFile(sharedPath(t, "data", "coco128", "images", "000000000036.jpg"))
+	model := sharedtest.Dir(t, "models", "nanodet_m_320.onnx")
+	jpg, err := os.ReadFile(sharedtest.Dir(t, "data", "coco128", "images", "000000000036.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +76,7 @@ func TestRunServe(t *testing.T) {
 }
 
 func TestRunServeErrors(t *testing.T) {
-	model := sharedPath(t, "models", "nanodet_m_320.onnx")
+	model := sharedtest.Dir(t, "models", "nanodet_m_320.onnx")
 	tests := []struct {
 		name string
 		o    serveOptions

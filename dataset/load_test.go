@@ -7,34 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
 func fixture(name string) string { return filepath.Join("testdata", name) }
-
-// sharedData returns ../shared/data/<name> of the repository, skipping the
-// test only when the shared folder is truly absent.
-func sharedData(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(p); os.IsNotExist(err) {
-		t.Skipf("%s does not exist", p)
-	}
-	return p
-}
 
 func TestLoadVOCQuirks(t *testing.T) {
 	ds, err := Load(fixture("voc_quirks"), "train")
@@ -269,7 +246,7 @@ func mustAbs(t *testing.T, p string) string {
 }
 
 func TestLoadBCCD(t *testing.T) {
-	dir := sharedData(t, "bccd")
+	dir := sharedtest.Dir(t, "data", "bccd")
 	ds, err := Load(dir, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +286,7 @@ func TestLoadBCCD(t *testing.T) {
 }
 
 func TestLoadCOCO128(t *testing.T) {
-	ds, err := Load(sharedData(t, "coco128"), "")
+	ds, err := Load(sharedtest.Dir(t, "data", "coco128"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

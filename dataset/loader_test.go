@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gidedge/gidedge/internal/sharedtest"
 )
 
 // redSquares writes n PNG images (w x h, black) each with red rectangles
@@ -427,7 +429,7 @@ func TestLoaderOptionErrors(t *testing.T) {
 }
 
 func TestLoaderOnBCCD(t *testing.T) {
-	ds, err := Load(sharedData(t, "bccd"), "val")
+	ds, err := Load(sharedtest.Dir(t, "data", "bccd"), "val")
 	if err != nil {
 		t.Fatal(err)
 	}
