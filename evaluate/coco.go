@@ -134,62 +134,92 @@ type imageEval struct {
 	gtIgnore []bool
 }
 
-// COCO evaluates dets against every image of ds.
+// COCO evaluates dets against every image of ds in the three steps of
+// pycocotools' COCOeval: evaluate matches each image's detections to its
+// ground truth, accumulate turns the matches into precision and recall per
+// IoU threshold, class, area range and detection limit, and summarize
+// averages those into the Metrics.
 func COCO(ds *dataset.Dataset, dets []Detection) (*Metrics, error) {
+	e, err := newEvaluation(ds, dets)
+	if err != nil {
+		return nil, err
+	}
+	return e.summarize(e.accumulate(e.evaluate())), nil
+}
+
+// imageClass keys the boxes of one class in one image.
+type imageClass struct {
+	img   int64
+	class int
+}
+
+// evaluation is one COCO evaluation's input, indexed the way COCOeval
+// walks it, and the counts the Metrics report.
+type evaluation struct {
+	ds *dataset.Dataset
+	// imgIDs ascending and catOrder (class indices by ascending category
+	// id) are pycocotools' evaluation order, which decides how ties in
+	// score are broken.
+	imgIDs   []int64
+	catOrder []int
+	gts      map[imageClass][]gtBox
+	dts      map[imageClass][]dtBox
+	// counts fills the Metrics' image, ground-truth, crowd and detection
+	// counts; perClassGT and perClassDets the per-class ones.
+	counts                   Metrics
+	perClassGT, perClassDets []int
+}
+
+// newEvaluation checks ds and dets and groups boxes by image and class.
+func newEvaluation(ds *dataset.Dataset, dets []Detection) (*evaluation, error) {
 	if ds == nil {
 		return nil, fmt.Errorf("evaluate: nil dataset")
 	}
-	// pycocotools evaluates images and categories in ascending id order;
-	// the order decides how ties in score are broken.
-	imgIDs := make([]int64, len(ds.Images))
+	K := len(ds.Categories)
+	e := &evaluation{
+		ds:         ds,
+		imgIDs:     make([]int64, len(ds.Images)),
+		catOrder:   make([]int, K),
+		gts:        map[imageClass][]gtBox{},
+		dts:        map[imageClass][]dtBox{},
+		counts:     Metrics{Images: len(ds.Images), Detections: len(dets)},
+		perClassGT: make([]int, K), perClassDets: make([]int, K),
+	}
 	imgPos := make(map[int64]int, len(ds.Images))
 	for i, im := range ds.Images {
 		if _, dup := imgPos[im.ID]; dup {
 			return nil, fmt.Errorf("evaluate: dataset %s has image id %d twice", ds.Name, im.ID)
 		}
-		imgIDs[i] = im.ID
+		e.imgIDs[i] = im.ID
 		imgPos[im.ID] = i
 	}
-	sort.Slice(imgIDs, func(a, b int) bool { return imgIDs[a] < imgIDs[b] })
-	K := len(ds.Categories)
-	catOrder := make([]int, K) // class indices in ascending category id
+	sort.Slice(e.imgIDs, func(a, b int) bool { return e.imgIDs[a] < e.imgIDs[b] })
 	catClass := make(map[int64]int, K)
-	for k := range catOrder {
-		catOrder[k] = k
+	for k := range e.catOrder {
+		e.catOrder[k] = k
 		catClass[ds.Categories[k].ID] = k
 	}
-	sort.Slice(catOrder, func(a, b int) bool { return ds.Categories[catOrder[a]].ID < ds.Categories[catOrder[b]].ID })
+	sort.Slice(e.catOrder, func(a, b int) bool { return ds.Categories[e.catOrder[a]].ID < ds.Categories[e.catOrder[b]].ID })
 
-	m := &Metrics{Images: len(ds.Images), Detections: len(dets), RecallThresholds: append([]float64(nil), recallThresholds...)}
-	perClassDets := make([]int, K)
-	perClassGT := make([]int, K)
-
-	// Ground truth and detections per (image, class).
-	type key struct {
-		img   int64
-		class int
-	}
-	gts := map[key][]gtBox{}
 	for _, im := range ds.Images {
 		for _, o := range im.Objects {
 			if o.Class < 0 || o.Class >= K {
 				return nil, fmt.Errorf("evaluate: dataset %s image %d has class %d, want 0..%d", ds.Name, im.ID, o.Class, K-1)
 			}
-			k := key{im.ID, o.Class}
-			gts[k] = append(gts[k], gtBox{
+			k := imageClass{im.ID, o.Class}
+			e.gts[k] = append(e.gts[k], gtBox{
 				box:   [4]float64{o.Box.X1, o.Box.Y1, o.Box.X2 - o.Box.X1, o.Box.Y2 - o.Box.Y1},
 				area:  o.Area,
 				crowd: o.Crowd,
 			})
 			if o.Crowd {
-				m.Crowd++
+				e.counts.Crowd++
 			} else {
-				m.GroundTruth++
-				perClassGT[o.Class]++
+				e.counts.GroundTruth++
+				e.perClassGT[o.Class]++
 			}
 		}
 	}
-	dts := map[key][]dtBox{}
 	for i, d := range dets {
 		if _, ok := imgPos[d.ImageID]; !ok {
 			return nil, fmt.Errorf("%w: detection %d has image_id %d, which split %q of %s does not have", ErrUnknownImage, i, d.ImageID, ds.Split, ds.Name)
@@ -201,153 +231,192 @@ func COCO(ds *dataset.Dataset, dets []Detection) (*Metrics, error) {
 		if err := checkDetection(d); err != nil {
 			return nil, fmt.Errorf("%w: detection %d: %v", ErrBadDetection, i, err)
 		}
-		k := key{d.ImageID, class}
-		dts[k] = append(dts[k], dtBox{box: d.BBox, area: d.BBox[2] * d.BBox[3], score: d.Score})
-		perClassDets[class]++
+		k := imageClass{d.ImageID, class}
+		e.dts[k] = append(e.dts[k], dtBox{box: d.BBox, area: d.BBox[2] * d.BBox[3], score: d.Score})
+		e.perClassDets[class]++
 	}
+	return e, nil
+}
 
-	T, R, A, M := len(iouThresholds), len(recallThresholds), len(areaRanges), len(maxDets)
-	// precision[t][r][k][a][m] and recall[t][k][a][m], -1 = undefined.
-	precision := make([]float64, T*R*K*A*M)
-	recall := make([]float64, T*K*A*M)
-	for i := range precision {
-		precision[i] = -1
-	}
-	for i := range recall {
-		recall[i] = -1
-	}
-	pIdx := func(t, r, k, a, mi int) int { return (((t*R+r)*K+k)*A+a)*M + mi }
-	rIdx := func(t, k, a, mi int) int { return ((t*K+k)*A+a)*M + mi }
-
-	maxDet := maxDets[M-1]
-	for _, k := range catOrder {
-		evals := make([][]*imageEval, A) // [area][image]
-		for _, id := range imgIDs {
-			g := gts[key{id, k}]
-			d := sortDetections(dts[key{id, k}], maxDet)
+// evaluate is COCOeval.evaluate: for every class and area range, the
+// matching of each image that has ground truth or detections of that
+// class, in image id order ([class][area][image]).
+func (e *evaluation) evaluate() [][][]*imageEval {
+	maxDet := maxDets[len(maxDets)-1]
+	evals := make([][][]*imageEval, len(e.ds.Categories))
+	for _, k := range e.catOrder {
+		evals[k] = make([][]*imageEval, len(areaRanges))
+		for _, id := range e.imgIDs {
+			g := e.gts[imageClass{id, k}]
+			d := sortDetections(e.dts[imageClass{id, k}], maxDet)
 			if len(g) == 0 && len(d) == 0 {
 				continue
 			}
 			ious := iouMatrix(d, g)
-			for a := range A {
-				evals[a] = append(evals[a], evaluateImage(g, d, ious, areaRanges[a], maxDet))
+			for a, rng := range areaRanges {
+				evals[k][a] = append(evals[k][a], evaluateImage(g, d, ious, rng, maxDet))
 			}
 		}
-		for a := range A {
-			if len(evals[a]) == 0 {
+	}
+	return evals
+}
+
+// tables are COCOeval's accumulated precision [T][R][K][A][M] (IoU
+// threshold, recall point, class, area range, detection limit) and recall
+// [T][K][A][M], flat, with -1 where undefined (no ground truth).
+type tables struct {
+	K                 int
+	precision, recall []float64
+}
+
+func (tb *tables) p(t, r, k, a, m int) *float64 {
+	R, A, M := len(recallThresholds), len(areaRanges), len(maxDets)
+	return &tb.precision[(((t*R+r)*tb.K+k)*A+a)*M+m]
+}
+
+func (tb *tables) r(t, k, a, m int) *float64 {
+	A, M := len(areaRanges), len(maxDets)
+	return &tb.recall[((t*tb.K+k)*A+a)*M+m]
+}
+
+// accumulate is COCOeval.accumulate: precision at every recall point and
+// final recall for each IoU threshold, class, area range and detection
+// limit.
+func (e *evaluation) accumulate(evals [][][]*imageEval) *tables {
+	T, R, K, A, M := len(iouThresholds), len(recallThresholds), len(e.ds.Categories), len(areaRanges), len(maxDets)
+	tb := &tables{K: K, precision: make([]float64, T*R*K*A*M), recall: make([]float64, T*K*A*M)}
+	for i := range tb.precision {
+		tb.precision[i] = -1
+	}
+	for i := range tb.recall {
+		tb.recall[i] = -1
+	}
+	for k := range evals {
+		for a, images := range evals[k] {
+			if len(images) == 0 {
 				continue
 			}
 			for mi, md := range maxDets {
-				prec, rec, ok := accumulate(evals[a], md)
+				prec, rec, ok := precisionRecall(images, md)
 				if !ok {
 					continue
 				}
 				for t := range T {
-					recall[rIdx(t, k, a, mi)] = rec[t]
+					*tb.r(t, k, a, mi) = rec[t]
 					for r := range R {
-						precision[pIdx(t, r, k, a, mi)] = prec[t][r]
+						*tb.p(t, r, k, a, mi) = prec[t][r]
 					}
 				}
 			}
 		}
 	}
+	return tb
+}
 
-	summarizeAP := func(t int, a, mi int) float64 {
-		var sum float64
-		n := 0
-		for ti := range T {
-			if t >= 0 && ti != t {
-				continue
-			}
-			for r := range R {
-				for k := range K {
-					if v := precision[pIdx(ti, r, k, a, mi)]; v > -1 {
-						sum += v
-						n++
-					}
-				}
-			}
-		}
-		return meanOrUndefined(sum, n)
-	}
-	summarizeAR := func(a, mi int) float64 {
-		var sum float64
-		n := 0
-		for t := range T {
-			for k := range K {
-				if v := recall[rIdx(t, k, a, mi)]; v > -1 {
-					sum += v
-					n++
-				}
-			}
-		}
-		return meanOrUndefined(sum, n)
-	}
-	const all, iou50, iou75 = -1, 0, 5
-	last := M - 1
-	m.AP = summarizeAP(all, areaAll, last)
-	m.AP50 = summarizeAP(iou50, areaAll, last)
-	m.AP75 = summarizeAP(iou75, areaAll, last)
-	m.APSmall = summarizeAP(all, areaSmall, last)
-	m.APMedium = summarizeAP(all, areaMedium, last)
-	m.APLarge = summarizeAP(all, areaLarge, last)
-	m.AR1 = summarizeAR(areaAll, 0)
-	m.AR10 = summarizeAR(areaAll, 1)
-	m.AR100 = summarizeAR(areaAll, last)
-	m.ARSmall = summarizeAR(areaSmall, last)
-	m.ARMedium = summarizeAR(areaMedium, last)
-	m.ARLarge = summarizeAR(areaLarge, last)
+// Indices into the tables that summarize reads.
+const (
+	allIoUs = -1 // every IoU threshold
+	iou50   = 0  // IoU 0.50
+	iou75   = 5  // IoU 0.75
+)
 
-	classAP := func(k, t int) float64 {
+// meanAP averages the defined precision over the recall points and the
+// classes (or one class), at one IoU threshold or all, for an area range
+// and detection limit.
+func (tb *tables) meanAP(t, k, a, m int) float64 {
+	var sum float64
+	n := 0
+	for ti := range iouThresholds {
+		if t != allIoUs && ti != t {
+			continue
+		}
+		for r := range recallThresholds {
+			for ki := range tb.K {
+				if k >= 0 && ki != k {
+					continue
+				}
+				if v := *tb.p(ti, r, ki, a, m); v > -1 {
+					sum += v
+					n++
+				}
+			}
+		}
+	}
+	return meanOrUndefined(sum, n)
+}
+
+// meanAR averages the defined recall over IoU thresholds and classes.
+func (tb *tables) meanAR(a, m int) float64 {
+	var sum float64
+	n := 0
+	for t := range iouThresholds {
+		for k := range tb.K {
+			if v := *tb.r(t, k, a, m); v > -1 {
+				sum += v
+				n++
+			}
+		}
+	}
+	return meanOrUndefined(sum, n)
+}
+
+// curve is the precision at each recall point for one IoU threshold over
+// all areas at the largest detection limit: one class's, or the mean over
+// the classes where it is defined when k < 0.
+func (tb *tables) curve(t, k int) []float64 {
+	last := len(maxDets) - 1
+	out := make([]float64, len(recallThresholds))
+	for r := range out {
+		if k >= 0 {
+			out[r] = *tb.p(t, r, k, areaAll, last)
+			continue
+		}
 		var sum float64
 		n := 0
-		for ti := range T {
-			if t >= 0 && ti != t {
-				continue
-			}
-			for r := range R {
-				if v := precision[pIdx(ti, r, k, areaAll, last)]; v > -1 {
-					sum += v
-					n++
-				}
+		for ki := range tb.K {
+			if v := *tb.p(t, r, ki, areaAll, last); v > -1 {
+				sum += v
+				n++
 			}
 		}
-		return meanOrUndefined(sum, n)
+		out[r] = meanOrUndefined(sum, n)
 	}
-	curve := func(t int, k int) []float64 {
-		out := make([]float64, R)
-		for r := range R {
-			out[r] = precision[pIdx(t, r, k, areaAll, last)]
-		}
-		return out
-	}
-	meanCurve := func(t int) []float64 {
-		out := make([]float64, R)
-		for r := range R {
-			var sum float64
-			n := 0
-			for k := range K {
-				if v := precision[pIdx(t, r, k, areaAll, last)]; v > -1 {
-					sum += v
-					n++
-				}
-			}
-			out[r] = meanOrUndefined(sum, n)
-		}
-		return out
-	}
-	m.Precision50 = meanCurve(iou50)
-	m.Precision75 = meanCurve(iou75)
-	m.PerClass = make([]ClassAP, K)
-	for k, c := range ds.Categories {
+	return out
+}
+
+// summarize is COCOeval.summarize plus the per-class numbers and the
+// precision-recall curves.
+func (e *evaluation) summarize(tb *tables) *Metrics {
+	const allClasses = -1
+	last := len(maxDets) - 1
+	m := e.counts
+	m.RecallThresholds = append([]float64(nil), recallThresholds...)
+	m.AP = tb.meanAP(allIoUs, allClasses, areaAll, last)
+	m.AP50 = tb.meanAP(iou50, allClasses, areaAll, last)
+	m.AP75 = tb.meanAP(iou75, allClasses, areaAll, last)
+	m.APSmall = tb.meanAP(allIoUs, allClasses, areaSmall, last)
+	m.APMedium = tb.meanAP(allIoUs, allClasses, areaMedium, last)
+	m.APLarge = tb.meanAP(allIoUs, allClasses, areaLarge, last)
+	m.AR1 = tb.meanAR(areaAll, 0)
+	m.AR10 = tb.meanAR(areaAll, 1)
+	m.AR100 = tb.meanAR(areaAll, last)
+	m.ARSmall = tb.meanAR(areaSmall, last)
+	m.ARMedium = tb.meanAR(areaMedium, last)
+	m.ARLarge = tb.meanAR(areaLarge, last)
+	m.Precision50 = tb.curve(iou50, allClasses)
+	m.Precision75 = tb.curve(iou75, allClasses)
+	m.PerClass = make([]ClassAP, tb.K)
+	for k, c := range e.ds.Categories {
 		m.PerClass[k] = ClassAP{
 			ID: c.ID, Name: c.Name,
-			AP: classAP(k, all), AP50: classAP(k, iou50), AP75: classAP(k, iou75),
-			GroundTruth: perClassGT[k], Detections: perClassDets[k],
-			Precision50: curve(iou50, k),
+			AP:          tb.meanAP(allIoUs, k, areaAll, last),
+			AP50:        tb.meanAP(iou50, k, areaAll, last),
+			AP75:        tb.meanAP(iou75, k, areaAll, last),
+			GroundTruth: e.perClassGT[k], Detections: e.perClassDets[k],
+			Precision50: tb.curve(iou50, k),
 		}
 	}
-	return m, nil
+	return &m
 }
 
 func meanOrUndefined(sum float64, n int) float64 {
@@ -492,10 +561,11 @@ func evaluateImage(gt []gtBox, dt []dtBox, ious [][]float64, rng [2]float64, max
 	return e
 }
 
-// accumulate is COCOeval.accumulate for one category, area range and
-// detection limit: precision at each recall threshold and final recall,
-// per IoU threshold. ok is false when there is no ground truth to find.
-func accumulate(evals []*imageEval, maxDet int) (prec [][]float64, rec []float64, ok bool) {
+// precisionRecall is COCOeval.accumulate's inner step for one class, area
+// range and detection limit: precision at each recall threshold and final
+// recall, per IoU threshold. ok is false when there is no ground truth to
+// find.
+func precisionRecall(evals []*imageEval, maxDet int) (prec [][]float64, rec []float64, ok bool) {
 	type det struct {
 		score float64
 		img   int
