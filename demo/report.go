@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -106,78 +107,111 @@ func ms(v float64) string { return fmt.Sprintf("%.2f ms", v) }
 
 func millions(n int) string { return fmt.Sprintf("%.2f M", float64(n)/1e6) }
 
-// reportBlocks builds the whole report from the results.
+// reportBlocks builds the whole report from the results: a title, then
+// one part per entry of Sections, in that order.
 func (r *runner) reportBlocks() []block {
-	res := r.res
-	p := r.plan
+	return slices.Concat(
+		r.introBlocks(),
+		r.summaryBlocks(),
+		r.dataBlocks(),
+		r.trainingBlocks(),
+		r.accuracyBlocks(),
+		r.exportBlocks(),
+		r.latencyBlocks(),
+		r.detectionsBlocks(),
+		r.reproduceBlocks(),
+		r.thisRunBlocks(),
+	)
+}
+
+// introBlocks are the title and where the numbers come from.
+func (r *runner) introBlocks() []block {
+	host, p := r.res.Latency.Host, r.plan
+	bl := []block{
+		heading{1, "gidedge demo report"},
+		para{fmt.Sprintf("Generated %s by gidedge %s on %s (%d CPUs, %s/%s), %s plan. Every number below was computed by this run; [results.json](results.json) holds them all and [manifest.json](manifest.json) the hash of every file they came from.",
+			time.Now().Format("2006-01-02 15:04 MST"), buildinfo.Version, orUnknown(host.CPUModel), host.CPUs, host.OS, host.Arch, p.Name)},
+	}
+	if p.Name == "quick" {
+		bl = append(bl, para{"**This is the `--quick` smoke test**: tiny images and a couple of epochs check that every stage works; its accuracy figures say nothing about the methods. Run `gidedge demo` for the real comparison."})
+	}
+	return bl
+}
+
+// summaryBlocks compare the three models and the two exported files in one
+// table and say in words what distillation and INT8 did.
+func (r *runner) summaryBlocks() []block {
+	res, p := r.res, r.plan
 	t, b, g := res.Teacher, res.Baseline, res.GID
 	ev, ex, lat := res.Eval, res.Export, res.Latency
-	host := lat.Host
-	var bl []block
-	add := func(x ...block) { bl = append(bl, x...) }
-
-	add(heading{1, "gidedge demo report"})
-	intro := fmt.Sprintf("Generated %s by gidedge %s on %s (%d CPUs, %s/%s), %s plan. Every number below was computed by this run; [results.json](results.json) holds them all and [manifest.json](manifest.json) the hash of every file they came from.",
-		time.Now().Format("2006-01-02 15:04 MST"), buildinfo.Version, orUnknown(host.CPUModel), host.CPUs, host.OS, host.Arch, p.Name)
-	add(para{intro})
-	if p.Name == "quick" {
-		add(para{"**This is the `--quick` smoke test**: tiny images and a couple of epochs check that every stage works; its accuracy figures say nothing about the methods. Run `gidedge demo` for the real comparison."})
-	}
-
-	// Summary.
-	add(heading{2, "Summary"})
 	inp := func(i int) benchlat.Result { return lat.InProcess[i] }
 	e2e := func(i int) benchlat.Result { return lat.EndToEnd[i] }
-	add(table{
-		header: []string{"model", "params", "GFLOPs", "test mAP", "AP50", "file", "p50 in-process", "p50 end-to-end"},
-		right:  []bool{false, true, true, true, true, true, true, true},
-		rows: [][]string{
-			{fmt.Sprintf("teacher (`%s`, %s)", t.Config, t.Backbone), millions(t.Params), fmt.Sprintf("%.3f", t.GFLOPs), ap(ev.Teacher.AP), ap(ev.Teacher.AP50), "—", "—", "—"},
-			{fmt.Sprintf("baseline student (`%s`, %s)", b.Config, b.Backbone), millions(b.Params), fmt.Sprintf("%.3f", b.GFLOPs), ap(ev.Baseline.AP), ap(ev.Baseline.AP50), "—", "—", "—"},
-			{"GID student (same student, distilled)", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), "**" + ap(ev.GID.AP) + "**", ap(ev.GID.AP50), "—", "—", "—"},
-			{"GID student, ONNX fp32", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.FP32Eval.AP), ap(ex.FP32Eval.AP50), human.Bytes(ex.FP32Bytes), ms(inp(0).P50MS), ms(e2e(0).P50MS)},
-			{"GID student, ONNX INT8", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.INT8Eval.AP), ap(ex.INT8Eval.AP50), human.Bytes(ex.INT8Bytes), ms(inp(1).P50MS), ms(e2e(1).P50MS)},
+	return []block{
+		heading{2, "Summary"},
+		table{
+			header: []string{"model", "params", "GFLOPs", "test mAP", "AP50", "file", "p50 in-process", "p50 end-to-end"},
+			right:  []bool{false, true, true, true, true, true, true, true},
+			rows: [][]string{
+				{fmt.Sprintf("teacher (`%s`, %s)", t.Config, t.Backbone), millions(t.Params), fmt.Sprintf("%.3f", t.GFLOPs), ap(ev.Teacher.AP), ap(ev.Teacher.AP50), "—", "—", "—"},
+				{fmt.Sprintf("baseline student (`%s`, %s)", b.Config, b.Backbone), millions(b.Params), fmt.Sprintf("%.3f", b.GFLOPs), ap(ev.Baseline.AP), ap(ev.Baseline.AP50), "—", "—", "—"},
+				{"GID student (same student, distilled)", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), "**" + ap(ev.GID.AP) + "**", ap(ev.GID.AP50), "—", "—", "—"},
+				{"GID student, ONNX fp32", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.FP32Eval.AP), ap(ex.FP32Eval.AP50), human.Bytes(ex.FP32Bytes), ms(inp(0).P50MS), ms(e2e(0).P50MS)},
+				{"GID student, ONNX INT8", millions(g.Params), fmt.Sprintf("%.3f", g.GFLOPs), ap(ex.INT8Eval.AP), ap(ex.INT8Eval.AP50), human.Bytes(ex.INT8Bytes), ms(inp(1).P50MS), ms(e2e(1).P50MS)},
+			},
 		},
-	})
-	add(para{fmt.Sprintf("mAP is COCO mAP@[.5:.95] on the %d test images (%d objects); GFLOPs per %d×%d image; the first three rows run in gidedge's training engine, the last two are the exported files; latency is one image at a time on this machine's CPU with ONNX Runtime %s, decode and post-processing included, end-to-end through `gidedge serve` on 127.0.0.1.",
-		ev.Images, ev.Objects, p.ImgSize, p.ImgSize, orUnknown(ex.ORTVersion))})
-	add(bullets{[]string{gidVerdict(ev.Teacher, ev.Baseline, ev.GID, b), quantVerdict(ex, lat)}})
+		para{fmt.Sprintf("mAP is COCO mAP@[.5:.95] on the %d test images (%d objects); GFLOPs per %d×%d image; the first three rows run in gidedge's training engine, the last two are the exported files; latency is one image at a time on this machine's CPU with ONNX Runtime %s, decode and post-processing included, end-to-end through `gidedge serve` on 127.0.0.1.",
+			ev.Images, ev.Objects, p.ImgSize, p.ImgSize, orUnknown(ex.ORTVersion))},
+		bullets{[]string{gidVerdict(ev.Teacher, ev.Baseline, ev.GID, b), quantVerdict(ex, lat)}},
+	}
+}
 
-	// Data.
-	s := res.Synth
-	add(heading{2, "Data"})
+// dataBlocks describe the synthetic set.
+func (r *runner) dataBlocks() []block {
+	s, p := r.res.Synth, r.plan
 	var classCounts []string
 	for _, c := range s.Classes {
 		classCounts = append(classCounts, fmt.Sprintf("%s %d", c, s.PerClass[c]))
 	}
-	add(para{fmt.Sprintf("The synthetic set of `gidedge data synth` (seed %d): %d images of %d×%d pixels, split train %d / val %d / test %d, with %d objects in %d classes (%s). The classes differ by texture or fine shape, objects range from 8 pixels to half the image, and plain shapes act as distractors, so a small model has something to learn from a large one.",
-		p.Seed, s.Images, s.Size, s.Size, s.Train, s.Val, s.Test, s.Objects, len(s.Classes), strings.Join(classCounts, ", "))})
+	return []block{
+		heading{2, "Data"},
+		para{fmt.Sprintf("The synthetic set of `gidedge data synth` (seed %d): %d images of %d×%d pixels, split train %d / val %d / test %d, with %d objects in %d classes (%s). The classes differ by texture or fine shape, objects range from 8 pixels to half the image, and plain shapes act as distractors, so a small model has something to learn from a large one.",
+			p.Seed, s.Images, s.Size, s.Size, s.Train, s.Val, s.Test, s.Objects, len(s.Classes), strings.Join(classCounts, ", "))},
+	}
+}
 
-	// Training.
-	add(heading{2, "Training"})
+// trainingBlocks give the three schedules, the recipe and the curves.
+func (r *runner) trainingBlocks() []block {
+	res, p := r.res, r.plan
+	t, b, g := res.Teacher, res.Baseline, res.GID
 	trow := func(name string, x *TrainResult) []string {
 		return []string{name, "`" + x.Config + "`", fmt.Sprintf("%d × %d", x.Epochs, x.Steps/max(1, x.Epochs)), fmt.Sprint(x.Batch), fmt.Sprintf("%d px", x.ImgSize),
 			seconds(x.TrainSeconds), fmt.Sprintf("%.1f", x.ImagesPerSec), fmt.Sprintf("%s (epoch %d)", ap(x.BestValAP), x.BestEpoch)}
 	}
-	add(table{
-		header: []string{"model", "config", "epochs × steps", "batch", "input", "train time", "images/s", "best val mAP"},
-		right:  []bool{false, false, true, true, true, true, true, true},
-		rows:   [][]string{trow("teacher", t), trow("baseline student", b), trow("GID student", g)},
-	})
 	lr := fmt.Sprintf("peak learning rate %g", p.TeacherLR)
 	if p.TeacherLR != p.StudentLR {
 		lr = fmt.Sprintf("peak learning rate %g for the teacher, %g for the students", p.TeacherLR, p.StudentLR)
 	}
-	add(para{fmt.Sprintf("All three use %s (%s, %d warm-up steps, cosine decay)%s. The two students share the config, seed, data order and schedule: distillation is the only difference. Each run evaluates on the validation split after every epoch; the checkpoint with the best validation mAP is the one tested and exported.",
-		map[string]string{"adamw": "AdamW", "sgd": "SGD with momentum"}[p.Optimizer], lr, p.WarmupSteps, map[bool]string{true: " with flip, zoom and colour augmentation", false: ""}[p.Augment])})
-	if g.Method != "" {
-		add(para{fmt.Sprintf("Distillation: %s; %.1f general instances per image on average.", g.Method, g.GIsPerImage)})
+	bl := []block{
+		heading{2, "Training"},
+		table{
+			header: []string{"model", "config", "epochs × steps", "batch", "input", "train time", "images/s", "best val mAP"},
+			right:  []bool{false, false, true, true, true, true, true, true},
+			rows:   [][]string{trow("teacher", t), trow("baseline student", b), trow("GID student", g)},
+		},
+		para{fmt.Sprintf("All three use %s (%s, %d warm-up steps, cosine decay)%s. The two students share the config, seed, data order and schedule: distillation is the only difference. Each run evaluates on the validation split after every epoch; the checkpoint with the best validation mAP is the one tested and exported.",
+			map[string]string{"adamw": "AdamW", "sgd": "SGD with momentum"}[p.Optimizer], lr, p.WarmupSteps, map[bool]string{true: " with flip, zoom and colour augmentation", false: ""}[p.Augment])},
 	}
-	add(figure{figLoss, "training loss"}, figure{figValAP, "validation mAP per epoch"})
-	add(para{"The detection loss is the focal classification plus box regression loss, without the GID student's distillation terms (drawn apart, as weighted in its loss), so the three runs are on one scale. Each run folder also has its own `metrics.png` and `metrics.jsonl`."})
+	if g.Method != "" {
+		bl = append(bl, para{fmt.Sprintf("Distillation: %s; %.1f general instances per image on average.", g.Method, g.GIsPerImage)})
+	}
+	return append(bl,
+		figure{figLoss, "training loss"}, figure{figValAP, "validation mAP per epoch"},
+		para{"The detection loss is the focal classification plus box regression loss, without the GID student's distillation terms (drawn apart, as weighted in its loss), so the three runs are on one scale. Each run folder also has its own `metrics.png` and `metrics.jsonl`."})
+}
 
-	// Accuracy.
-	add(heading{2, "Accuracy on the test split"})
+// accuracyBlocks are the full COCO metrics of every model, per class too.
+func (r *runner) accuracyBlocks() []block {
+	ev, ex := r.res.Eval, r.res.Export
 	evals, names := r.allEvals()
 	acc := table{
 		header: []string{"model", "mAP", "AP50", "AP75", "AP small", "AP medium", "AP large", "AR100", "detections"},
@@ -186,7 +220,6 @@ func (r *runner) reportBlocks() []block {
 	for i, e := range evals {
 		acc.rows = append(acc.rows, []string{names[i], ap(e.AP), ap(e.AP50), ap(e.AP75), ap(e.APSmall), ap(e.APMedium), ap(e.APLarge), ap(e.AR100), fmt.Sprint(e.Detections)})
 	}
-	add(acc)
 	pc := table{header: []string{"class", "teacher", "baseline", "GID", "GID INT8"}, right: []bool{false, true, true, true, true}}
 	for i, c := range ev.Teacher.PerClass {
 		row := []string{c.Name}
@@ -199,14 +232,21 @@ func (r *runner) reportBlocks() []block {
 		}
 		pc.rows = append(pc.rows, row)
 	}
-	add(para{"Per-class mAP@[.5:.95]:"}, pc)
-	add(figure{figPR, "precision-recall curves"})
-	add(para{fmt.Sprintf("The engine rows run the checkpoints in gidedge's own engine (`gidedge eval --checkpoint`); the ONNX rows run the exported files through ONNX Runtime exactly as the server does (decode, letterbox, session, NMS). Results files: %s.",
-		joinCode(evals))})
+	return []block{
+		heading{2, "Accuracy on the test split"},
+		acc,
+		para{"Per-class mAP@[.5:.95]:"}, pc,
+		figure{figPR, "precision-recall curves"},
+		para{fmt.Sprintf("The engine rows run the checkpoints in gidedge's own engine (`gidedge eval --checkpoint`); the ONNX rows run the exported files through ONNX Runtime exactly as the server does (decode, letterbox, session, NMS). Results files: %s.",
+			joinCode(evals))},
+	}
+}
 
-	// Export and quantization.
-	add(heading{2, "Export and INT8 quantization"})
-	exportItems := []string{
+// exportBlocks describe the ONNX file, its INT8 version and what each
+// costs in accuracy.
+func (r *runner) exportBlocks() []block {
+	ev, ex := r.res.Eval, r.res.Export
+	items := []string{
 		fmt.Sprintf("ONNX: `%s`, %s, opset %d, %d nodes, %d batch norms folded into convolutions. Parity with the engine on a seeded batch: worst relative difference %.2e (output `%s`), tolerance %.0e.",
 			filepath.ToSlash(ex.FP32Path), human.Bytes(ex.FP32Bytes), ex.Opset, ex.Nodes, ex.FoldedBN, ex.ParityWorst, ex.ParityOutput, ex.ParityTol),
 		fmt.Sprintf("INT8: `%s`, %s (%.2f× smaller), QDQ with %s %s activations and %s int8 weights, calibrated on %d training images (never a test image).",
@@ -214,22 +254,25 @@ func (r *runner) reportBlocks() []block {
 		"Quantized ops: " + opList(ex.QuantizedOps) + ".",
 	}
 	if len(ex.FloatOps) > 0 {
-		exportItems = append(exportItems, "Left in float: "+opList(ex.FloatOps)+".")
+		items = append(items, "Left in float: "+opList(ex.FloatOps)+".")
 	}
 	if len(ex.ORTOps) > 0 {
-		exportItems = append(exportItems, "What ONNX Runtime runs after its QDQ fusions: "+opList(ex.ORTOps)+".")
+		items = append(items, "What ONNX Runtime runs after its QDQ fusions: "+opList(ex.ORTOps)+".")
 	}
 	if ex.CosineMin > 0 {
-		exportItems = append(exportItems, fmt.Sprintf("Smallest cosine similarity between fp32 and INT8 outputs on calibration images: %.4f.", ex.CosineMin))
+		items = append(items, fmt.Sprintf("Smallest cosine similarity between fp32 and INT8 outputs on calibration images: %.4f.", ex.CosineMin))
 	}
-	exportItems = append(exportItems, fmt.Sprintf("Test mAP: engine %s, ONNX fp32 %s, INT8 %s (INT8 − fp32: %+.4f).", ap(ev.GID.AP), ap(ex.FP32Eval.AP), ap(ex.INT8Eval.AP), ex.INT8Eval.AP-ex.FP32Eval.AP))
+	items = append(items, fmt.Sprintf("Test mAP: engine %s, ONNX fp32 %s, INT8 %s (INT8 − fp32: %+.4f).", ap(ev.GID.AP), ap(ex.FP32Eval.AP), ap(ex.INT8Eval.AP), ex.INT8Eval.AP-ex.FP32Eval.AP))
 	for _, n := range ex.QuantizeNotes {
-		exportItems = append(exportItems, "Note from quantize: "+n)
+		items = append(items, "Note from quantize: "+n)
 	}
-	add(bullets{exportItems})
+	return []block{heading{2, "Export and INT8 quantization"}, bullets{items}}
+}
 
-	// Latency.
-	add(heading{2, "Latency"})
+// latencyBlocks time fp32 against INT8, in process and through the server,
+// and report the server check.
+func (r *runner) latencyBlocks() []block {
+	lat, p := r.res.Latency, r.plan
 	lt := table{
 		header: []string{"model", "mode", "p50", "p90", "p99", "mean ± std", "images/s", "session p50", "RSS"},
 		right:  []bool{false, false, true, true, true, true, true, true, true},
@@ -241,37 +284,50 @@ func (r *runner) reportBlocks() []block {
 		}
 		lt.rows = append(lt.rows, []string{"`" + x.Model + "`", x.Mode, ms(x.P50MS), ms(x.P90MS), ms(x.P99MS), fmt.Sprintf("%.2f ± %.2f ms", x.MeanMS, x.StdMS), fmt.Sprintf("%.1f", x.Throughput), ms(x.SessionP50MS), rss})
 	}
-	add(lt)
 	sv := lat.Server
 	agree := "the same detections"
 	if !sv.Agree {
 		agree = "**different detections** (a bug worth reporting)"
 	}
-	add(para{fmt.Sprintf("%d timed requests after %d warm-up ones per row, cycling through the %d test images, one request in flight. In-process runs decode, preprocess, run the ONNX Runtime session and post-process in this process; end-to-end rows POST the JPEG to `/v1/detect` of a server the demo started on 127.0.0.1 and read the whole JSON reply (client and server share this machine's %d CPUs). RSS is the resident memory of the process running the model.",
-		p.LatencyRuns, p.LatencyWarmup, lat.Images, host.CPUs)})
-	add(para{fmt.Sprintf("Server check: `POST %s/v1/detect` with `%s` answered HTTP %d with %d detections; the INT8 model run in process found %d, %s. The servers answered %d requests in all.",
-		sv.URL, filepath.ToSlash(sv.Image), sv.Status, sv.Detections, sv.InProcess, agree, lat.Answers)})
+	return []block{
+		heading{2, "Latency"},
+		lt,
+		para{fmt.Sprintf("%d timed requests after %d warm-up ones per row, cycling through the %d test images, one request in flight. In-process runs decode, preprocess, run the ONNX Runtime session and post-process in this process; end-to-end rows POST the JPEG to `/v1/detect` of a server the demo started on 127.0.0.1 and read the whole JSON reply (client and server share this machine's %d CPUs). RSS is the resident memory of the process running the model.",
+			p.LatencyRuns, p.LatencyWarmup, lat.Images, lat.Host.CPUs)},
+		para{fmt.Sprintf("Server check: `POST %s/v1/detect` with `%s` answered HTTP %d with %d detections; the INT8 model run in process found %d, %s. The servers answered %d requests in all.",
+			sv.URL, filepath.ToSlash(sv.Image), sv.Status, sv.Detections, sv.InProcess, agree, lat.Answers)},
+	}
+}
 
-	// Detections.
-	add(heading{2, "Detections"})
-	add(figure{figDetections, "test images with detections"})
-	add(para{fmt.Sprintf("Test images, one per row. Columns: the ground truth, then each model's detections with a score of at least %.1f (at most %d per image); the last column is the INT8 model the server runs.", drawScoreThreshold, maxDrawn)})
+// detectionsBlocks show test images with every model's detections.
+func (r *runner) detectionsBlocks() []block {
+	return []block{
+		heading{2, "Detections"},
+		figure{figDetections, "test images with detections"},
+		para{fmt.Sprintf("Test images, one per row. Columns: the ground truth, then each model's detections with a score of at least %.1f (at most %d per image); the last column is the INT8 model the server runs.", drawScoreThreshold, maxDrawn)},
+	}
+}
 
-	// Reproduce.
-	add(heading{2, "Reproduce by hand"})
-	add(para{"From the folder the demo ran in (the repository root for `make demo`; `gidedge` is `bin/gidedge` after `make build`), these commands redo each stage with the same settings. The model configs in `configs/` are the named configs with this plan's input size and schedule written in."})
-	for i, st := range res.Stages {
+// reproduceBlocks list the commands that redo each stage by hand.
+func (r *runner) reproduceBlocks() []block {
+	bl := []block{
+		heading{2, "Reproduce by hand"},
+		para{"From the folder the demo ran in (the repository root for `make demo`; `gidedge` is `bin/gidedge` after `make build`), these commands redo each stage with the same settings. The model configs in `configs/` are the named configs with this plan's input size and schedule written in."},
+	}
+	for i, st := range r.res.Stages {
 		if len(st.Commands) == 0 {
 			continue
 		}
-		add(para{fmt.Sprintf("%d. %s", i+1, st.Title)}, codeBlock{st.Commands})
+		bl = append(bl, para{fmt.Sprintf("%d. %s", i+1, st.Title)}, codeBlock{st.Commands})
 	}
+	return bl
+}
 
-	// This run.
-	add(heading{2, "This run"})
+// thisRunBlocks say which stages ran or were reused, and how long each took.
+func (r *runner) thisRunBlocks() []block {
 	rt := table{header: []string{"stage", "status", "time"}, right: []bool{false, false, true}}
 	total := 0.0
-	for i, st := range res.Stages {
+	for i, st := range r.res.Stages {
 		status := "ran"
 		switch {
 		case st.Skipped:
@@ -283,9 +339,11 @@ func (r *runner) reportBlocks() []block {
 		total += st.Seconds
 	}
 	rt.rows = append(rt.rows, []string{"report", "ran", "(this page)"})
-	add(rt)
-	add(para{fmt.Sprintf("Stage times add up to %s of wall time (a reused stage counts the time it took when it ran). Times depend on the machine and on whatever else it was running.", seconds(total))})
-	return bl
+	return []block{
+		heading{2, "This run"},
+		rt,
+		para{fmt.Sprintf("Stage times add up to %s of wall time (a reused stage counts the time it took when it ran). Times depend on the machine and on whatever else it was running.", seconds(total))},
+	}
 }
 
 // gidVerdict says plainly whether distillation helped on this run.
