@@ -21,11 +21,8 @@ func EncodeDeltas(anchors, gt []float32, weights [4]float32) []float32 {
 	n := pairedRows("models.EncodeDeltas", anchors, gt)
 	out := make([]float32, n*4)
 	for i := 0; i < n; i++ {
-		a, g := anchors[i*4:i*4+4], gt[i*4:i*4+4]
-		aw, ah := a[2]-a[0], a[3]-a[1]
-		ax, ay := a[0]+0.5*aw, a[1]+0.5*ah
-		gw, gh := g[2]-g[0], g[3]-g[1]
-		gx, gy := g[0]+0.5*gw, g[1]+0.5*gh
+		ax, ay, aw, ah := centreSize(anchors[i*4 : i*4+4])
+		gx, gy, gw, gh := centreSize(gt[i*4 : i*4+4])
 		d := out[i*4 : i*4+4]
 		d[0] = weights[0] * (gx - ax) / aw
 		d[1] = weights[1] * (gy - ay) / ah
@@ -42,9 +39,8 @@ func DecodeDeltas(anchors, deltas []float32, weights [4]float32) []float32 {
 	n := pairedRows("models.DecodeDeltas", anchors, deltas)
 	out := make([]float32, n*4)
 	for i := 0; i < n; i++ {
-		a, d := anchors[i*4:i*4+4], deltas[i*4:i*4+4]
-		aw, ah := a[2]-a[0], a[3]-a[1]
-		ax, ay := a[0]+0.5*aw, a[1]+0.5*ah
+		ax, ay, aw, ah := centreSize(anchors[i*4 : i*4+4])
+		d := deltas[i*4 : i*4+4]
 		dx, dy := d[0]/weights[0], d[1]/weights[1]
 		dw, dh := min(d[2]/weights[2], ScaleClamp), min(d[3]/weights[3], ScaleClamp)
 		cx, cy := dx*aw+ax, dy*ah+ay
@@ -54,6 +50,12 @@ func DecodeDeltas(anchors, deltas []float32, weights [4]float32) []float32 {
 		b[0], b[1], b[2], b[3] = cx-0.5*w, cy-0.5*h, cx+0.5*w, cy+0.5*h
 	}
 	return out
+}
+
+// centreSize returns the centre and size of an x1, y1, x2, y2 box.
+func centreSize(b []float32) (cx, cy, w, h float32) {
+	w, h = b[2]-b[0], b[3]-b[1]
+	return b[0] + 0.5*w, b[1] + 0.5*h, w, h
 }
 
 // pairedRows returns the number of 4-value rows of a and b, which must be
@@ -134,9 +136,7 @@ func (d *Detector) decodeRows(reg *engine.Tensor, rows []int, p *Priors) *engine
 	ctr := make([]float32, 2*n)
 	size := make([]float32, 2*n)
 	for i, r := range rows {
-		a := p.Anchors[4*r : 4*r+4]
-		size[2*i], size[2*i+1] = a[2]-a[0], a[3]-a[1]
-		ctr[2*i], ctr[2*i+1] = a[0]+size[2*i]/2, a[1]+size[2*i+1]/2
+		ctr[2*i], ctr[2*i+1], size[2*i], size[2*i+1] = centreSize(p.Anchors[4*r : 4*r+4])
 	}
 	sizeT := engine.New(size, n, 2)
 	shift := engine.Mul(engine.Slice(reg, 1, 0, 2), engine.New([]float32{1 / w[0], 1 / w[1]}, 1, 2))
