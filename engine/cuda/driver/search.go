@@ -153,7 +153,7 @@ var loaded = &libraries{
 	CUBLASLt: LibraryInfo{Name: "cuBLASLt",
 		Install: "comes with cuBLAS (same wheel or toolkit)"},
 	CUDNN: LibraryInfo{Name: "cuDNN", Want: []string{"libcudnn.so.9"},
-		Install: "optional: pip install nvidia-cudnn-cu13 (or nvidia-cudnn-cu12); on a Jetson, JetPack ships it; without it gidedge's own convolution kernels are used"},
+		Install: "optional: pip install nvidia-cudnn-cu13 (or nvidia-cudnn-cu12); on a Jetson, JetPack ships it; gidedge has its own convolution kernels without it"},
 }
 
 // search opens the first of names found in cfg's folders (each folder tried
