@@ -48,7 +48,7 @@ func Open(cfg Config) (*Driver, error) {
 		lib, err := search(cfg, l.CUDA.Want, false, nil)
 		if err != nil {
 			l.CUDA.Err = err
-			return nil, &Error{Library: "libcuda.so.1", Call: "dlopen", Detail: err.Error(), Hint: l.CUDA.Install, kind: ErrUnavailable}
+			return nil, &Error{Library: "libcuda.so.1", Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUDA.Install), kind: ErrUnavailable}
 		}
 		if missing := n.bind(libCUDA, lib.Handle()); missing != "" {
 			err := &Error{Library: lib.Path(), Call: "dlsym", Detail: missing + " is missing", Hint: "this libcuda.so.1 is older than gidedge needs: install a driver for CUDA 12.0 or newer (525+)", kind: ErrDriverTooOld}
@@ -280,7 +280,7 @@ func (d *Driver) loadCUBLAS() error {
 		}
 	})
 	if err != nil {
-		l.CUBLAS.Err = &Error{Library: l.CUBLAS.Want[0], Call: "dlopen", Detail: err.Error(), Hint: l.CUBLAS.Install, kind: ErrUnavailable}
+		l.CUBLAS.Err = &Error{Library: l.CUBLAS.Want[0], Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUBLAS.Install), kind: ErrUnavailable}
 		return l.CUBLAS.Err
 	}
 	l.CUBLASLt.Want = []string{strings.Replace(filepath.Base(lib.Path()), "libcublas", "libcublasLt", 1)}
@@ -329,7 +329,7 @@ func (d *Driver) loadCUDNN() error {
 		}
 	})
 	if err != nil {
-		l.CUDNN.Err = &Error{Library: "libcudnn.so.9", Call: "dlopen", Detail: err.Error(), Hint: l.CUDNN.Install, kind: ErrUnavailable}
+		l.CUDNN.Err = &Error{Library: "libcudnn.so.9", Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUDNN.Install), kind: ErrUnavailable}
 		return l.CUDNN.Err
 	}
 	if missing := d.native.bind(libCUDNN, lib.Handle()); missing != "" {

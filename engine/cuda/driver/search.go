@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -198,9 +197,26 @@ func search(cfg Config, names []string, global bool, prepare func(dir string)) (
 	if where == "" {
 		where = "no folder (none of the configured folders exists)"
 	}
-	msg := fmt.Sprintf("%s not found in %s", strings.Join(names, " or "), where)
 	if len(failures) > 0 {
-		msg += "; found but could not load: " + strings.Join(failures, "; ")
+		return nil, &searchError{msg: fmt.Sprintf("%s found in %s but could not be loaded: %s", strings.Join(names, " or "), where, strings.Join(failures, "; ")), broken: true}
 	}
-	return nil, errors.New(msg)
+	return nil, &searchError{msg: fmt.Sprintf("%s not found in %s", strings.Join(names, " or "), where)}
+}
+
+// searchError says where a library was looked for; broken means a file was
+// found but dlopen refused it (wrong architecture, a missing dependency).
+type searchError struct {
+	msg    string
+	broken bool
+}
+
+func (e *searchError) Error() string { return e.msg }
+
+// installHint is what to do about a failed search: install the library, or
+// repair the one found.
+func installHint(err error, install string) string {
+	if se, ok := err.(*searchError); ok && se.broken {
+		return "a copy was found but does not load (see the loader's message): repair or reinstall it, or point GIDEDGE_CUDA_LIBS at a working one"
+	}
+	return install
 }

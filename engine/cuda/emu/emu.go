@@ -20,6 +20,7 @@ package emu
 #include <stdint.h>
 #include <string.h>
 #include "emu.h"
+#include "../kernels/types.h"
 
 static void emu_write(unsigned long long dst, const void* src, size_t n) { memcpy((void*)(uintptr_t)dst, src, n); }
 static void emu_read(void* dst, unsigned long long src, size_t n) { memcpy(dst, (const void*)(uintptr_t)src, n); }
@@ -139,3 +140,48 @@ func Kernels() map[string][]int {
 // SourceHash is the kernel-source stamp the emulation was compiled with
 // (emu/sources.h, written by scripts/build_ptx.sh).
 func SourceHash() string { return C.GoString(C.gidedge_emu_sources()) }
+
+// TypesH returns the values of types.h's macros and the sizes of its
+// structs as the C compiler sees them, for comparison with package
+// kernels' Go mirrors.
+func TypesH() map[string]int {
+	return map[string]int{
+		"GD_BLOCK":            C.GD_BLOCK,
+		"GD_MAX_RANK":         C.GD_MAX_RANK,
+		"GD_UNARY_AFFINE":     C.GD_UNARY_AFFINE,
+		"GD_UNARY_EXP":        C.GD_UNARY_EXP,
+		"GD_UNARY_LOG":        C.GD_UNARY_LOG,
+		"GD_UNARY_SQRT":       C.GD_UNARY_SQRT,
+		"GD_UNARY_ABS":        C.GD_UNARY_ABS,
+		"GD_UNARY_RELU":       C.GD_UNARY_RELU,
+		"GD_UNARY_LEAKY_RELU": C.GD_UNARY_LEAKY_RELU,
+		"GD_UNARY_SIGMOID":    C.GD_UNARY_SIGMOID,
+		"GD_UNARY_SILU":       C.GD_UNARY_SILU,
+		"GD_UNARY_HARDSWISH":  C.GD_UNARY_HARDSWISH,
+		"GD_UNARY_TANH":       C.GD_UNARY_TANH,
+		"GD_UNARY_POW":        C.GD_UNARY_POW,
+		"GD_UNARY_CLAMP":      C.GD_UNARY_CLAMP,
+		"GD_UNARY_COUNT":      C.GD_UNARY_COUNT,
+		"GD_BINARY_ADD":       C.GD_BINARY_ADD,
+		"GD_BINARY_SUB":       C.GD_BINARY_SUB,
+		"GD_BINARY_MUL":       C.GD_BINARY_MUL,
+		"GD_BINARY_DIV":       C.GD_BINARY_DIV,
+		"GD_BINARY_MAX":       C.GD_BINARY_MAX,
+		"GD_BINARY_MIN":       C.GD_BINARY_MIN,
+		"GD_BINARY_COUNT":     C.GD_BINARY_COUNT,
+		"GD_REDUCE_SUM":       C.GD_REDUCE_SUM,
+		"GD_REDUCE_MAX":       C.GD_REDUCE_MAX,
+		"GD_REDUCE_SUMSQ":     C.GD_REDUCE_SUMSQ,
+		"GD_REDUCE_COUNT":     C.GD_REDUCE_COUNT,
+		"GD_LOSS_BCE_LOGITS":  C.GD_LOSS_BCE_LOGITS,
+		"GD_LOSS_L1":          C.GD_LOSS_L1,
+		"GD_LOSS_SMOOTH_L1":   C.GD_LOSS_SMOOTH_L1,
+		"GD_LOSS_MSE":         C.GD_LOSS_MSE,
+		"GD_LOSS_COUNT":       C.GD_LOSS_COUNT,
+		"sizeof(gd_layout)":   C.sizeof_gd_layout,
+		"sizeof(gd_reduce)":   C.sizeof_gd_reduce,
+		"sizeof(gd_conv)":     C.sizeof_gd_conv,
+		"sizeof(gd_pool)":     C.sizeof_gd_pool,
+		"sizeof(gd_roi)":      C.sizeof_gd_roi,
+	}
+}

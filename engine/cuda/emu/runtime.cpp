@@ -1,7 +1,7 @@
 // The emulation runtime: runs an emulated kernel block by block on the
 // calling OS thread. Kernels without __syncthreads call the kernel function
 // once per CUDA thread in order. Kernels with it run every CUDA thread of a
-// block as a fiber (ucontext) on its own stack; __syncthreads switches back
+// block as a fiber (fiber.h) on its own stack; __syncthreads switches back
 // to the scheduler, which resumes the next fiber, so no thread passes the
 // barrier until all of them have reached it. A thread that exits while
 // others wait at a barrier is reported as a divergent barrier, a bug that
@@ -9,7 +9,6 @@
 #include "emu.h"
 
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "emulate.h"
+#include "fiber.h"
 #include "registry.h"
 
 namespace gidedge_emu {
@@ -56,7 +56,7 @@ int fail(int code, const std::string& msg) {
 enum FiberState { kReady, kAtBarrier, kDone };
 
 struct Fiber {
-	ucontext_t ctx;
+	FiberContext ctx;
 	FiberState state;
 	dim3 tid;
 };
@@ -64,7 +64,7 @@ struct Fiber {
 // One block's worth of fibers with their stacks, kept per OS thread and
 // reused across blocks and launches.
 struct Scheduler {
-	ucontext_t home;
+	FiberContext home;
 	std::vector<Fiber> fibers;
 	std::vector<char*> stacks;
 	Fiber* current = nullptr;
@@ -91,20 +91,17 @@ bool ensure_stacks(std::size_t n) {
 	return true;
 }
 
+// fiber_main runs one CUDA thread's kernel and switches back for good.
 void fiber_main() {
 	Fiber* f = sched.current;
 	sched.kernel->invoke(sched.kernel->fn, sched.args);
 	f->state = kDone;
-	// Returning resumes sched.home through uc_link.
+	fiber_switch(&f->ctx, &sched.home);
 }
 
 // prepare points fiber f at the start of the kernel on stack.
-__attribute__((noinline)) void prepare(Fiber& f, char* stack) {
-	getcontext(&f.ctx);
-	f.ctx.uc_stack.ss_sp = stack + kGuard;
-	f.ctx.uc_stack.ss_size = kStack;
-	f.ctx.uc_link = &sched.home;
-	makecontext(&f.ctx, fiber_main, 0);
+void prepare(Fiber& f, char* stack) {
+	fiber_start(&f.ctx, stack + kGuard, kStack, fiber_main);
 	f.state = kReady;
 }
 
@@ -121,7 +118,7 @@ int run_block_fibers(unsigned threads) {
 			f.state = kReady;
 			thread_index = f.tid;
 			sched.current = &f;
-			swapcontext(&sched.home, &f.ctx);
+			fiber_switch(&sched.home, &f.ctx);
 			if (f.state == kDone) done++;
 		}
 		if (done == threads) return GIDEDGE_EMU_OK;
@@ -149,7 +146,7 @@ void barrier() {
 	}
 	Fiber* f = sched.current;
 	f->state = kAtBarrier;
-	swapcontext(&f->ctx, &sched.home);
+	fiber_switch(&f->ctx, &sched.home);
 }
 
 float atomic_add(float* p, float v) {

@@ -50,7 +50,8 @@ func sourceDir() (string, error) {
 func sources(simDir string) ([]string, error) {
 	cuda := filepath.Dir(filepath.Dir(simDir))
 	var out []string
-	for _, pattern := range []string{"sim/csrc/*.cpp", "sim/csrc/*.h", "emu/*.cpp", "emu/*.h", "kernels/*.cu", "kernels/*.cuh", "kernels/*.h", "driver/cuda_decl.h"} {
+	// sim.go itself holds the build recipe.
+	for _, pattern := range []string{"sim/sim.go", "sim/csrc/*.cpp", "sim/csrc/*.h", "emu/*.cpp", "emu/*.h", "kernels/*.cu", "kernels/*.cuh", "kernels/*.h", "driver/cuda_decl.h"} {
 		m, err := filepath.Glob(filepath.Join(cuda, pattern))
 		if err != nil {
 			return nil, err
@@ -116,7 +117,7 @@ func build() (string, error) {
 	cuda := filepath.Dir(filepath.Dir(simDir))
 	var kernelObjects []string
 	for _, f := range files {
-		if strings.HasPrefix(filepath.Base(f), "k_") || filepath.Base(f) == "runtime.cpp" {
+		if filepath.Base(filepath.Dir(f)) == "emu" && strings.HasSuffix(f, ".cpp") {
 			kernelObjects = append(kernelObjects, f)
 		}
 	}
