@@ -147,7 +147,7 @@ func TestEmulationCatchesBarrierMisuse(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	// gidedge_sum_squares run as if it had no barrier.
-	err := emu.LaunchUnchecked("gidedge_sum_squares", kernels.Elementwise(1), false, driver.Pointer(y), driver.Pointer(y), driver.Int32(1))
+	err = emu.LaunchUnchecked("gidedge_sum_squares", kernels.Elementwise(1), false, driver.Pointer(y), driver.Pointer(y), driver.Int32(1))
 	if err == nil || !strings.Contains(err.Error(), "called __syncthreads but was launched as a kernel without barriers") {
 		t.Fatalf("error %v", err)
 	}
