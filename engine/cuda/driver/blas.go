@@ -67,7 +67,7 @@ func (b *BLAS) Close() error {
 // Gemm is C = Alpha·op(A)·op(B) + Beta·C for row-major matrices (the
 // engine's convention): op(A) is M×K, op(B) is K×N, C is M×N, each row LD*
 // elements apart. With Batch > 1 the operands repeat Stride* elements apart
-// (strided batched GEMM).
+// (strided batched GEMM); Batch 0 or 1 is a single GEMM.
 type Gemm struct {
 	TransA, TransB            bool
 	M, N, K                   int
@@ -122,7 +122,7 @@ func (b *BLAS) Sgemm(g Gemm) error {
 	if err := g.check(); err != nil {
 		return argError(call, "%v", err)
 	}
-	if g.M == 0 || g.N == 0 || g.Batch == 0 {
+	if g.M == 0 || g.N == 0 {
 		return nil
 	}
 	cm := colMajorGemm{

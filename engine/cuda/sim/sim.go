@@ -127,7 +127,7 @@ func build() (string, error) {
 		{"-o", "libcublasLt.so.13", "-Wl,-soname,libcublasLt.so.13", filepath.Join(simDir, "cublaslt.cpp")},
 		// Like NVIDIA's cuBLAS, the simulator's depends on cuBLASLt by
 		// name (and on libcuda for streams), with no run path to find it.
-		{"-o", "libcublas.so.13", "-Wl,-soname,libcublas.so.13", filepath.Join(simDir, "cublas.cpp"), "-L.", "-l:libcublasLt.so.13", "-l:libcuda.so.1"},
+		{"-o", "libcublas.so.13", "-Wl,-soname,libcublas.so.13", filepath.Join(simDir, "cublas.cpp"), "-L.", "-Wl,--no-as-needed", "-l:libcublasLt.so.13", "-l:libcuda.so.1"},
 		{"-o", "libcudnn.so.9", "-Wl,-soname,libcudnn.so.9", filepath.Join(simDir, "cudnn.cpp"), "-L.", "-l:libcuda.so.1"},
 		{"-o", "libnvidia-ml.so.1", "-Wl,-soname,libnvidia-ml.so.1", filepath.Join(simDir, "nvml.cpp")},
 	}
@@ -138,6 +138,9 @@ func build() (string, error) {
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("sim: building %s with %s failed (sources under %s): %v\n%s", s[1], cxx, cuda, err, b)
 		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("sim: %w", err)
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		if complete(out) {
