@@ -207,46 +207,57 @@ typedef gd_conv_algo_perf gd_cudnnConvolutionBwdFilterAlgoPerf_t;
 #define GD_TYPEDEF(ret, name, params, required) typedef ret(*gd_##name##_t) params;
 GD_CUDA_FUNCS(GD_TYPEDEF)
 GD_CUBLAS_FUNCS(GD_TYPEDEF)
-GD_CUDNN_FUNCS(GD_TYPEDEF)
 GD_NVML_FUNCS(GD_TYPEDEF)
+/* The header check substitutes cuDNN's types only when it has cudnn.h. */
+#if !defined(GD_REAL_TYPES) || defined(GD_REAL_CUDNN_TYPES)
+GD_CUDNN_FUNCS(GD_TYPEDEF)
+#endif
 #undef GD_TYPEDEF
 
-/* The enum values we pass, as X(our name, NVIDIA's name, value). */
-#define GD_CONSTANTS(X)                                                                    \
-	X(GD_CUDA_SUCCESS, CUDA_SUCCESS, 0)                                                \
-	X(GD_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 16) \
+/* The enum values we pass, per library, as X(our name, NVIDIA's name, value). */
+#define GD_CUDA_CONSTANTS(X)                                                                                \
+	X(GD_CUDA_SUCCESS, CUDA_SUCCESS, 0)                                                                 \
+	X(GD_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 16)        \
 	X(GD_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 75) \
 	X(GD_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 76) \
-	X(GD_CU_STREAM_NON_BLOCKING, CU_STREAM_NON_BLOCKING, 1)                            \
-	X(GD_CU_EVENT_DEFAULT, CU_EVENT_DEFAULT, 0)                                        \
-	X(GD_CU_EVENT_DISABLE_TIMING, CU_EVENT_DISABLE_TIMING, 2)                          \
-	X(GD_CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER, 3)                            \
-	X(GD_CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, 4)      \
-	X(GD_CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER, 5)                          \
-	X(GD_CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, 6)    \
-	X(GD_CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_SUCCESS, 0)                              \
-	X(GD_CUBLAS_OP_N, CUBLAS_OP_N, 0)                                                  \
-	X(GD_CUBLAS_OP_T, CUBLAS_OP_T, 1)                                                  \
-	X(GD_CUBLAS_DEFAULT_MATH, CUBLAS_DEFAULT_MATH, 0)                                  \
-	X(GD_CUBLAS_PEDANTIC_MATH, CUBLAS_PEDANTIC_MATH, 2)                                \
-	X(GD_CUBLAS_TF32_TENSOR_OP_MATH, CUBLAS_TF32_TENSOR_OP_MATH, 3)                    \
-	X(GD_CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F, 68)                                   \
-	X(GD_CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_32F_FAST_TF32, 77)               \
-	X(GD_CUBLAS_GEMM_DEFAULT, CUBLAS_GEMM_DEFAULT, -1)                                 \
-	X(GD_CUDA_R_32F, CUDA_R_32F, 0)                                                    \
-	X(GD_MAJOR_VERSION, MAJOR_VERSION, 0)                                              \
-	X(GD_MINOR_VERSION, MINOR_VERSION, 1)                                              \
-	X(GD_PATCH_LEVEL, PATCH_LEVEL, 2)                                                  \
-	X(GD_CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS, 0)                                \
-	X(GD_CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NCHW, 0)                                      \
-	X(GD_CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, 0)                                        \
-	X(GD_CUDNN_CROSS_CORRELATION, CUDNN_CROSS_CORRELATION, 1)                          \
-	X(GD_CUDNN_DEFAULT_MATH, CUDNN_DEFAULT_MATH, 0)                                    \
-	X(GD_CUDNN_FMA_MATH, CUDNN_FMA_MATH, 3)                                            \
-	X(GD_NVML_SUCCESS, NVML_SUCCESS, 0)
+	X(GD_CU_STREAM_NON_BLOCKING, CU_STREAM_NON_BLOCKING, 1)                                             \
+	X(GD_CU_EVENT_DEFAULT, CU_EVENT_DEFAULT, 0)                                                         \
+	X(GD_CU_EVENT_DISABLE_TIMING, CU_EVENT_DISABLE_TIMING, 2)                                           \
+	X(GD_CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER, 3)                                             \
+	X(GD_CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, 4)                       \
+	X(GD_CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER, 5)                                           \
+	X(GD_CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, 6)
+
+#define GD_CUBLAS_CONSTANTS(X)                                                                              \
+	X(GD_CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_SUCCESS, 0)                                               \
+	X(GD_CUBLAS_OP_N, CUBLAS_OP_N, 0)                                                                   \
+	X(GD_CUBLAS_OP_T, CUBLAS_OP_T, 1)                                                                   \
+	X(GD_CUBLAS_DEFAULT_MATH, CUBLAS_DEFAULT_MATH, 0)                                                   \
+	X(GD_CUBLAS_PEDANTIC_MATH, CUBLAS_PEDANTIC_MATH, 2)                                                 \
+	X(GD_CUBLAS_TF32_TENSOR_OP_MATH, CUBLAS_TF32_TENSOR_OP_MATH, 3)                                     \
+	X(GD_CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F, 68)                                                    \
+	X(GD_CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_32F_FAST_TF32, 77)                                \
+	X(GD_CUBLAS_GEMM_DEFAULT, CUBLAS_GEMM_DEFAULT, -1)                                                  \
+	X(GD_CUDA_R_32F, CUDA_R_32F, 0)                                                                     \
+	X(GD_MAJOR_VERSION, MAJOR_VERSION, 0)                                                               \
+	X(GD_MINOR_VERSION, MINOR_VERSION, 1)                                                               \
+	X(GD_PATCH_LEVEL, PATCH_LEVEL, 2)
+
+#define GD_CUDNN_CONSTANTS(X)                                                                               \
+	X(GD_CUDNN_STATUS_SUCCESS, CUDNN_STATUS_SUCCESS, 0)                                                 \
+	X(GD_CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NCHW, 0)                                                       \
+	X(GD_CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, 0)                                                         \
+	X(GD_CUDNN_CROSS_CORRELATION, CUDNN_CROSS_CORRELATION, 1)                                           \
+	X(GD_CUDNN_DEFAULT_MATH, CUDNN_DEFAULT_MATH, 0)                                                     \
+	X(GD_CUDNN_FMA_MATH, CUDNN_FMA_MATH, 3)
+
+#define GD_NVML_CONSTANTS(X) X(GD_NVML_SUCCESS, NVML_SUCCESS, 0)
 
 #define GD_DEFINE_CONSTANT(ours, theirs, value) enum { ours = value };
-GD_CONSTANTS(GD_DEFINE_CONSTANT)
+GD_CUDA_CONSTANTS(GD_DEFINE_CONSTANT)
+GD_CUBLAS_CONSTANTS(GD_DEFINE_CONSTANT)
+GD_CUDNN_CONSTANTS(GD_DEFINE_CONSTANT)
+GD_NVML_CONSTANTS(GD_DEFINE_CONSTANT)
 #undef GD_DEFINE_CONSTANT
 
 #endif

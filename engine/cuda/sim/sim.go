@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/gidedge/gidedge/engine/cuda/driver"
 )
@@ -106,6 +107,20 @@ func build() (string, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("sim: %w", err)
+	}
+	// Test binaries of several packages start at once: one builds, the
+	// others wait for it and use its result.
+	lock, err := os.OpenFile(filepath.Join(filepath.Dir(out), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("sim: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("sim: locking %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if complete(out) {
+		return out, nil
 	}
 	// Build beside the final folder and rename it into place, so that
 	// test binaries building at the same moment never see half a build.
