@@ -425,3 +425,24 @@ func TestBLASGemm(t *testing.T) {
 		t.Fatal("no cuBLAS version")
 	}
 }
+
+// TestProbeReport logs what doctor would print: on a GPU machine the run
+// log shows every library's path and version.
+func TestProbeReport(t *testing.T) {
+	context(t)
+	cfg, _, err := sim.TestConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := driver.Probe(cfg)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	t.Logf("CUDA %s, driver %q, devices %v", r.CUDA, r.DriverVersion, r.Devices)
+	for _, l := range r.Libraries {
+		if l.Name != "cuDNN" && l.Name != "NVML" && !l.Found() {
+			t.Errorf("%s missing: %v", l.Name, l.Err)
+		}
+		t.Logf("%-12s %-10s %s %v", l.Name, l.Version, l.Path, l.Err)
+	}
+}
