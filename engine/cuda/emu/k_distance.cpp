@@ -6,3 +6,5 @@
 
 GD_REGISTER(gidedge_pairwise_sqdist)
 GD_REGISTER(gidedge_pairwise_sqdist_backward)
+GD_REGISTER(gidedge_pairwise_distance)
+GD_REGISTER(gidedge_pairwise_distance_backward)

@@ -41,6 +41,10 @@ static __device__ __forceinline__ float gd_max(float a, float b) { return a > b 
 static __device__ __forceinline__ float gd_min(float a, float b) { return a < b ? a : b; }
 static __device__ __forceinline__ bool gd_isfinite(float x) { return x == x && gd_abs(x) <= 3.402823466e38f; }
 
+// gd_greater orders floats for maxima with NaN above every number (as
+// PyTorch's max and the engine do), so a NaN input shows in the result.
+static __device__ __forceinline__ bool gd_greater(float a, float b) { return a > b || (a != a && b == b); }
+
 // Numerically stable logistic function.
 static __device__ __forceinline__ float gd_sigmoid(float x) {
 	if (x >= 0.f) return 1.f / (1.f + gd_exp(-x));

@@ -137,6 +137,3 @@ func near(t *testing.T, what string, got, want []float32, atol, rtol float64) {
 		t.Errorf("%s: %d of %d values differ", what, bad, len(got))
 	}
 }
-
-func ptrOffset(i int) driver.DevicePtr { return driver.DevicePtr(i) }
-func ptrFrom(p uint64) driver.DevicePtr { return driver.DevicePtr(p) }

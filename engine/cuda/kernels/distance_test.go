@@ -1,6 +1,7 @@
 package kernels_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -31,5 +32,43 @@ func TestPairwiseSqDistMatchesEngine(t *testing.T) {
 			run(t, d, "gidedge_pairwise_sqdist_backward", small(rows*k), ptr(g), ptr(gyp), ptr(ap), ptr(bp), i32(m), i32(n), i32(k), i32(side), f32(0))
 			near(t, "grad", d.get(t, g, rows*k), wantG, 1e-5, 1e-4)
 		}
+	})
+}
+
+func TestPairwiseDistance(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d device) {
+		rng := rand.New(rand.NewPCG(25, 1))
+		const k, dim = 6, 11
+		x, dy := randn(rng, k*dim, 1), randn(rng, k*k, 1)
+		copy(x[3*dim:4*dim], x[1*dim:2*dim]) // rows 1 and 3 coincide: distance 0, gradient 0
+		want := make([]float32, k*k)
+		for i := 0; i < k; i++ {
+			for j := 0; j < k; j++ {
+				var acc float64
+				for q := 0; q < dim; q++ {
+					diff := float64(x[i*dim+q]) - float64(x[j*dim+q])
+					acc += diff * diff
+				}
+				if i != j {
+					want[i*k+j] = float32(math.Sqrt(acc))
+				}
+			}
+		}
+		wantDX := make([]float32, k*dim)
+		for i := 0; i < k; i++ {
+			for j := 0; j < k; j++ {
+				if want[i*k+j] > 0 {
+					for q := 0; q < dim; q++ {
+						wantDX[i*dim+q] += (dy[i*k+j] + dy[j*k+i]) * (x[i*dim+q] - x[j*dim+q]) / want[i*k+j]
+					}
+				}
+			}
+		}
+		xp, y := d.put(t, x), d.put(t, make([]float32, k*k))
+		run(t, d, "gidedge_pairwise_distance", small(k*k), ptr(y), ptr(xp), i32(k), i32(dim))
+		near(t, "y", d.get(t, y, k*k), want, 1e-5, 1e-5)
+		dx := d.put(t, make([]float32, k*dim))
+		run(t, d, "gidedge_pairwise_distance_backward", small(k*dim), ptr(dx), ptr(xp), ptr(y), ptr(d.put(t, dy)), f32(0), i32(k), i32(dim))
+		near(t, "dx", d.get(t, dx, k*dim), wantDX, 1e-5, 1e-4)
 	})
 }

@@ -28,7 +28,7 @@ static __device__ float gd_unary_f(int op, float x, float a, float b) {
 	case GD_UNARY_LOG: return gd_log(x);
 	case GD_UNARY_SQRT: return gd_sqrt(x);
 	case GD_UNARY_ABS: return gd_abs(x);
-	case GD_UNARY_RELU: return x > 0.f ? x : 0.f;
+	case GD_UNARY_RELU: return x <= 0.f ? 0.f : x;  // NaN stays NaN
 	case GD_UNARY_LEAKY_RELU: return x > 0.f ? x : a * x;
 	case GD_UNARY_SIGMOID: return gd_sigmoid(x);
 	case GD_UNARY_SILU: return x * gd_sigmoid(x);
@@ -96,13 +96,14 @@ static __device__ __forceinline__ float gd_binary_f(int op, float a, float b) {
 	return GD_NAN;
 }
 
-// gidedge_binary walks l's index space and sets y[off0] = a[off1] op b[off2]
-// (NumPy broadcasting is a zero stride in a or b).
-extern "C" __global__ void gidedge_binary(float* y, const float* a, const float* b, int op, gd_layout l) {
+// gidedge_binary walks l's index space and sets
+// y[off0] = a[off1] op b[off2] + beta·y[off0] (NumPy broadcasting is a zero
+// stride in a or b).
+extern "C" __global__ void gidedge_binary(float* y, const float* a, const float* b, int op, float beta, gd_layout l) {
 	for (int i = gd_first(); i < l.n; i += gd_step()) {
 		int off[3];
 		gd_offsets(l, i, 3, off);
-		y[off[0]] = gd_binary_f(op, a[off[1]], b[off[2]]);
+		gd_store(&y[off[0]], gd_binary_f(op, a[off[1]], b[off[2]]), beta);
 	}
 }
 
@@ -128,15 +129,18 @@ extern "C" __global__ void gidedge_binary_backward(float* g, const float* gy, co
 	}
 }
 
-// gidedge_where sets y[i] = cond[i] != 0 ? a[i] : b[i]; a null a or b
-// stands for the constant a_value or b_value (MaskedFill).
-extern "C" __global__ void gidedge_where(float* y, const float* cond, const float* a, const float* b, float a_value, float b_value, int n) {
+// gidedge_where sets y[i] = (cond[i] != 0 ? a[i] : b[i]) + beta·y[i]; a
+// null a or b stands for the constant a_value or b_value (MaskedFill, or 0
+// for the backward pass of a selection).
+extern "C" __global__ void gidedge_where(float* y, const float* cond, const float* a, const float* b, float a_value, float b_value, float beta, int n) {
 	for (int i = gd_first(); i < n; i += gd_step()) {
+		float v;
 		if (cond[i] != 0.f) {
-			y[i] = a ? a[i] : a_value;
+			v = a ? a[i] : a_value;
 		} else {
-			y[i] = b ? b[i] : b_value;
+			v = b ? b[i] : b_value;
 		}
+		gd_store(&y[i], v, beta);
 	}
 }
 

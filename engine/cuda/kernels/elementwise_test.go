@@ -127,8 +127,14 @@ func TestBinaryBroadcastMatchesEngine(t *testing.T) {
 					want, grads := oracle(func(in []*engine.Tensor) *engine.Tensor { return op.f(in[0], in[1]) }, gy, tns(a, sa...), tns(b, sb...))
 					l := broadcastLayout(t, out, sa, sb)
 					ap, bp, yp := d.put(t, a), d.put(t, b), d.put(t, make([]float32, numel(out)))
-					run(t, d, "gidedge_binary", small(numel(out)), ptr(yp), ptr(ap), ptr(bp), i32(op.op), l.Arg())
+					run(t, d, "gidedge_binary", small(numel(out)), ptr(yp), ptr(ap), ptr(bp), i32(op.op), f32(0), l.Arg())
 					near(t, "y", d.get(t, yp, numel(out)), want, 1e-6, 1e-6)
+					run(t, d, "gidedge_binary", small(numel(out)), ptr(yp), ptr(ap), ptr(bp), i32(op.op), f32(1), l.Arg())
+					twice := make([]float32, len(want))
+					for i, v := range want {
+						twice[i] = 2 * v
+					}
+					near(t, "y accumulated", d.get(t, yp, numel(out)), twice, 1e-6, 1e-6)
 					for side, shape := range [][]int{sa, sb} {
 						g := d.put(t, make([]float32, numel(out)))
 						run(t, d, "gidedge_binary_backward", small(numel(out)), ptr(g), ptr(d.put(t, gy)), ptr(ap), ptr(bp), i32(op.op), i32(side), l.Arg())
@@ -147,9 +153,9 @@ func TestBinaryMaxMin(t *testing.T) {
 		l, _ := kernels.NewLayout([]int{5}, []int{1}, []int{1}, []int{1})
 		ap, bp, yp, g := d.put(t, a), d.put(t, b), d.put(t, make([]float32, 5)), d.put(t, make([]float32, 5))
 		gy := d.put(t, []float32{1, 1, 1, 1, 1})
-		run(t, d, "gidedge_binary", small(5), ptr(yp), ptr(ap), ptr(bp), i32(kernels.BinaryMax), l.Arg())
+		run(t, d, "gidedge_binary", small(5), ptr(yp), ptr(ap), ptr(bp), i32(kernels.BinaryMax), f32(0), l.Arg())
 		near(t, "max", d.get(t, yp, 5), []float32{2, 5, -2, 7, 3}, 0, 0)
-		run(t, d, "gidedge_binary", small(5), ptr(yp), ptr(ap), ptr(bp), i32(kernels.BinaryMin), l.Arg())
+		run(t, d, "gidedge_binary", small(5), ptr(yp), ptr(ap), ptr(bp), i32(kernels.BinaryMin), f32(0), l.Arg())
 		near(t, "min", d.get(t, yp, 5), []float32{1, 4, -2, 3, 3}, 0, 0)
 		// Ties send the gradient to a.
 		run(t, d, "gidedge_binary_backward", small(5), ptr(g), ptr(gy), ptr(ap), ptr(bp), i32(kernels.BinaryMax), i32(0), l.Arg())
@@ -172,7 +178,7 @@ func TestWhereMatchesEngine(t *testing.T) {
 		a, b, gy := randn(rng, n, 1), randn(rng, n, 1), randn(rng, n, 1)
 		want, grads := oracle(func(in []*engine.Tensor) *engine.Tensor { return engine.Where(in[0], in[1], in[2]) }, gy, konst(mask, n), tns(a, n), tns(b, n))
 		mp, ap, bp, yp := d.put(t, mask), d.put(t, a), d.put(t, b), d.put(t, make([]float32, n))
-		run(t, d, "gidedge_where", small(n), ptr(yp), ptr(mp), ptr(ap), ptr(bp), f32(0), f32(0), i32(n))
+		run(t, d, "gidedge_where", small(n), ptr(yp), ptr(mp), ptr(ap), ptr(bp), f32(0), f32(0), f32(0), i32(n))
 		near(t, "where", d.get(t, yp, n), want, 0, 0)
 		ga, gb := d.put(t, make([]float32, n)), d.put(t, make([]float32, n))
 		run(t, d, "gidedge_where_backward", small(n), ptr(ga), ptr(gb), ptr(mp), ptr(d.put(t, gy)), f32(0), i32(n))
@@ -181,8 +187,17 @@ func TestWhereMatchesEngine(t *testing.T) {
 
 		// MaskedFill: a constant where the mask is set.
 		filled, _ := oracle(func(in []*engine.Tensor) *engine.Tensor { return engine.MaskedFill(in[0], in[1], -7) }, nil, konst(a, n), konst(mask, n))
-		run(t, d, "gidedge_where", small(n), ptr(yp), ptr(mp), null, ptr(ap), f32(-7), f32(0), i32(n))
+		run(t, d, "gidedge_where", small(n), ptr(yp), ptr(mp), null, ptr(ap), f32(-7), f32(0), f32(0), i32(n))
 		near(t, "masked fill", d.get(t, yp, n), filled, 0, 0)
+		// The selection's backward pass as a Where with a zero operand,
+		// accumulated into an existing gradient.
+		base := randn(rng, n, 1)
+		ga2 := d.put(t, base)
+		run(t, d, "gidedge_where", small(n), ptr(ga2), ptr(mp), ptr(d.put(t, gy)), null, f32(0), f32(0), f32(1), i32(n))
+		for i := range base {
+			base[i] += grads[1][i]
+		}
+		near(t, "where accumulated", d.get(t, ga2, n), base, 1e-6, 1e-6)
 	})
 }
 

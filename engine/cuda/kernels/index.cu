@@ -3,13 +3,14 @@
 #include "common.cuh"
 
 // gidedge_index_select sets y [outer, m, inner] to x [outer, size, inner] at
-// rows idx[0:m) of the middle axis. Indices are checked by the caller.
-extern "C" __global__ void gidedge_index_select(float* y, const float* x, const int* idx, int outer, int size, int inner, int m) {
+// rows idx[0:m) of the middle axis, plus beta·y. Indices are checked by the
+// caller.
+extern "C" __global__ void gidedge_index_select(float* y, const float* x, const int* idx, float beta, int outer, int size, int inner, int m) {
 	int total = outer * m * inner;
 	for (int e = gd_first(); e < total; e += gd_step()) {
 		int o = e / (m * inner), rem = e - o * m * inner;
 		int j = rem / inner, i = rem - j * inner;
-		y[e] = x[(o * size + idx[j]) * inner + i];
+		gd_store(&y[e], x[(o * size + idx[j]) * inner + i], beta);
 	}
 }
 

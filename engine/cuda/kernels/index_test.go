@@ -24,7 +24,7 @@ func TestIndexSelectAndAddMatchEngine(t *testing.T) {
 		}
 		ip := d.putInts(t, i32s)
 		y := d.put(t, make([]float32, len(gy)))
-		run(t, d, "gidedge_index_select", small(len(gy)), ptr(y), ptr(d.put(t, x)), ptr(ip), i32(outer), i32(size), i32(inner), i32(m))
+		run(t, d, "gidedge_index_select", small(len(gy)), ptr(y), ptr(d.put(t, x)), ptr(ip), f32(0), i32(outer), i32(size), i32(inner), i32(m))
 		near(t, "index_select", d.get(t, y, len(gy)), want, 0, 0)
 		// index_add is the adjoint, with repeated indices summed.
 		gx := d.put(t, make([]float32, len(x)))

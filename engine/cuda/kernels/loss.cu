@@ -30,7 +30,8 @@ extern "C" __global__ void gidedge_sigmoid_focal_forward(float* y, const float* 
 }
 
 // gidedge_sigmoid_focal_backward sets gx = gy·∂y/∂x + beta·gx (targets take
-// no gradient).
+// no gradient). In every loss backward an element whose gy is 0 contributes
+// exactly 0, even where the derivative is not finite.
 extern "C" __global__ void gidedge_sigmoid_focal_backward(float* gx, const float* gy, const float* x, const float* t, float alpha, float gamma, float beta, int n) {
 	for (int i = gd_first(); i < n; i += gd_step()) {
 		float xv = x[i], tv = t[i];
@@ -45,7 +46,7 @@ extern "C" __global__ void gidedge_sigmoid_focal_backward(float* gx, const float
 			dpow = 1.f;
 		}
 		float d = ((p - tv) * gd_powf(m, gamma) + gd_bce_logits(xv, tv) * dpow * dm) * gd_alpha_t(alpha, tv);
-		gd_store(&gx[i], gy[i] * d, beta);
+		gd_store(&gx[i], gy[i] == 0.f ? 0.f : gy[i] * d, beta);
 	}
 }
 
@@ -94,8 +95,9 @@ extern "C" __global__ void gidedge_pair_loss_backward(float* ga, float* gb, cons
 	for (int i = gd_first(); i < n; i += gd_step()) {
 		float db;
 		float da = gd_pair_df(op, a[i], b[i], param, &db);
-		if (ga) gd_store(&ga[i], gy[i] * da, beta);
-		if (gb) gd_store(&gb[i], gy[i] * db, beta);
+		float g = gy[i];
+		if (ga) gd_store(&ga[i], g == 0.f ? 0.f : g * da, beta);
+		if (gb) gd_store(&gb[i], g == 0.f ? 0.f : g * db, beta);
 	}
 }
 
@@ -130,6 +132,13 @@ extern "C" __global__ void gidedge_giou_backward(float* gp, float* gt, const flo
 		float ew = gd_max(x2, X2) - gd_min(x1, X1), eh = gd_max(y2, Y2) - gd_min(y1, Y1);
 		float ue = uni + GD_GIOU_EPS, ee = ew * eh + GD_GIOU_EPS;
 		float g = -gy[i];  // the loss is 1 − GIoU
+		if (g == 0.f) {
+			for (int k = 0; k < 4; k++) {
+				if (gp) gd_store(&gp[4 * i + k], 0.f, beta);
+				if (gt) gd_store(&gt[4 * i + k], 0.f, beta);
+			}
+			continue;
+		}
 		// GIoU = I/(U+ε) − 1 + (U+ε)/(E+ε)
 		float gI = g / ue;
 		float gU = -g * inter / (ue * ue) + g / ee;

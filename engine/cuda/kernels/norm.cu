@@ -43,12 +43,19 @@ extern "C" __global__ void gidedge_bn_forward(float* y, const float* x, const fl
 	}
 }
 
-// gidedge_bn_forward_eval normalises with the running statistics.
-extern "C" __global__ void gidedge_bn_forward_eval(float* y, const float* x, const float* running_mean, const float* running_var, const float* gamma, const float* beta, float eps, int n, int c, int hw) {
+// gidedge_bn_forward_eval normalises with the running statistics and, when
+// mean and invstd are not null, writes the statistics it used there for
+// the backward pass (the running mean and 1/√(running var + eps)).
+extern "C" __global__ void gidedge_bn_forward_eval(float* y, float* mean, float* invstd, const float* x, const float* running_mean, const float* running_var, const float* gamma, const float* beta, float eps, int n, int c, int hw) {
 	for (int e = gd_first(); e < n * c * hw; e += gd_step()) {
 		int ch = (e / hw) % c;
-		float s = gamma[ch] * (1.f / gd_sqrt(running_var[ch] + eps));
+		float is = 1.f / gd_sqrt(running_var[ch] + eps);
+		float s = gamma[ch] * is;
 		y[e] = x[e] * s + (beta[ch] - running_mean[ch] * s);
+		if (e < c) {
+			if (mean) mean[e] = running_mean[e];
+			if (invstd) invstd[e] = 1.f / gd_sqrt(running_var[e] + eps);
+		}
 	}
 }
 

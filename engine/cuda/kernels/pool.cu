@@ -11,9 +11,10 @@ static __device__ __forceinline__ void gd_window(int i, int k, int stride, int p
 	*hi = b < out ? b : out;
 }
 
-// gidedge_maxpool_forward takes window maxima (padding is −∞) and writes the
-// in-plane index of each maximum (the first, row-major; −1 for a window
-// wholly in the padding) into arg.
+// gidedge_maxpool_forward takes window maxima (padding is −∞, NaN above
+// every number) and writes the in-plane index of each maximum (the first,
+// row-major; −1 for a window wholly in the padding) into arg (null: not
+// wanted).
 extern "C" __global__ void gidedge_maxpool_forward(float* y, int* arg, const float* x, gd_pool g) {
 	int ohw = g.oh * g.ow, total = g.planes * ohw;
 	for (int e = gd_first(); e < total; e += gd_step()) {
@@ -29,14 +30,14 @@ extern "C" __global__ void gidedge_maxpool_forward(float* y, int* arg, const flo
 				int ix = ox * g.sw - g.pw + kx;
 				if (ix < 0 || ix >= g.w) continue;
 				float v = src[iy * g.w + ix];
-				if (bi < 0 || v > best) {
+				if (bi < 0 || gd_greater(v, best)) {
 					best = v;
 					bi = iy * g.w + ix;
 				}
 			}
 		}
 		y[e] = best;
-		arg[e] = bi;
+		if (arg) arg[e] = bi;
 	}
 }
 

@@ -25,10 +25,11 @@ static __device__ __forceinline__ int gd_red_offset(const gd_reduce& g, int r) {
 }
 
 // gd_take_max folds candidate (v, i) into (*acc, *best): the larger value
-// wins and, on a tie, the smaller reduction index (the first maximum).
-// best < 0 marks an empty accumulator.
+// (NaN above every number) wins and, on a tie, the smaller index (the first
+// maximum in row-major order). best < 0 marks an empty accumulator.
 static __device__ __forceinline__ void gd_take_max(float* acc, int* best, float v, int i) {
-	if (i >= 0 && (*best < 0 || v > *acc || (v == *acc && i < *best))) {
+	bool tie = v == *acc || (v != v && *acc != *acc);
+	if (i >= 0 && (*best < 0 || gd_greater(v, *acc) || (tie && i < *best))) {
 		*acc = v;
 		*best = i;
 	}
@@ -36,20 +37,21 @@ static __device__ __forceinline__ void gd_take_max(float* acc, int* best, float 
 
 // gidedge_reduce reduces with one block of GD_BLOCK threads per output:
 // y[o] = alpha·op(x over the reduced dimensions) + beta·y[o]. For
-// GD_REDUCE_MAX a non-null arg receives the reduction index of the first
-// maximum. Outputs are taken in a grid-stride loop over blocks.
+// GD_REDUCE_MAX a non-null arg receives the element offset in x of the
+// first maximum. Outputs are taken in a grid-stride loop over blocks.
 extern "C" __global__ void gidedge_reduce(float* y, int* arg, const float* x, int op, float alpha, float beta, gd_reduce g) {
 	__shared__ float val[GD_BLOCK];
 	__shared__ int idx[GD_BLOCK];
 	int t = (int)threadIdx.x;
 	for (int o = (int)blockIdx.x; o < g.nkeep; o += (int)gridDim.x) {
-		const float* base = x + gd_keep_offset(g, o);
+		int keep = gd_keep_offset(g, o);
 		float acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
 		int best = -1;
 		for (int r = t; r < g.nred; r += GD_BLOCK) {
-			float v = base[gd_red_offset(g, r)];
+			int off = keep + gd_red_offset(g, r);
+			float v = x[off];
 			if (op == GD_REDUCE_MAX) {
-				gd_take_max(&acc, &best, v, r);
+				gd_take_max(&acc, &best, v, off);
 			} else {
 				acc += op == GD_REDUCE_SUMSQ ? v * v : v;
 			}
@@ -83,13 +85,14 @@ extern "C" __global__ void gidedge_reduce(float* y, int* arg, const float* x, in
 // reductions too short to fill a block (nred below a few dozen).
 extern "C" __global__ void gidedge_reduce_small(float* y, int* arg, const float* x, int op, float alpha, float beta, gd_reduce g) {
 	for (int o = gd_first(); o < g.nkeep; o += gd_step()) {
-		const float* base = x + gd_keep_offset(g, o);
+		int keep = gd_keep_offset(g, o);
 		float acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
 		int best = -1;
 		for (int r = 0; r < g.nred; r++) {
-			float v = base[gd_red_offset(g, r)];
+			int off = keep + gd_red_offset(g, r);
+			float v = x[off];
 			if (op == GD_REDUCE_MAX) {
-				gd_take_max(&acc, &best, v, r);
+				gd_take_max(&acc, &best, v, off);
 			} else {
 				acc += op == GD_REDUCE_SUMSQ ? v * v : v;
 			}
@@ -174,7 +177,7 @@ extern "C" __global__ void gidedge_cross_entropy_backward(float* gx, const float
 		int row = e / c, k = e - row * c;
 		int label = labels[row];
 		float d = 0.f;
-		if (label >= 0) d = gy[row] * (gd_exp(x[e] - logz[row]) - (k == label ? 1.f : 0.f));
+		if (label >= 0 && gy[row] != 0.f) d = gy[row] * (gd_exp(x[e] - logz[row]) - (k == label ? 1.f : 0.f));
 		gd_store(&gx[e], d, beta);
 	}
 }

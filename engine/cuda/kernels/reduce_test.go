@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/cuda/driver"
 	"github.com/gidedge/gidedge/engine/cuda/kernels"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/engine/optim"
@@ -39,17 +40,14 @@ func TestReduceAxisMatchesEngine(t *testing.T) {
 					gy := randn(rng, n, 1)
 					maxes, grads := oracle(func(in []*engine.Tensor) *engine.Tensor { return engine.MaxAxis(in[0], axis, false) }, gy, tns(x, shape...))
 					near(t, "max", d.get(t, y, n), maxes, 0, 0)
-					// The engine's gradient lands on the arg-max: check the
-					// indices through it.
+					// The engine's gradient lands on the arg-max: the kernel
+					// gives its element offset in x.
 					args := d.getInts(t, arg, n)
-					outer, inner := numel(shape[:axis]), numel(shape[axis+1:])
 					for o := 0; o < n; o++ {
-						src := (o/inner*shape[axis]+int(args[o]))*inner + o%inner
-						if grads[0][src] != gy[o] {
-							t.Fatalf("output %d: arg-max %d is not where the engine sends the gradient", o, args[o])
+						if grads[0][args[o]] != gy[o] {
+							t.Fatalf("output %d: arg-max offset %d is not where the engine sends the gradient", o, args[o])
 						}
 					}
-					_ = outer
 
 					before := randn(rng, n, 1)
 					y = d.put(t, before)
@@ -177,12 +175,10 @@ func TestClipGradNormMatchesOptim(t *testing.T) {
 		// array, the coefficient on the device, then scaling.
 		const blocks = 3
 		partial := d.put(t, make([]float32, blocks*len(sizes)))
-		gps := make([]uint64, len(sizes))
+		gps := make([]driver.DevicePtr, len(sizes))
 		for i, g := range grads {
-			gp := d.put(t, g)
-			gps[i] = uint64(gp)
-			cfg := kernels.PerBlock(blocks)
-			run(t, d, "gidedge_sum_squares", cfg, ptr(partial+4*blocks*ptrOffset(i)), ptr(gp), i32(len(g)))
+			gps[i] = d.put(t, g)
+			run(t, d, "gidedge_sum_squares", kernels.PerBlock(blocks), ptr(partial+driver.DevicePtr(4*blocks*i)), ptr(gps[i]), i32(len(g)))
 		}
 		out := d.put(t, make([]float32, 2))
 		run(t, d, "gidedge_clip_coef", kernels.PerBlock(1), ptr(out), ptr(partial), i32(blocks*len(sizes)), f32(3))
@@ -192,8 +188,8 @@ func TestClipGradNormMatchesOptim(t *testing.T) {
 			t.Fatalf("coefficient %g: the gradients (norm %g) should be clipped to 3", res[1], norm)
 		}
 		for i, g := range grads {
-			run(t, d, "gidedge_scale_by", small(len(g)), ptr(ptrFrom(gps[i])), ptr(out+4), i32(len(g)))
-			near(t, fmt.Sprint("clipped p", i), d.get(t, ptrFrom(gps[i]), len(g)), params[i].Tensor.Grad(), 1e-6, 1e-5)
+			run(t, d, "gidedge_scale_by", small(len(g)), ptr(gps[i]), ptr(out+4), i32(len(g)))
+			near(t, fmt.Sprint("clipped p", i), d.get(t, gps[i], len(g)), params[i].Tensor.Grad(), 1e-6, 1e-5)
 		}
 
 		// A NaN makes the norm NaN and leaves the coefficient at 1.
@@ -202,6 +198,37 @@ func TestClipGradNormMatchesOptim(t *testing.T) {
 		run(t, d, "gidedge_clip_coef", kernels.PerBlock(1), ptr(out), ptr(partial), i32(1), f32(3))
 		if res := d.get(t, out, 2); !math.IsNaN(float64(res[0])) || res[1] != 1 {
 			t.Fatalf("non-finite gradient gave norm %g, coefficient %g; want NaN and 1", res[0], res[1])
+		}
+	})
+}
+
+// TestMaximaPropagateNaN: a NaN input is the maximum (PyTorch's max), and
+// ties go to the first element.
+func TestMaximaPropagateNaN(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d device) {
+		nan := float32(math.NaN())
+		x := []float32{1, 3, 3, 2, nan, 5, -1, -1, -1, 2, 2, 2}
+		shape := []int{3, 4}
+		r, _ := kernels.NewReduce(shape, kernels.Strides(shape), 1)
+		for _, kernel := range []string{"gidedge_reduce", "gidedge_reduce_small"} {
+			cfg := kernels.PerBlock(3)
+			if kernel == "gidedge_reduce_small" {
+				cfg = small(3)
+			}
+			y, arg := d.put(t, make([]float32, 3)), d.putInts(t, make([]int32, 3))
+			run(t, d, kernel, cfg, ptr(y), ptr(arg), ptr(d.put(t, x)), i32(kernels.ReduceMax), f32(1), f32(0), r.Arg())
+			near(t, kernel+" max", d.get(t, y, 3), []float32{3, nan, 2}, 0, 0)
+			if got := d.getInts(t, arg, 3); got[0] != 1 || got[1] != 4 || got[2] != 9 {
+				t.Fatalf("%s arg-max %v, want [1 4 9]", kernel, got)
+			}
+		}
+		g := kernels.Pool{Planes: 1, H: 3, W: 4, KH: 2, KW: 2, SH: 2, SW: 2, OH: 1, OW: 2}
+		y, arg := d.put(t, make([]float32, 2)), d.putInts(t, make([]int32, 2))
+		run(t, d, "gidedge_maxpool_forward", small(2), ptr(y), ptr(arg), ptr(d.put(t, x)), g.Arg())
+		// Windows {1, 3, NaN, 5} and {3, 2, −1, −1} of the 3×4 plane.
+		near(t, "maxpool", d.get(t, y, 2), []float32{nan, 3}, 0, 0)
+		if got := d.getInts(t, arg, 2); got[0] != 4 || got[1] != 2 {
+			t.Fatalf("maxpool arg-max %v, want [4 2]", got)
 		}
 	})
 }

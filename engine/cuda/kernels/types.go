@@ -13,7 +13,7 @@ const (
 	// Block is the thread count of every kernel with a Barrier (GD_BLOCK).
 	Block = 256
 	// MaxRank is the highest tensor rank of Layout and Reduce (GD_MAX_RANK).
-	MaxRank = 6
+	MaxRank = 8
 	// MaxElements bounds every element count and int argument, so that a
 	// grid-stride index never overflows a C int.
 	MaxElements = 1<<31 - 1<<27

@@ -9,7 +9,7 @@
 /* Threads per block of every kernel with a shared-memory tree reduction. */
 #define GD_BLOCK 256
 /* Highest tensor rank the strided kernels address. */
-#define GD_MAX_RANK 6
+#define GD_MAX_RANK 8
 
 /* gidedge_unary / gidedge_unary_backward: y = f(x; a, b). */
 #define GD_UNARY_AFFINE 0     /* a·x + b (AddScalar, MulScalar, Neg) */
