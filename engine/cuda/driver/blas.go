@@ -147,16 +147,5 @@ func (d *Driver) cublasError(call string, code int, detail string) error {
 	if code == 0 {
 		return nil
 	}
-	name := d.native.cublasStatusName(code)
-	if name == "" || name == "<unknown>" {
-		name = cublasNames[code]
-	}
-	if name == "" {
-		name = fmt.Sprintf("CUBLAS_STATUS_%d", code)
-	}
-	hint, kind := cublasHint(code)
-	if hint == "" {
-		hint = reportBug
-	}
-	return &Error{Library: d.libs.CUBLAS.File(), Call: call, Code: code, Name: name, Detail: detail, Hint: hint, kind: kind}
+	return statusError(&d.libs.CUBLAS, call, code, detail, d.native.cublasStatusName(code), cublasNames, "CUBLAS_STATUS_", cublasHint, reportBug)
 }

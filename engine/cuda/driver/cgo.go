@@ -80,7 +80,9 @@ func (cgoNative) primaryCtxRetain(dev int32) (unsafe.Pointer, int) {
 	return h, int(rc)
 }
 
-func (cgoNative) primaryCtxRelease(dev int32) int { return int(C.gd_cuDevicePrimaryCtxRelease(C.int(dev))) }
+func (cgoNative) primaryCtxRelease(dev int32) int {
+	return int(C.gd_cuDevicePrimaryCtxRelease(C.int(dev)))
+}
 
 func (cgoNative) ctxSynchronize(ctx unsafe.Pointer) int { return int(C.gd_cuCtxSynchronize(ctx)) }
 
@@ -130,8 +132,10 @@ func (cgoNative) streamCreate(ctx unsafe.Pointer, flags uint32) (unsafe.Pointer,
 	return s, int(rc)
 }
 
-func (cgoNative) streamDestroy(ctx, s unsafe.Pointer) int     { return int(C.gd_cuStreamDestroy(ctx, s)) }
-func (cgoNative) streamSynchronize(ctx, s unsafe.Pointer) int { return int(C.gd_cuStreamSynchronize(ctx, s)) }
+func (cgoNative) streamDestroy(ctx, s unsafe.Pointer) int { return int(C.gd_cuStreamDestroy(ctx, s)) }
+func (cgoNative) streamSynchronize(ctx, s unsafe.Pointer) int {
+	return int(C.gd_cuStreamSynchronize(ctx, s))
+}
 func (cgoNative) streamWaitEvent(ctx, s, e unsafe.Pointer) int {
 	return int(C.gd_cuStreamWaitEvent(ctx, s, e))
 }
@@ -142,9 +146,11 @@ func (cgoNative) eventCreate(ctx unsafe.Pointer, flags uint32) (unsafe.Pointer, 
 	return e, int(rc)
 }
 
-func (cgoNative) eventDestroy(ctx, e unsafe.Pointer) int     { return int(C.gd_cuEventDestroy(ctx, e)) }
-func (cgoNative) eventRecord(ctx, e, s unsafe.Pointer) int   { return int(C.gd_cuEventRecord(ctx, e, s)) }
-func (cgoNative) eventSynchronize(ctx, e unsafe.Pointer) int { return int(C.gd_cuEventSynchronize(ctx, e)) }
+func (cgoNative) eventDestroy(ctx, e unsafe.Pointer) int   { return int(C.gd_cuEventDestroy(ctx, e)) }
+func (cgoNative) eventRecord(ctx, e, s unsafe.Pointer) int { return int(C.gd_cuEventRecord(ctx, e, s)) }
+func (cgoNative) eventSynchronize(ctx, e unsafe.Pointer) int {
+	return int(C.gd_cuEventSynchronize(ctx, e))
+}
 
 func (cgoNative) eventElapsed(ctx, start, end unsafe.Pointer) (float32, int) {
 	var ms C.float
@@ -202,7 +208,9 @@ func (cgoNative) cublasGetProperty(prop int) (int, int) {
 	return int(v), int(rc)
 }
 
-func (cgoNative) cublasStatusName(code int) string { return goString(C.gd_cublasGetStatusName(C.int(code))) }
+func (cgoNative) cublasStatusName(code int) string {
+	return goString(C.gd_cublasGetStatusName(C.int(code)))
+}
 
 func cublasOp(t bool) C.int {
 	if t {
@@ -230,8 +238,10 @@ func (cgoNative) cublasGemm(ctx, h unsafe.Pointer, g *colMajorGemm) int {
 	return int(C.gd_cublasSgemm(ctx, h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
 }
 
-func (cgoNative) cudnnVersion() uint64            { return uint64(C.gd_cudnnGetVersion()) }
-func (cgoNative) cudnnErrorString(code int) string { return goString(C.gd_cudnnGetErrorString(C.int(code))) }
+func (cgoNative) cudnnVersion() uint64 { return uint64(C.gd_cudnnGetVersion()) }
+func (cgoNative) cudnnErrorString(code int) string {
+	return goString(C.gd_cudnnGetErrorString(C.int(code)))
+}
 
 func (cgoNative) cudnnCreate(ctx unsafe.Pointer) (unsafe.Pointer, int) {
 	var h unsafe.Pointer
@@ -256,7 +266,9 @@ func (cgoNative) cudnnTensor(n, c, h, w int) (unsafe.Pointer, int) {
 	return d, 0
 }
 
-func (cgoNative) cudnnDestroyTensor(d unsafe.Pointer) int { return int(C.gd_cudnnDestroyTensorDescriptor(d)) }
+func (cgoNative) cudnnDestroyTensor(d unsafe.Pointer) int {
+	return int(C.gd_cudnnDestroyTensorDescriptor(d))
+}
 
 func (cgoNative) cudnnFilter(k, c, h, w int) (unsafe.Pointer, int) {
 	var d unsafe.Pointer
@@ -270,7 +282,9 @@ func (cgoNative) cudnnFilter(k, c, h, w int) (unsafe.Pointer, int) {
 	return d, 0
 }
 
-func (cgoNative) cudnnDestroyFilter(d unsafe.Pointer) int { return int(C.gd_cudnnDestroyFilterDescriptor(d)) }
+func (cgoNative) cudnnDestroyFilter(d unsafe.Pointer) int {
+	return int(C.gd_cudnnDestroyFilterDescriptor(d))
+}
 
 func (cgoNative) cudnnConvolution(c Conv) (unsafe.Pointer, int) {
 	var d unsafe.Pointer

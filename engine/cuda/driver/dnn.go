@@ -200,12 +200,5 @@ func (d *Driver) cudnnError(call string, code int, detail string) error {
 	if code != noAlgorithm {
 		name = d.native.cudnnErrorString(code)
 	}
-	if name == "" {
-		name = fmt.Sprintf("CUDNN_STATUS_%d", code)
-	}
-	hint, kind := cudnnHint(code)
-	if hint == "" {
-		hint = reportBug
-	}
-	return &Error{Library: d.libs.CUDNN.File(), Call: call, Code: code, Name: name, Detail: detail, Hint: hint, kind: kind}
+	return statusError(&d.libs.CUDNN, call, code, detail, name, nil, "CUDNN_STATUS_", cudnnHint, reportBug)
 }

@@ -244,6 +244,24 @@ func formatBytes(n uint64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// loadOnce runs load for one library the first time it is asked for
+// (loading is once per process) and reports, then and later, whether the
+// library is usable: nil, or why not.
+func (l *libraries) loadOnce(info *LibraryInfo, load func() (*dynlib.Library, error)) error {
+	if !info.tried {
+		info.tried = true
+		if lib, err := load(); err != nil {
+			info.Err = err
+		} else {
+			info.lib, info.Path, info.Err = lib, lib.Path(), nil
+		}
+	}
+	if info.Found() {
+		return nil
+	}
+	return info.Err
+}
+
 // loadCUBLAS loads cuBLAS (and cuBLASLt ahead of it, from the same folder)
 // once per process: version 13 first when the driver supports CUDA 13,
 // else 12.
@@ -251,56 +269,47 @@ func (d *Driver) loadCUBLAS() error {
 	l := d.libs
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cublasTried {
-		if l.CUBLAS.Found() {
-			return nil
+	return l.loadOnce(&l.CUBLAS, func() (*dynlib.Library, error) {
+		l.CUBLAS.Want = []string{"libcublas.so.12"}
+		if d.version >= 13000 {
+			l.CUBLAS.Want = []string{"libcublas.so.13", "libcublas.so.12"}
 		}
-		return l.CUBLAS.Err
-	}
-	l.cublasTried = true
-	l.CUBLAS.Want = []string{"libcublas.so.12"}
-	if d.version >= 13000 {
-		l.CUBLAS.Want = []string{"libcublas.so.13", "libcublas.so.12"}
-	}
-	// cuBLAS needs cuBLASLt of its own version. In a pip wheel's or the
-	// toolkit's folder the loader would not find it, so it is loaded
-	// globally from the folder cuBLAS is about to be opened from.
-	lib, err := search(d.cfg, l.CUBLAS.Want, false, func(dir string) {
-		for _, want := range l.CUBLAS.Want {
-			lt := filepath.Join(dir, strings.Replace(want, "libcublas", "libcublasLt", 1))
-			if _, err := os.Stat(lt); err != nil {
-				continue
+		// cuBLAS needs cuBLASLt of its own version. In a pip wheel's or the
+		// toolkit's folder the loader would not find it, so it is loaded
+		// globally from the folder cuBLAS is about to be opened from.
+		lib, err := search(d.cfg, l.CUBLAS.Want, false, func(dir string) {
+			for _, want := range l.CUBLAS.Want {
+				lt := filepath.Join(dir, strings.Replace(want, "libcublas", "libcublasLt", 1))
+				if !fileExists(lt) {
+					continue
+				}
+				l.CUBLASLt.tried = true
+				if h, err := dynlib.OpenGlobal(lt); err == nil {
+					l.CUBLASLt.lib, l.CUBLASLt.Path, l.CUBLASLt.Err = h, h.Path(), nil
+				} else {
+					l.CUBLASLt.Err = err
+				}
+				return
 			}
-			if h, err := dynlib.OpenGlobal(lt); err == nil {
-				l.CUBLASLt.lib, l.CUBLASLt.Path, l.CUBLASLt.Err = h, h.Path(), nil
-			} else {
-				l.CUBLASLt.Err = err
-			}
-			return
+		})
+		if err != nil {
+			return nil, &Error{Library: l.CUBLAS.Want[0], Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUBLAS.Install), kind: ErrUnavailable}
 		}
+		l.CUBLASLt.Want = []string{strings.Replace(filepath.Base(lib.Path()), "libcublas", "libcublasLt", 1)}
+		if missing := d.native.bind(libCUBLAS, lib.Handle()); missing != "" {
+			return nil, &Error{Library: lib.Path(), Call: "dlsym", Detail: missing + " is missing", Hint: "this cuBLAS is too old: install cuBLAS 12 or 13", kind: ErrUnavailable}
+		}
+		var parts [3]int
+		for i := range parts {
+			v, rc := d.native.cublasGetProperty(i)
+			if rc != 0 {
+				return nil, statusError(&l.CUBLAS, "cublasGetProperty", rc, "", d.native.cublasStatusName(rc), cublasNames, "CUBLAS_STATUS_", cublasHint, reportBug)
+			}
+			parts[i] = v
+		}
+		l.CUBLAS.Version = fmt.Sprintf("%d.%d.%d", parts[0], parts[1], parts[2])
+		return lib, nil
 	})
-	if err != nil {
-		l.CUBLAS.Err = &Error{Library: l.CUBLAS.Want[0], Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUBLAS.Install), kind: ErrUnavailable}
-		return l.CUBLAS.Err
-	}
-	l.CUBLASLt.Want = []string{strings.Replace(filepath.Base(lib.Path()), "libcublas", "libcublasLt", 1)}
-	if missing := d.native.bind(libCUBLAS, lib.Handle()); missing != "" {
-		l.CUBLAS.Err = &Error{Library: lib.Path(), Call: "dlsym", Detail: missing + " is missing", Hint: "this cuBLAS is too old: install cuBLAS 12 or 13", kind: ErrUnavailable}
-		return l.CUBLAS.Err
-	}
-	l.CUBLAS.lib, l.CUBLAS.Path = lib, lib.Path()
-	var parts [3]int
-	for i := range parts {
-		v, rc := d.native.cublasGetProperty(i)
-		if rc != 0 {
-			l.CUBLAS.lib = nil
-			l.CUBLAS.Err = d.cublasError("cublasGetProperty", rc, "")
-			return l.CUBLAS.Err
-		}
-		parts[i] = v
-	}
-	l.CUBLAS.Version = fmt.Sprintf("%d.%d.%d", parts[0], parts[1], parts[2])
-	return nil
 }
 
 // loadCUDNN loads cuDNN 9 once per process. libcudnn.so.9 opens its
@@ -311,39 +320,30 @@ func (d *Driver) loadCUDNN() error {
 	l := d.libs
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cudnnTried {
-		if l.CUDNN.Found() {
-			return nil
-		}
-		return l.CUDNN.Err
-	}
-	l.cudnnTried = true
-	lib, err := search(d.cfg, l.CUDNN.Want, false, func(dir string) {
-		for _, sub := range []string{"libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
-			"libcudnn_heuristic.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"} {
-			// A missing sub-library is cuDNN's to report, as a status,
-			// when a call needs it.
-			if p := filepath.Join(dir, sub); fileExists(p) {
-				_, _ = dynlib.OpenGlobal(p)
+	return l.loadOnce(&l.CUDNN, func() (*dynlib.Library, error) {
+		lib, err := search(d.cfg, l.CUDNN.Want, false, func(dir string) {
+			for _, sub := range []string{"libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
+				"libcudnn_heuristic.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"} {
+				// A missing sub-library is cuDNN's to report, as a status,
+				// when a call needs it.
+				if p := filepath.Join(dir, sub); fileExists(p) {
+					_, _ = dynlib.OpenGlobal(p)
+				}
 			}
+		})
+		if err != nil {
+			return nil, &Error{Library: "libcudnn.so.9", Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUDNN.Install), kind: ErrUnavailable}
 		}
+		if missing := d.native.bind(libCUDNN, lib.Handle()); missing != "" {
+			return nil, &Error{Library: lib.Path(), Call: "dlsym", Detail: missing + " is missing", Hint: "gidedge needs cuDNN 9: " + l.CUDNN.Install, kind: ErrUnavailable}
+		}
+		v := d.native.cudnnVersion()
+		if v < 90000 {
+			return nil, &Error{Library: lib.Path(), Call: "cudnnGetVersion", Detail: fmt.Sprintf("version %d", v), Hint: "gidedge needs cuDNN 9: " + l.CUDNN.Install, kind: ErrUnavailable}
+		}
+		l.CUDNN.Version = fmt.Sprintf("%d.%d.%d", v/10000, v%10000/100, v%100)
+		return lib, nil
 	})
-	if err != nil {
-		l.CUDNN.Err = &Error{Library: "libcudnn.so.9", Call: "dlopen", Detail: err.Error(), Hint: installHint(err, l.CUDNN.Install), kind: ErrUnavailable}
-		return l.CUDNN.Err
-	}
-	if missing := d.native.bind(libCUDNN, lib.Handle()); missing != "" {
-		l.CUDNN.Err = &Error{Library: lib.Path(), Call: "dlsym", Detail: missing + " is missing", Hint: "gidedge needs cuDNN 9: " + l.CUDNN.Install, kind: ErrUnavailable}
-		return l.CUDNN.Err
-	}
-	v := d.native.cudnnVersion()
-	if v < 90000 {
-		l.CUDNN.Err = &Error{Library: lib.Path(), Call: "cudnnGetVersion", Detail: fmt.Sprintf("version %d", v), Hint: "gidedge needs cuDNN 9: " + l.CUDNN.Install, kind: ErrUnavailable}
-		return l.CUDNN.Err
-	}
-	l.CUDNN.lib, l.CUDNN.Path = lib, lib.Path()
-	l.CUDNN.Version = fmt.Sprintf("%d.%d.%d", v/10000, v%10000/100, v%100)
-	return nil
 }
 
 // driverVersionString asks NVML for the driver's version (e.g. "580.95.05");
@@ -352,23 +352,20 @@ func (d *Driver) driverVersionString() string {
 	l := d.libs
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.nvmlTried {
-		l.nvmlTried = true
+	err := l.loadOnce(&l.NVML, func() (*dynlib.Library, error) {
 		lib, err := search(d.cfg, l.NVML.Want, false, nil)
-		switch {
-		case err != nil:
-			l.NVML.Err = err
-		default:
-			if missing := d.native.bind(libNVML, lib.Handle()); missing != "" {
-				l.NVML.Err = errors.New(lib.Path() + " lacks " + missing)
-				break
-			}
-			l.NVML.lib, l.NVML.Path = lib, lib.Path()
+		if err != nil {
+			return nil, err
 		}
-	}
-	if !l.NVML.Found() {
+		if missing := d.native.bind(libNVML, lib.Handle()); missing != "" {
+			return nil, errors.New(lib.Path() + " lacks " + missing)
+		}
+		return lib, nil
+	})
+	if err != nil {
 		return ""
 	}
+
 	if rc := d.native.nvmlInit(); rc != 0 {
 		l.NVML.Err = fmt.Errorf("nvmlInit_v2 returned %d", rc)
 		return ""

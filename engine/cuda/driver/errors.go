@@ -198,27 +198,35 @@ func cudnnHint(code int) (string, error) {
 	return "", nil
 }
 
-// callError builds the *Error for a failed call, or nil for success.
+// statusError builds the *Error of a library status (nil for 0): the name
+// the library gives it, else one from table, else prefix and the code; the
+// hint and sentinel from hints, else fallbackHint.
+func statusError(lib *LibraryInfo, call string, code int, detail, name string, table map[int]string, prefix string, hints func(int) (string, error), fallbackHint string) error {
+	if code == 0 {
+		return nil
+	}
+	if name == "" || name == "<unknown>" {
+		name = table[code]
+	}
+	if name == "" {
+		name = fmt.Sprintf("%s%d", prefix, code)
+	}
+	hint, kind := hints(code)
+	if hint == "" {
+		hint = fallbackHint
+	}
+	return &Error{Library: lib.File(), Call: call, Code: code, Name: name, Detail: detail, Hint: hint, kind: kind}
+}
+
 func (d *Driver) cudaError(call string, code int, detail string) error {
 	if code == cudaSuccess {
 		return nil
 	}
-	name := d.native.errorName(code)
-	if name == "" {
-		name = cudaNames[code]
+	fallback := d.native.errorString(code)
+	if fallback == "" {
+		fallback = reportBug
 	}
-	if name == "" {
-		name = fmt.Sprintf("CUDA_ERROR_%d", code)
-	}
-	hint, kind := cudaHint(code)
-	if hint == "" {
-		if s := d.native.errorString(code); s != "" {
-			hint = s
-		} else {
-			hint = reportBug
-		}
-	}
-	return &Error{Library: d.libs.CUDA.File(), Call: call, Code: code, Name: name, Detail: detail, Hint: hint, kind: kind}
+	return statusError(&d.libs.CUDA, call, code, detail, d.native.errorName(code), cudaNames, "CUDA_ERROR_", cudaHint, fallback)
 }
 
 // argError reports arguments rejected in Go before any C call.

@@ -74,14 +74,14 @@ type native interface {
 
 // colMajorGemm is one cuBLAS call in cuBLAS's own (column-major) terms.
 type colMajorGemm struct {
-	transA, transB          bool
-	m, n, k                 int
-	alpha, beta             float32
-	a, b, c                 DevicePtr
-	lda, ldb, ldc           int
+	transA, transB            bool
+	m, n, k                   int
+	alpha, beta               float32
+	a, b, c                   DevicePtr
+	lda, ldb, ldc             int
 	strideA, strideB, strideC int64
-	batch                   int  // 0: a single GEMM
-	compute                 int  // 0: cublasSgemm; else cublasGemmEx with this compute type
+	batch                     int // 0: a single GEMM
+	compute                   int // 0: cublasSgemm; else cublasGemmEx with this compute type
 }
 
 // convPass is one of cuDNN's three convolution passes.

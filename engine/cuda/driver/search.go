@@ -117,6 +117,7 @@ type LibraryInfo struct {
 	Err     error    // why it is missing or unusable
 	Install string   // what to install when it is missing
 	lib     *dynlib.Library
+	tried   bool // loading was attempted (once per process, except the driver)
 }
 
 // Found reports whether the library loaded.
@@ -137,9 +138,8 @@ func (l *LibraryInfo) File() string {
 // process-wide, so each library is loaded (or found missing) at most once
 // per process and shared by every Driver.
 type libraries struct {
-	mu                                     sync.Mutex
-	CUDA, NVML, CUBLAS, CUBLASLt, CUDNN    LibraryInfo
-	cublasTried, cudnnTried, nvmlTried     bool
+	mu                                  sync.Mutex
+	CUDA, NVML, CUBLAS, CUBLASLt, CUDNN LibraryInfo
 }
 
 var loaded = &libraries{

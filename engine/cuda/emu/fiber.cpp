@@ -39,8 +39,6 @@ gidedge_fiber_switch:
 	.popsection
 )");
 
-extern "C" void gidedge_fiber_switch(void** save, void* load);
-
 namespace gidedge_emu {
 
 void fiber_start(FiberContext* ctx, char* stack, std::size_t size, void (*entry)()) {
@@ -58,8 +56,6 @@ void fiber_start(FiberContext* ctx, char* stack, std::size_t size, void (*entry)
 	std::memcpy(reinterpret_cast<char*>(sp), &fpcw, sizeof fpcw);
 	ctx->sp = sp;
 }
-
-void fiber_switch(FiberContext* from, FiberContext* to) { gidedge_fiber_switch(&from->sp, to->sp); }
 
 }  // namespace gidedge_emu
 
@@ -104,8 +100,6 @@ gidedge_fiber_switch:
 	.popsection
 )");
 
-extern "C" void gidedge_fiber_switch(void** save, void* load);
-
 namespace gidedge_emu {
 
 void fiber_start(FiberContext* ctx, char* stack, std::size_t size, void (*entry)()) {
@@ -115,8 +109,6 @@ void fiber_start(FiberContext* ctx, char* stack, std::size_t size, void (*entry)
 	frame[11] = reinterpret_cast<uint64_t>(entry);  // x30: where the first switch returns to
 	ctx->sp = frame;
 }
-
-void fiber_switch(FiberContext* from, FiberContext* to) { gidedge_fiber_switch(&from->sp, to->sp); }
 
 }  // namespace gidedge_emu
 
@@ -142,5 +134,13 @@ void fiber_switch(FiberContext* from, FiberContext* to) {
 }
 
 }  // namespace gidedge_emu
+
+#endif
+
+#if defined(__x86_64__) || defined(__aarch64__)
+
+extern "C" void gidedge_fiber_switch(void** save, void* load);
+
+void gidedge_emu::fiber_switch(FiberContext* from, FiberContext* to) { gidedge_fiber_switch(&from->sp, to->sp); }
 
 #endif

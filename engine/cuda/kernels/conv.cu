@@ -22,14 +22,33 @@ extern "C" __global__ void gidedge_im2col(float* col, const float* image, gd_con
 	}
 }
 
-// gd_out_range sets [*lo, *hi) to the output positions o with
-// o·stride − pad + k·dil = i for some tap k, walking taps in the caller; it
-// returns whether input position i is hit by tap k at all.
+// gd_tap_hit reports whether tap k of an output position reads input
+// position i (o·stride − pad + k·dil = i) and sets that output position.
 static __device__ __forceinline__ bool gd_tap_hit(int i, int k, int stride, int pad, int dil, int out, int* o) {
 	int num = i + pad - k * dil;
 	if (num < 0 || num % stride != 0) return false;
 	*o = num / stride;
 	return *o < out;
+}
+
+// gd_gather_taps sums, over the taps (ky, kx) whose output position
+// (oy, ox) reads input pixel (iy, ix), weight[tap]·src[tap·tap_stride +
+// oy·ow + ox] (weight null: 1). col2im gathers the patch matrix this way,
+// the depthwise input gradient the output gradient.
+static __device__ float gd_gather_taps(const float* src, int tap_stride, const float* weight, int iy, int ix, const gd_conv& g) {
+	float acc = 0.f;
+	for (int ky = 0; ky < g.kh; ky++) {
+		int oy;
+		if (!gd_tap_hit(iy, ky, g.sh, g.ph, g.dh, g.oh, &oy)) continue;
+		for (int kx = 0; kx < g.kw; kx++) {
+			int ox;
+			if (!gd_tap_hit(ix, kx, g.sw, g.pw, g.dw, g.ow, &ox)) continue;
+			int tap = ky * g.kw + kx;
+			float v = src[tap * tap_stride + oy * g.ow + ox];
+			acc += weight ? weight[tap] * v : v;
+		}
+	}
+	return acc;
 }
 
 // gidedge_col2im is im2col's adjoint: it sets each image element to the sum
@@ -43,17 +62,7 @@ extern "C" __global__ void gidedge_col2im(float* image, const float* col, float 
 		int img = e / (g.c * plane), rem = e - img * g.c * plane;
 		int ch = rem / plane, pix = rem - ch * plane;
 		int iy = pix / g.w, ix = pix - iy * g.w;
-		const float* c0 = col + img * rows * cols + ch * taps * cols;
-		float acc = 0.f;
-		for (int ky = 0; ky < g.kh; ky++) {
-			int oy;
-			if (!gd_tap_hit(iy, ky, g.sh, g.ph, g.dh, g.oh, &oy)) continue;
-			for (int kx = 0; kx < g.kw; kx++) {
-				int ox;
-				if (!gd_tap_hit(ix, kx, g.sw, g.pw, g.dw, g.ow, &ox)) continue;
-				acc += c0[(ky * g.kw + kx) * cols + oy * g.ow + ox];
-			}
-		}
+		float acc = gd_gather_taps(col + img * rows * cols + ch * taps * cols, cols, nullptr, iy, ix, g);
 		gd_store(&image[img * g.image_stride + rem], acc, beta);
 	}
 }
@@ -91,18 +100,7 @@ extern "C" __global__ void gidedge_depthwise_backward_data(float* gx, const floa
 		int t = e / plane, pix = e - t * plane;
 		int ch = t % g.c, img = t / g.c;
 		int iy = pix / g.w, ix = pix - iy * g.w;
-		const float* gsrc = gy + t * ohw;
-		const float* filt = w + ch * g.kh * g.kw;
-		float acc = 0.f;
-		for (int ky = 0; ky < g.kh; ky++) {
-			int oy;
-			if (!gd_tap_hit(iy, ky, g.sh, g.ph, g.dh, g.oh, &oy)) continue;
-			for (int kx = 0; kx < g.kw; kx++) {
-				int ox;
-				if (!gd_tap_hit(ix, kx, g.sw, g.pw, g.dw, g.ow, &ox)) continue;
-				acc += filt[ky * g.kw + kx] * gsrc[oy * g.ow + ox];
-			}
-		}
+		float acc = gd_gather_taps(gy + t * ohw, 0, w + ch * g.kh * g.kw, iy, ix, g);
 		gd_store(&gx[img * g.image_stride + ch * plane + pix], acc, beta);
 	}
 }

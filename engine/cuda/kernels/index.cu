@@ -27,11 +27,18 @@ extern "C" __global__ void gidedge_index_add(float* y, const float* src, const i
 	}
 }
 
-// gd_index_value turns a float index into an int, or −1 when it is not an
-// integer in [0, size).
-static __device__ __forceinline__ int gd_index_value(float v, int size) {
-	if (!(v >= 0.f) || v >= (float)size || gd_floor(v) != v) return -1;
-	return (int)v;
+// gd_gather_offset is the offset in x of element i of gather's index space
+// l (see gidedge_gather), or −1, counted into *bad, when its index value
+// is not an integer in [0, axis_size).
+static __device__ __forceinline__ int gd_gather_offset(const gd_layout& l, int i, const float* idx, int axis_stride, int axis_size, int* bad) {
+	int off[3];
+	gd_offsets(l, i, 2, off);
+	float v = idx[off[1]];
+	if (!(v >= 0.f) || v >= (float)axis_size || gd_floor(v) != v) {
+		if (bad) gd_atomic_add_int(bad, 1);
+		return -1;
+	}
+	return off[0] + (int)v * axis_stride;
 }
 
 // gidedge_gather is PyTorch's gather: l spans the index tensor's shape,
@@ -42,15 +49,8 @@ static __device__ __forceinline__ int gd_index_value(float v, int size) {
 // bad is not null).
 extern "C" __global__ void gidedge_gather(float* y, int* bad, const float* x, const float* idx, int axis_stride, int axis_size, gd_layout l) {
 	for (int i = gd_first(); i < l.n; i += gd_step()) {
-		int off[3];
-		gd_offsets(l, i, 2, off);
-		int k = gd_index_value(idx[off[1]], axis_size);
-		if (k < 0) {
-			y[i] = GD_NAN;
-			if (bad) gd_atomic_add_int(bad, 1);
-			continue;
-		}
-		y[i] = x[off[0] + k * axis_stride];
+		int off = gd_gather_offset(l, i, idx, axis_stride, axis_size, bad);
+		y[i] = off < 0 ? GD_NAN : x[off];
 	}
 }
 
@@ -59,13 +59,7 @@ extern "C" __global__ void gidedge_gather(float* y, int* bad, const float* x, co
 // indices add nothing and are counted into *bad.
 extern "C" __global__ void gidedge_scatter_add(float* gx, int* bad, const float* g, const float* idx, int axis_stride, int axis_size, gd_layout l) {
 	for (int i = gd_first(); i < l.n; i += gd_step()) {
-		int off[3];
-		gd_offsets(l, i, 2, off);
-		int k = gd_index_value(idx[off[1]], axis_size);
-		if (k < 0) {
-			if (bad) gd_atomic_add_int(bad, 1);
-			continue;
-		}
-		gd_atomic_add(&gx[off[0] + k * axis_stride], g[i]);
+		int off = gd_gather_offset(l, i, idx, axis_stride, axis_size, bad);
+		if (off >= 0) gd_atomic_add(&gx[off], g[i]);
 	}
 }

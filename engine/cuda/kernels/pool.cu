@@ -41,25 +41,30 @@ extern "C" __global__ void gidedge_maxpool_forward(float* y, int* arg, const flo
 	}
 }
 
+// gd_pool_gather sums the output gradients gy of the windows that hold
+// input element e: all of them scaled by scale (average pooling), or, with
+// arg, those whose maximum e is.
+static __device__ float gd_pool_gather(const float* gy, const int* arg, float scale, int e, const gd_pool& g) {
+	int plane = g.h * g.w, ohw = g.oh * g.ow;
+	int p = e / plane, pix = e - p * plane;
+	int iy = pix / g.w, ix = pix - iy * g.w;
+	int y0, y1, x0, x1;
+	gd_window(iy, g.kh, g.sh, g.ph, g.oh, &y0, &y1);
+	gd_window(ix, g.kw, g.sw, g.pw, g.ow, &x0, &x1);
+	float acc = 0.f;
+	for (int oy = y0; oy < y1; oy++) {
+		for (int ox = x0; ox < x1; ox++) {
+			int o = p * ohw + oy * g.ow + ox;
+			if (!arg || arg[o] == pix) acc += gy[o] * scale;
+		}
+	}
+	return acc;
+}
+
 // gidedge_maxpool_backward sets gx = (Σ gy of the windows whose maximum is
 // this element) + beta·gx.
 extern "C" __global__ void gidedge_maxpool_backward(float* gx, const float* gy, const int* arg, float beta, gd_pool g) {
-	int plane = g.h * g.w, ohw = g.oh * g.ow, total = g.planes * plane;
-	for (int e = gd_first(); e < total; e += gd_step()) {
-		int p = e / plane, pix = e - p * plane;
-		int iy = pix / g.w, ix = pix - iy * g.w;
-		int y0, y1, x0, x1;
-		gd_window(iy, g.kh, g.sh, g.ph, g.oh, &y0, &y1);
-		gd_window(ix, g.kw, g.sw, g.pw, g.ow, &x0, &x1);
-		float acc = 0.f;
-		for (int oy = y0; oy < y1; oy++) {
-			for (int ox = x0; ox < x1; ox++) {
-				int o = p * ohw + oy * g.ow + ox;
-				if (arg[o] == pix) acc += gy[o];
-			}
-		}
-		gd_store(&gx[e], acc, beta);
-	}
+	for (int e = gd_first(); e < g.planes * g.h * g.w; e += gd_step()) gd_store(&gx[e], gd_pool_gather(gy, arg, 1.f, e, g), beta);
 }
 
 // gidedge_avgpool_forward averages windows; padded positions count in the
@@ -87,20 +92,8 @@ extern "C" __global__ void gidedge_avgpool_forward(float* y, const float* x, gd_
 // gidedge_avgpool_backward sets gx = Σ gy/(kh·kw) over the windows holding
 // each element + beta·gx.
 extern "C" __global__ void gidedge_avgpool_backward(float* gx, const float* gy, float beta, gd_pool g) {
-	int plane = g.h * g.w, ohw = g.oh * g.ow, total = g.planes * plane;
 	float inv = 1.f / (float)(g.kh * g.kw);
-	for (int e = gd_first(); e < total; e += gd_step()) {
-		int p = e / plane, pix = e - p * plane;
-		int iy = pix / g.w, ix = pix - iy * g.w;
-		int y0, y1, x0, x1;
-		gd_window(iy, g.kh, g.sh, g.ph, g.oh, &y0, &y1);
-		gd_window(ix, g.kw, g.sw, g.pw, g.ow, &x0, &x1);
-		float acc = 0.f;
-		for (int oy = y0; oy < y1; oy++) {
-			for (int ox = x0; ox < x1; ox++) acc += gy[p * ohw + oy * g.ow + ox] * inv;
-		}
-		gd_store(&gx[e], acc, beta);
-	}
+	for (int e = gd_first(); e < g.planes * g.h * g.w; e += gd_step()) gd_store(&gx[e], gd_pool_gather(gy, nullptr, inv, e, g), beta);
 }
 
 // gidedge_upsample_nearest_forward resizes planes h×w to oh×ow taking source

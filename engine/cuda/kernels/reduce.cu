@@ -2,24 +2,15 @@
 // softmax and cross-entropy along an axis, and the global gradient norm.
 #include "common.cuh"
 
-static __device__ __forceinline__ int gd_keep_offset(const gd_reduce& g, int o) {
+// gd_dims_offset is the offset of index i, row-major over shape[0:rank],
+// with the given strides.
+static __device__ __forceinline__ int gd_dims_offset(int i, int rank, const int* shape, const int* stride) {
 	int off = 0;
 	for (int d = GD_MAX_RANK - 1; d >= 0; d--) {
-		if (d >= g.keep_rank) continue;
-		int q = o / g.keep_shape[d];
-		off += (o - q * g.keep_shape[d]) * g.keep_stride[d];
-		o = q;
-	}
-	return off;
-}
-
-static __device__ __forceinline__ int gd_red_offset(const gd_reduce& g, int r) {
-	int off = 0;
-	for (int d = GD_MAX_RANK - 1; d >= 0; d--) {
-		if (d >= g.red_rank) continue;
-		int q = r / g.red_shape[d];
-		off += (r - q * g.red_shape[d]) * g.red_stride[d];
-		r = q;
+		if (d >= rank) continue;
+		int q = i / shape[d];
+		off += (i - q * shape[d]) * stride[d];
+		i = q;
 	}
 	return off;
 }
@@ -44,11 +35,11 @@ extern "C" __global__ void gidedge_reduce(float* y, int* arg, const float* x, in
 	__shared__ int idx[GD_BLOCK];
 	int t = (int)threadIdx.x;
 	for (int o = (int)blockIdx.x; o < g.nkeep; o += (int)gridDim.x) {
-		int keep = gd_keep_offset(g, o);
+		int keep = gd_dims_offset(o, g.keep_rank, g.keep_shape, g.keep_stride);
 		float acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
 		int best = -1;
 		for (int r = t; r < g.nred; r += GD_BLOCK) {
-			int off = keep + gd_red_offset(g, r);
+			int off = keep + gd_dims_offset(r, g.red_rank, g.red_shape, g.red_stride);
 			float v = x[off];
 			if (op == GD_REDUCE_MAX) {
 				gd_take_max(&acc, &best, v, off);
@@ -85,11 +76,11 @@ extern "C" __global__ void gidedge_reduce(float* y, int* arg, const float* x, in
 // reductions too short to fill a block (nred below a few dozen).
 extern "C" __global__ void gidedge_reduce_small(float* y, int* arg, const float* x, int op, float alpha, float beta, gd_reduce g) {
 	for (int o = gd_first(); o < g.nkeep; o += gd_step()) {
-		int keep = gd_keep_offset(g, o);
+		int keep = gd_dims_offset(o, g.keep_rank, g.keep_shape, g.keep_stride);
 		float acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
 		int best = -1;
 		for (int r = 0; r < g.nred; r++) {
-			int off = keep + gd_red_offset(g, r);
+			int off = keep + gd_dims_offset(r, g.red_rank, g.red_shape, g.red_stride);
 			float v = x[off];
 			if (op == GD_REDUCE_MAX) {
 				gd_take_max(&acc, &best, v, off);

@@ -65,63 +65,51 @@ static __device__ bool gd_bilinear(float y, float x, int h, int w, int* idx, flo
 	return true;
 }
 
+// gd_roi_bin visits the bilinear samples of output element e ([rois, c,
+// oh, ow]): forward (x not null) it returns their average over x; backward
+// (gx not null) it adds gv/count·weight to each tap of gx with atomics and
+// returns 0. A roi with an invalid batch index has no samples.
+static __device__ float gd_roi_bin(int e, const float* rois, const gd_roi& g, const float* x, float* gx, float gv) {
+	int bins = g.oh * g.ow;
+	int t = e / bins, bin = e - t * bins;
+	int r = t / g.c, ch = t - r * g.c;
+	int ph = bin / g.ow, pw = bin - ph * g.ow;
+	float sy, sx, bh, bw;
+	int gh, gw, b;
+	if (!gd_roi_geometry(rois, r, g, &sy, &sx, &bh, &bw, &gh, &gw, &b)) return 0.f;
+	int plane = (b * g.c + ch) * g.h * g.w;
+	float inv = 1.f / (float)(gh * gw > 1 ? gh * gw : 1);
+	gv *= inv;
+	float acc = 0.f;
+	for (int iy = 0; iy < gh; iy++) {
+		float yy = sy + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
+		for (int ix = 0; ix < gw; ix++) {
+			float xx = sx + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
+			int idx[4];
+			float wt[4];
+			if (!gd_bilinear(yy, xx, g.h, g.w, idx, wt)) continue;
+			if (x) {
+				const float* p = x + plane;
+				acc += wt[0] * p[idx[0]] + wt[1] * p[idx[1]] + wt[2] * p[idx[2]] + wt[3] * p[idx[3]];
+			} else {
+				for (int q = 0; q < 4; q++) gd_atomic_add(&gx[plane + idx[q]], gv * wt[q]);
+			}
+		}
+	}
+	return acc * inv;
+}
+
 // gidedge_roi_align_forward pools x [n, c, h, w] into y [rois, c, oh, ow],
 // one thread per output. A roi with an invalid batch index yields zeros.
 extern "C" __global__ void gidedge_roi_align_forward(float* y, const float* x, const float* rois, gd_roi g) {
-	int bins = g.oh * g.ow, total = g.rois * g.c * bins;
-	for (int e = gd_first(); e < total; e += gd_step()) {
-		int t = e / bins, bin = e - t * bins;
-		int r = t / g.c, ch = t - r * g.c;
-		int ph = bin / g.ow, pw = bin - ph * g.ow;
-		float sy, sx, bh, bw;
-		int gh, gw, b;
-		if (!gd_roi_geometry(rois, r, g, &sy, &sx, &bh, &bw, &gh, &gw, &b)) {
-			y[e] = 0.f;
-			continue;
-		}
-		const float* plane = x + (b * g.c + ch) * g.h * g.w;
-		int count = gh * gw > 1 ? gh * gw : 1;
-		float acc = 0.f;
-		for (int iy = 0; iy < gh; iy++) {
-			float yy = sy + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
-			for (int ix = 0; ix < gw; ix++) {
-				float xx = sx + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
-				int idx[4];
-				float wt[4];
-				if (!gd_bilinear(yy, xx, g.h, g.w, idx, wt)) continue;
-				acc += wt[0] * plane[idx[0]] + wt[1] * plane[idx[1]] + wt[2] * plane[idx[2]] + wt[3] * plane[idx[3]];
-			}
-		}
-		y[e] = acc * (1.f / (float)count);
-	}
+	for (int e = gd_first(); e < g.rois * g.c * g.oh * g.ow; e += gd_step()) y[e] = gd_roi_bin(e, rois, g, x, nullptr, 0.f);
 }
 
 // gidedge_roi_align_backward adds the gradient of each output gy [rois, c,
 // oh, ow] into gx [n, c, h, w] with atomics (regions overlap), as
 // torchvision's CUDA kernel does; gx is not cleared first.
 extern "C" __global__ void gidedge_roi_align_backward(float* gx, const float* gy, const float* rois, gd_roi g) {
-	int bins = g.oh * g.ow, total = g.rois * g.c * bins;
-	for (int e = gd_first(); e < total; e += gd_step()) {
-		float gv = gy[e];
-		if (gv == 0.f) continue;
-		int t = e / bins, bin = e - t * bins;
-		int r = t / g.c, ch = t - r * g.c;
-		int ph = bin / g.ow, pw = bin - ph * g.ow;
-		float sy, sx, bh, bw;
-		int gh, gw, b;
-		if (!gd_roi_geometry(rois, r, g, &sy, &sx, &bh, &bw, &gh, &gw, &b)) continue;
-		float* plane = gx + (b * g.c + ch) * g.h * g.w;
-		int count = gh * gw > 1 ? gh * gw : 1;
-		gv *= 1.f / (float)count;
-		for (int iy = 0; iy < gh; iy++) {
-			float yy = sy + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
-			for (int ix = 0; ix < gw; ix++) {
-				float xx = sx + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
-				int idx[4];
-				float wt[4];
-				if (!gd_bilinear(yy, xx, g.h, g.w, idx, wt)) continue;
-				for (int q = 0; q < 4; q++) gd_atomic_add(&plane[idx[q]], gv * wt[q]);
-			}
-		}
+	for (int e = gd_first(); e < g.rois * g.c * g.oh * g.ow; e += gd_step()) {
+		if (gy[e] != 0.f) gd_roi_bin(e, rois, g, nullptr, gx, gy[e]);
 	}
 }
