@@ -3,6 +3,14 @@
 #include <cstdint>
 #include <cstring>
 
+namespace {
+
+// aligned_top is the 16-byte-aligned end of a fiber's stack, where its
+// first frame goes (both ABIs want 16-byte alignment).
+uintptr_t aligned_top(char* stack, std::size_t size) { return (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15); }
+
+}  // namespace
+
 #if defined(__x86_64__)
 
 // gidedge_fiber_switch(void** save, void* load): push the System V
@@ -42,8 +50,7 @@ gidedge_fiber_switch:
 namespace gidedge_emu {
 
 void fiber_start(FiberContext* ctx, char* stack, std::size_t size, void (*entry)()) {
-	uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
-	uint64_t* sp = reinterpret_cast<uint64_t*>(top);
+	uint64_t* sp = reinterpret_cast<uint64_t*>(aligned_top(stack, size));
 	*--sp = 0;                                   // entry's return address: never used
 	*--sp = reinterpret_cast<uint64_t>(entry);  // where the first switch returns to
 	for (int i = 0; i < 6; i++) *--sp = 0;       // rbp rbx r12 r13 r14 r15
@@ -103,8 +110,7 @@ gidedge_fiber_switch:
 namespace gidedge_emu {
 
 void fiber_start(FiberContext* ctx, char* stack, std::size_t size, void (*entry)()) {
-	uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
-	uint64_t* frame = reinterpret_cast<uint64_t*>(top - 160);
+	uint64_t* frame = reinterpret_cast<uint64_t*>(aligned_top(stack, size) - 160);
 	std::memset(frame, 0, 160);
 	frame[11] = reinterpret_cast<uint64_t>(entry);  // x30: where the first switch returns to
 	ctx->sp = frame;

@@ -26,6 +26,23 @@ static __device__ __forceinline__ void gd_take_max(float* acc, int* best, float 
 	}
 }
 
+// gd_fold folds the reduced elements r0, r0 + step, … of output o into
+// *acc (and, for GD_REDUCE_MAX, the offset of the maximum into *best).
+static __device__ __forceinline__ void gd_fold(const float* x, int op, const gd_reduce& g, int o, int r0, int step, float* acc, int* best) {
+	int keep = gd_dims_offset(o, g.keep_rank, g.keep_shape, g.keep_stride);
+	*acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
+	*best = -1;
+	for (int r = r0; r < g.nred; r += step) {
+		int off = keep + gd_dims_offset(r, g.red_rank, g.red_shape, g.red_stride);
+		float v = x[off];
+		if (op == GD_REDUCE_MAX) {
+			gd_take_max(acc, best, v, off);
+		} else {
+			*acc += op == GD_REDUCE_SUMSQ ? v * v : v;
+		}
+	}
+}
+
 // gidedge_reduce reduces with one block of GD_BLOCK threads per output:
 // y[o] = alpha·op(x over the reduced dimensions) + beta·y[o]. For
 // GD_REDUCE_MAX a non-null arg receives the element offset in x of the
@@ -35,18 +52,9 @@ extern "C" __global__ void gidedge_reduce(float* y, int* arg, const float* x, in
 	__shared__ int idx[GD_BLOCK];
 	int t = (int)threadIdx.x;
 	for (int o = (int)blockIdx.x; o < g.nkeep; o += (int)gridDim.x) {
-		int keep = gd_dims_offset(o, g.keep_rank, g.keep_shape, g.keep_stride);
-		float acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
-		int best = -1;
-		for (int r = t; r < g.nred; r += GD_BLOCK) {
-			int off = keep + gd_dims_offset(r, g.red_rank, g.red_shape, g.red_stride);
-			float v = x[off];
-			if (op == GD_REDUCE_MAX) {
-				gd_take_max(&acc, &best, v, off);
-			} else {
-				acc += op == GD_REDUCE_SUMSQ ? v * v : v;
-			}
-		}
+		float acc;
+		int best;
+		gd_fold(x, op, g, o, t, GD_BLOCK, &acc, &best);
 		val[t] = acc;
 		idx[t] = best;
 		__syncthreads();
@@ -76,18 +84,9 @@ extern "C" __global__ void gidedge_reduce(float* y, int* arg, const float* x, in
 // reductions too short to fill a block (nred below a few dozen).
 extern "C" __global__ void gidedge_reduce_small(float* y, int* arg, const float* x, int op, float alpha, float beta, gd_reduce g) {
 	for (int o = gd_first(); o < g.nkeep; o += gd_step()) {
-		int keep = gd_dims_offset(o, g.keep_rank, g.keep_shape, g.keep_stride);
-		float acc = op == GD_REDUCE_MAX ? -GD_INF : 0.f;
-		int best = -1;
-		for (int r = 0; r < g.nred; r++) {
-			int off = keep + gd_dims_offset(r, g.red_rank, g.red_shape, g.red_stride);
-			float v = x[off];
-			if (op == GD_REDUCE_MAX) {
-				gd_take_max(&acc, &best, v, off);
-			} else {
-				acc += op == GD_REDUCE_SUMSQ ? v * v : v;
-			}
-		}
+		float acc;
+		int best;
+		gd_fold(x, op, g, o, 0, 1, &acc, &best);
 		gd_store(&y[o], alpha * acc, beta);
 		if (arg) arg[o] = best;
 	}
