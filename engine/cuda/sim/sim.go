@@ -14,6 +14,7 @@
 package sim
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -163,7 +164,38 @@ func build() (string, error) {
 		}
 		return "", fmt.Errorf("sim: %w", err)
 	}
+	pruneOldBuilds(filepath.Dir(out), out)
 	return out, nil
+}
+
+// pruneOldBuilds keeps the newest few builds (of earlier sources, while a
+// change is being worked on) and removes the rest.
+func pruneOldBuilds(parent, keep string) {
+	const kept = 3
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	type build struct {
+		path string
+		mod  int64
+	}
+	var builds []build
+	for _, e := range entries {
+		p := filepath.Join(parent, e.Name())
+		if !e.IsDir() || p == keep || strings.HasPrefix(e.Name(), "build-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			builds = append(builds, build{p, info.ModTime().UnixNano()})
+		}
+	}
+	slices.SortFunc(builds, func(a, b build) int { return cmp.Compare(b.mod, a.mod) })
+	for i, b := range builds {
+		if i >= kept-1 {
+			os.RemoveAll(b.path)
+		}
+	}
 }
 
 func complete(dir string) bool {
