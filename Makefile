@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # Packages where goroutines share state; they also run under the race detector.
 RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
 
-.PHONY: setup build test vet demo clean
+.PHONY: setup build test vet demo clean ptx
 
 setup:
 	@scripts/setup.sh
@@ -25,6 +25,13 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
+	# Without cgo the CUDA binding still compiles and reports itself unavailable.
+	CGO_ENABLED=0 $(GO) test -count=1 ./engine/cuda/driver
+
+# The CUDA kernels' PTX (engine/cuda/kernels/ptx), compiled by clang-16 from
+# the .cu sources; commit the result. The tests fail when it is stale.
+ptx: setup
+	scripts/build_ptx.sh
 
 # The whole product on the embedded default: synthetic data, teacher, student,
 # GID, evaluation, ONNX export, INT8, latency and runs/demo/REPORT.md.
@@ -33,4 +40,4 @@ demo: build
 	$(BIN) demo
 
 clean:
-	rm -rf bin runs
+	rm -rf bin runs .cache/cudasim

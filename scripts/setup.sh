@@ -12,7 +12,10 @@ ort_dir="$root/third_party/onnxruntime-$ort_version"
 
 say() { printf 'setup: %s\n' "$*"; }
 
-need_pkgs=(build-essential pkg-config libopenblas-dev libopencv-dev chromium)
+# clang-16 compiles the CUDA kernels to PTX with no CUDA SDK (make ptx, and
+# the test that checks the committed PTX); g++ (build-essential) builds the
+# kernel emulation and the CUDA driver simulator the tests run on.
+need_pkgs=(build-essential pkg-config libopenblas-dev libopencv-dev chromium clang-16)
 install_packages() {
   local missing=()
   for p in "${need_pkgs[@]}"; do

@@ -1,44 +1,66 @@
-// Package dynlib probes for shared libraries with dlopen without linking
-// against them, so one binary can report (and later load) optional native
-// libraries such as the CUDA driver on machines that lack them.
+//go:build cgo
+
 package dynlib
 
 /*
 #cgo LDFLAGS: -ldl
+#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <stdlib.h>
 
-static void* gidedge_dlopen(const char* name) { return dlopen(name, RTLD_NOW | RTLD_LOCAL); }
+static void* gidedge_dlopen(const char* name, int global) {
+	return dlopen(name, RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL));
+}
 static const char* gidedge_dlerror(void) { return dlerror(); }
-typedef int (*cu_int_fn)(int*);
-static int gidedge_call_int_out(void* fn, int* out) { return ((cu_int_fn)fn)(out); }
-typedef int (*cu_init_fn)(unsigned int);
-static int gidedge_call_init(void* fn) { return ((cu_init_fn)fn)(0); }
+static const char* gidedge_dlpath(void* handle) {
+	struct link_map* lm = NULL;
+	if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL) return NULL;
+	return lm->l_name;
+}
 */
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"unsafe"
 )
 
-// Library is an open shared library.
+// Library is an open shared library. Libraries are never closed: the
+// native code they hold may have threads and callbacks that outlive any Go
+// object.
 type Library struct {
 	name   string
+	path   string
 	handle unsafe.Pointer
 }
 
-// Open loads the first of names that dlopen accepts; the error lists every
-// name tried with dlopen's reason for the last one.
-func Open(names ...string) (*Library, error) {
+// Open loads the first of names that dlopen accepts (a path, or a bare
+// file name looked up on the loader's path) with its symbols private to it;
+// the error lists every name tried with dlopen's reason for the last one.
+func Open(names ...string) (*Library, error) { return open(false, names) }
+
+// OpenGlobal is Open with the library's symbols made available to libraries
+// loaded after it (RTLD_GLOBAL): for a dependency, such as cuBLASLt under
+// cuBLAS, loaded ahead from a folder the loader would not search.
+func OpenGlobal(names ...string) (*Library, error) { return open(true, names) }
+
+func open(global bool, names []string) (*Library, error) {
 	var last string
+	g := C.int(0)
+	if global {
+		g = 1
+	}
 	for _, n := range names {
 		cn := C.CString(n)
-		h := C.gidedge_dlopen(cn)
+		h := C.gidedge_dlopen(cn, g)
 		C.free(unsafe.Pointer(cn))
 		if h != nil {
-			return &Library{name: n, handle: h}, nil
+			l := &Library{name: n, path: n, handle: h}
+			if p := C.gidedge_dlpath(h); p != nil && C.GoString(p) != "" {
+				l.path = C.GoString(p)
+			}
+			return l, nil
 		}
 		if e := C.gidedge_dlerror(); e != nil {
 			last = C.GoString(e)
@@ -50,38 +72,20 @@ func Open(names ...string) (*Library, error) {
 // Name is the name the library was opened by.
 func (l *Library) Name() string { return l.name }
 
+// Path is the file the loader actually opened (resolved through the
+// loader's search for bare names).
+func (l *Library) Path() string { return l.path }
+
+// Handle is dlopen's handle, for C code that resolves its own symbols.
+func (l *Library) Handle() unsafe.Pointer { return l.handle }
+
 // Symbol returns the address of a symbol.
 func (l *Library) Symbol(name string) (unsafe.Pointer, error) {
 	cn := C.CString(name)
 	defer C.free(unsafe.Pointer(cn))
 	p := C.dlsym(l.handle, cn)
 	if p == nil {
-		return nil, fmt.Errorf("dynlib: %s has no symbol %s", l.name, name)
+		return nil, fmt.Errorf("dynlib: %s has no symbol %s", l.path, name)
 	}
 	return p, nil
-}
-
-// CUDADriverVersion loads libcuda.so.1, initialises the driver and returns
-// its version as major.minor.
-func CUDADriverVersion() (string, error) {
-	lib, err := Open("libcuda.so.1", "libcuda.so")
-	if err != nil {
-		return "", err
-	}
-	initFn, err := lib.Symbol("cuInit")
-	if err != nil {
-		return "", err
-	}
-	if rc := C.gidedge_call_init(initFn); rc != 0 {
-		return "", fmt.Errorf("dynlib: cuInit returned CUDA error %d (driver present, no usable GPU?)", int(rc))
-	}
-	verFn, err := lib.Symbol("cuDriverGetVersion")
-	if err != nil {
-		return "", err
-	}
-	var v C.int
-	if rc := C.gidedge_call_int_out(verFn, &v); rc != 0 {
-		return "", errors.New("dynlib: cuDriverGetVersion failed")
-	}
-	return fmt.Sprintf("%d.%d", int(v)/1000, (int(v)%1000)/10), nil
 }
