@@ -192,7 +192,7 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	if opts.Warmup < 1 || opts.Batch < 1 || opts.Size < 16 {
 		return fmt.Errorf("bench engine: warm-up %d, batch %d and size %d must be at least 1, 1 and 16", opts.Warmup, opts.Batch, opts.Size)
 	}
-	be := backend.Current()
+	be := backend.LegacyCurrent()
 	res := benchEngineResult{
 		Date:        time.Now().UTC().Format(time.RFC3339),
 		CPU:         cpuModel(),

@@ -29,7 +29,7 @@ import "github.com/gidedge/gidedge/engine/backend"
 // strides, a spatial kernel, enough input channels per group to feed a GEMM
 // per tap, and a map wide enough that the discarded columns cost little (at
 // most a quarter more columns than the output has).
-func useShiftConv(g backend.ConvGeometry) bool {
+func useShiftConv(g backend.LegacyConvGeometry) bool {
 	if g.StrideH != g.StrideW || g.KernelH*g.KernelW == 1 || g.OutW < 16 || g.Channels < 8 {
 		return false
 	}
@@ -39,7 +39,7 @@ func useShiftConv(g backend.ConvGeometry) bool {
 
 // shiftGeom holds the padded, phase-split layout of one image group.
 type shiftGeom struct {
-	g        backend.ConvGeometry
+	g        backend.LegacyConvGeometry
 	s        int   // stride
 	hq, wq   int   // phase-image height and width
 	planeQ   int   // hq·wq
@@ -51,7 +51,7 @@ type shiftGeom struct {
 	outHW    int
 }
 
-func newShiftGeom(g backend.ConvGeometry) shiftGeom {
+func newShiftGeom(g backend.LegacyConvGeometry) shiftGeom {
 	s := shiftGeom{g: g, s: g.StrideH, taps: g.KernelH * g.KernelW, outHW: g.OutH * g.OutW}
 	s.hq = (g.Height + 2*g.PadH + s.s - 1) / s.s
 	s.wq = (g.Width + 2*g.PadW + s.s - 1) / s.s
@@ -156,7 +156,7 @@ func packTaps(w []float32, cout, cg, taps int) []float32 {
 
 // shiftConvForward computes out = conv(x, w) + bias for g and
 // returns the packed weights for the backward pass (the caller releases them).
-func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.ConvGeometry) []float32 {
+func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.LegacyConvGeometry) []float32 {
 	b := be()
 	s := newShiftGeom(g)
 	coutG := cout / groups
@@ -203,7 +203,7 @@ func shiftConvForward(x, w, bias, out []float32, n, c, cout, groups int, g backe
 // shiftConvBackward adds the input, weight and bias gradients of a
 // shifted-GEMM convolution; packed is shiftConvForward's weight layout.
 // With overwrite, gx holds garbage and is written rather than added to.
-func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g backend.ConvGeometry) {
+func shiftConvBackward(x, packed, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g backend.LegacyConvGeometry) {
 	b := be()
 	s := newShiftGeom(g)
 	coutG := cout / groups

@@ -33,7 +33,7 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 			cg := tc.c / tc.groups
 			oh := ConvOutSize(tc.h, tc.k, tc.stride, tc.pad, tc.dil)
 			ow := ConvOutSize(tc.w, tc.k, tc.stride, tc.pad, tc.dil)
-			g := backend.ConvGeometry{Channels: cg, Height: tc.h, Width: tc.w, KernelH: tc.k, KernelW: tc.k,
+			g := backend.LegacyConvGeometry{Channels: cg, Height: tc.h, Width: tc.w, KernelH: tc.k, KernelW: tc.k,
 				StrideH: tc.stride, StrideW: tc.stride, PadH: tc.pad, PadW: tc.pad, DilationH: tc.dil, DilationW: tc.dil, OutH: oh, OutW: ow}
 			x := RandN(rng, 1, tc.n, tc.c, tc.h, tc.w).data
 			w := RandN(rng, 1, tc.cout, cg, tc.k, tc.k).data
@@ -92,7 +92,7 @@ func compare(t *testing.T, what string, got, want []float32) {
 }
 
 func TestUseShiftConv(t *testing.T) {
-	probe := backend.ConvGeometry{Channels: 16, Height: 64, Width: 64, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, OutH: 64, OutW: 64}
+	probe := backend.LegacyConvGeometry{Channels: 16, Height: 64, Width: 64, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, OutH: 64, OutW: 64}
 	if !useShiftConv(probe) {
 		t.Error("a 3×3 conv on a 64² map with 16 channels should take the shifted path")
 	}
@@ -107,7 +107,7 @@ func TestUseShiftConv(t *testing.T) {
 	pointwise.KernelH, pointwise.KernelW, pointwise.PadH, pointwise.PadW = 1, 1, 0, 0
 	rgb := probe
 	rgb.Channels = 3
-	for name, g := range map[string]backend.ConvGeometry{"8² map": small, "1×1": pointwise, "3 channels": rgb} {
+	for name, g := range map[string]backend.LegacyConvGeometry{"8² map": small, "1×1": pointwise, "3 channels": rgb} {
 		if useShiftConv(g) {
 			t.Errorf("%s should use im2col", name)
 		}

@@ -46,7 +46,7 @@ func Conv2d(x, w, bias *Tensor, opt ConvOptions) *Tensor {
 	oh := ConvOutSize(h, kh, o.Stride, o.Pad, o.Dilation)
 	ow := ConvOutSize(wd, kw, o.Stride, o.Pad, o.Dilation)
 	check(oh > 0 && ow > 0, "Conv2d", "output would be empty (%dx%d)", []any{oh, ow}, x, w)
-	g := backend.ConvGeometry{
+	g := backend.LegacyConvGeometry{
 		Channels: cg, Height: h, Width: wd, KernelH: kh, KernelW: kw,
 		StrideH: o.Stride, StrideW: o.Stride, PadH: o.Pad, PadW: o.Pad,
 		DilationH: o.Dilation, DilationW: o.Dilation, OutH: oh, OutW: ow,
@@ -135,14 +135,14 @@ func addChannelBias(out, bias []float32, n, c, hw int) {
 
 // isPointwise reports a 1×1, stride-1, unpadded conv whose im2col matrix is
 // the input itself.
-func isPointwise(g backend.ConvGeometry) bool {
+func isPointwise(g backend.LegacyConvGeometry) bool {
 	return g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0
 }
 
 // convForward computes out = conv(x, w) + bias one image and group at a
 // time: im2col into a per-worker buffer, one GEMM, then the bias while the
 // output block is still in cache.
-func convForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.ConvGeometry) {
+func convForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.LegacyConvGeometry) {
 	b := be()
 	rows, cols := g.ColRows(), g.ColCols()
 	coutG := cout / groups
@@ -208,7 +208,7 @@ func convForward(x, w, bias, out []float32, n, c, cout, groups int, g backend.Co
 }
 
 // parallelColumns splits [0, cols) into chunks of at least 64 columns.
-func parallelColumns(b backend.Backend, cols int, fn func(c0, c1 int)) {
+func parallelColumns(b backend.Legacy, cols int, fn func(c0, c1 int)) {
 	chunks := min(b.Workers(), max(1, cols/64))
 	per := (cols + chunks - 1) / chunks
 	b.Parallel(chunks, func(lo, hi int) {
@@ -230,7 +230,7 @@ func parallelColumns(b backend.Backend, cols int, fn func(c0, c1 int)) {
 // results do not depend on scheduling.
 //
 // With overwrite, gx holds garbage and is written rather than added to.
-func convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g backend.ConvGeometry) {
+func convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g backend.LegacyConvGeometry) {
 	b := be()
 	rows, cols := g.ColRows(), g.ColCols()
 	coutG := cout / groups
@@ -322,7 +322,7 @@ func convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, 
 }
 
 // depthwiseForward convolves each channel with its own KH×KW filter.
-func depthwiseForward(x, w, out []float32, n, c int, g backend.ConvGeometry) {
+func depthwiseForward(x, w, out []float32, n, c int, g backend.LegacyConvGeometry) {
 	hw := g.Height * g.Width
 	ohw := g.OutH * g.OutW
 	kk := g.KernelH * g.KernelW
@@ -383,7 +383,7 @@ func validRange(outW, stride, off, width int) (int, int) {
 	return ox0, ox1
 }
 
-func depthwiseBackward(x, w, gout, gx, gw []float32, n, c int, g backend.ConvGeometry) {
+func depthwiseBackward(x, w, gout, gx, gw []float32, n, c int, g backend.LegacyConvGeometry) {
 	hw := g.Height * g.Width
 	ohw := g.OutH * g.OutW
 	kk := g.KernelH * g.KernelW

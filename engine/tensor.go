@@ -203,7 +203,7 @@ func (t *Tensor) gradSink() (g []float32, overwrite bool) {
 	return t.grad, true
 }
 
-func be() backend.Backend { return backend.Current() }
+func be() backend.Legacy { return backend.LegacyCurrent() }
 
 // record attaches a backward function to out when any input needs gradients.
 func record(out *Tensor, op string, backward func(out *Tensor), inputs ...*Tensor) {

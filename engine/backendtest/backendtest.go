@@ -17,8 +17,8 @@ import (
 	"github.com/gidedge/gidedge/engine/backend"
 )
 
-// Run checks b against the reference semantics of backend.Backend.
-func Run(t *testing.T, b backend.Backend) {
+// Run checks b against the reference semantics of backend.Legacy.
+func Run(t *testing.T, b backend.Legacy) {
 	t.Run("Gemm", func(t *testing.T) { testGemm(t, b) })
 	t.Run("Im2Col", func(t *testing.T) { testIm2Col(t, b) })
 	t.Run("Col2ImAdjoint", func(t *testing.T) { testAdjoint(t, b) })
@@ -44,7 +44,7 @@ func at(m []float32, ld int, trans bool, i, j int) float32 {
 	return m[i*ld+j]
 }
 
-func testGemm(t *testing.T, b backend.Backend) {
+func testGemm(t *testing.T, b backend.Legacy) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 70, 27}, {5, 1, 128}, {1, 31, 4}}
 	for _, s := range shapes {
@@ -97,7 +97,7 @@ func testGemm(t *testing.T, b backend.Backend) {
 	}
 }
 
-var geometries = []backend.ConvGeometry{
+var geometries = []backend.LegacyConvGeometry{
 	{Channels: 3, Height: 7, Width: 5, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1},
 	{Channels: 2, Height: 9, Width: 8, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1},
 	{Channels: 4, Height: 6, Width: 7, KernelH: 1, KernelW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1},
@@ -106,13 +106,13 @@ var geometries = []backend.ConvGeometry{
 	{Channels: 3, Height: 11, Width: 4, KernelH: 3, KernelW: 3, StrideH: 3, StrideW: 1, PadH: 0, PadW: 2, DilationH: 1, DilationW: 2},
 }
 
-func withOutput(g backend.ConvGeometry) backend.ConvGeometry {
+func withOutput(g backend.LegacyConvGeometry) backend.LegacyConvGeometry {
 	g.OutH = (g.Height+2*g.PadH-g.DilationH*(g.KernelH-1)-1)/g.StrideH + 1
 	g.OutW = (g.Width+2*g.PadW-g.DilationW*(g.KernelW-1)-1)/g.StrideW + 1
 	return g
 }
 
-func testIm2Col(t *testing.T, b backend.Backend) {
+func testIm2Col(t *testing.T, b backend.Legacy) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, g := range geometries {
 		g = withOutput(g)
@@ -142,7 +142,7 @@ func testIm2Col(t *testing.T, b backend.Backend) {
 	}
 }
 
-func testAdjoint(t *testing.T, b backend.Backend) {
+func testAdjoint(t *testing.T, b backend.Legacy) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, g := range geometries {
 		g = withOutput(g)
@@ -166,7 +166,7 @@ func testAdjoint(t *testing.T, b backend.Backend) {
 	}
 }
 
-func testParallel(t *testing.T, b backend.Backend) {
+func testParallel(t *testing.T, b backend.Legacy) {
 	for _, n := range []int{0, 1, 2, 3, b.Workers(), b.Workers() + 1, 1000} {
 		var mu sync.Mutex
 		hits := make([]int, n)

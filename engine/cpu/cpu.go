@@ -22,15 +22,15 @@ import (
 )
 
 func init() {
-	backend.Register("cpu", func() (backend.Backend, error) { return New(runtime.GOMAXPROCS(0)), nil })
+	backend.LegacyRegister("cpu", func() (backend.Legacy, error) { return New(runtime.GOMAXPROCS(0)), nil })
 }
 
-// Backend is the CPU implementation of backend.Backend.
+// Backend is the CPU implementation of backend.Legacy.
 type Backend struct {
 	workers int
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var _ backend.Legacy = (*Backend)(nil)
 
 var setThreads sync.Once
 
@@ -43,13 +43,13 @@ func New(workers int) *Backend {
 	return &Backend{workers: workers}
 }
 
-// Name implements backend.Backend.
+// Name implements backend.Legacy.
 func (b *Backend) Name() string { return "cpu" }
 
-// Workers implements backend.Backend.
+// Workers implements backend.Legacy.
 func (b *Backend) Workers() int { return b.workers }
 
-// Supports implements backend.Backend.
+// Supports implements backend.Legacy.
 func (b *Backend) Supports(c backend.Capability) bool { return c == backend.CapDepthwise }
 
 // OpenBLASConfig returns OpenBLAS's build description (version, core).
@@ -60,7 +60,7 @@ func OpenBLASConfig() string {
 // SetBLASThreads sets OpenBLAS's own thread count (used by the sgemm reference benchmark).
 func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 
-// Gemm implements backend.Backend with cblas_sgemm.
+// Gemm implements backend.Legacy with cblas_sgemm.
 func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -95,7 +95,7 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 		(*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
 }
 
-// Parallel implements backend.Backend.
+// Parallel implements backend.Legacy.
 func (b *Backend) Parallel(n int, fn func(lo, hi int)) {
 	w := b.workers
 	if w > n {
@@ -137,9 +137,9 @@ func validRange(outW, stride, off, width int) (int, int) {
 	return min(lo, hi), hi
 }
 
-// Im2Col implements backend.Backend. Each patch row is built from the valid
+// Im2Col implements backend.Legacy. Each patch row is built from the valid
 // column range of the input row, so the inner loops carry no bounds tests.
-func (b *Backend) Im2Col(g backend.ConvGeometry, image, col []float32) {
+func (b *Backend) Im2Col(g backend.LegacyConvGeometry, image, col []float32) {
 	ohw := g.OutH * g.OutW
 	row := 0
 	for c := 0; c < g.Channels; c++ {
@@ -186,8 +186,8 @@ func (b *Backend) Im2Col(g backend.ConvGeometry, image, col []float32) {
 	}
 }
 
-// Col2Im implements backend.Backend.
-func (b *Backend) Col2Im(g backend.ConvGeometry, col, image []float32) {
+// Col2Im implements backend.Legacy.
+func (b *Backend) Col2Im(g backend.LegacyConvGeometry, col, image []float32) {
 	ohw := g.OutH * g.OutW
 	row := 0
 	for c := 0; c < g.Channels; c++ {

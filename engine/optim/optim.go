@@ -309,7 +309,7 @@ func (o *AdamW) LoadState(state []nn.Named) error { return o.loadState(adamBuffe
 // result does not depend on the split.
 func parallelRange(n int, fn func(lo, hi int)) {
 	const minChunk = 1 << 14
-	b := backend.Current()
+	b := backend.LegacyCurrent()
 	chunks := min(b.Workers(), n/minChunk)
 	if chunks < 2 {
 		fn(0, n)
