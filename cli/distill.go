@@ -144,7 +144,7 @@ anchor mask), response-kd (head outputs at every position).`,
 	f.Float32Var(&m.LevelS0, "level-s0", m.LevelS0, "s0 of the GI level rule in pixels (0: from the student config, the smallest box it assigns to P4)")
 	f.Float32Var(&m.FineGrainedThreshold, "fg-thresh", m.FineGrainedThreshold, "ψ of the fine-grained imitation mask")
 	cmd.Flags().SortFlags = false
-	return cmd
+	return withDevice(cmd)
 }
 
 func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer) error {

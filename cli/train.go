@@ -87,7 +87,7 @@ input.size). --dry-run prints the model's size and compute and exits.`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print parameters and GFLOPs at the input size and exit (all named configs without --model)")
 	f.IntVar(&o.Classes, "classes", 6, "class count a dry run assumes without --data")
 	f.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
-	return cmd
+	return withDevice(cmd)
 }
 
 func joinNames() string { return strings.Join(models.Names(), ", ") }

@@ -56,52 +56,29 @@ func FeatureLoss(student, teacher *engine.Tensor) *engine.Tensor {
 	return engine.Mean(engine.MSELoss(student, teacher))
 }
 
-// relationEps keeps the square root of a squared distance differentiable at
-// zero (the diagonal); it is far below any real distance.
-const relationEps = 1e-12
-
 // distanceFloor is the smallest distance counted as non-zero when the
 // distances are normalised.
 const distanceFloor = 1e-5
 
 // PairwiseDistances returns the Euclidean distances between the rows of
-// f [K, D] as a [K, K] tensor with a zero diagonal, inside the graph. Rows
-// are centred first, which leaves distances unchanged but keeps the
-// Gram-matrix form ‖a‖² + ‖b‖² − 2a·b accurate in float32.
+// f [K, D] as a [K, K] tensor with a zero diagonal, inside the graph (the
+// engine's pairwise-distance kernel: exact differences, no Gram-matrix
+// cancellation, a zero gradient at zero distance).
 func PairwiseDistances(f *engine.Tensor) *engine.Tensor {
-	return pairwiseDistances(f, offDiagonal(f.Dim(0)))
-}
-
-// offDiagonal is a [k, k] mask of ones with a zero diagonal.
-func offDiagonal(k int) *engine.Tensor {
-	m := make([]float32, k*k)
-	for i := range m {
-		if i/k != i%k {
-			m[i] = 1
-		}
-	}
-	return engine.New(m, k, k)
-}
-
-func pairwiseDistances(f, offDiag *engine.Tensor) *engine.Tensor {
 	if f.Rank() != 2 {
 		panic(&engine.OpError{Op: "distill.PairwiseDistances", Shapes: [][]int{f.Shape()}, Err: engine.ErrShape, Detail: "features must be [K, D]"})
 	}
-	c := engine.Sub(f, engine.MeanAxis(f, 0, true))
-	gram := engine.MatMul(c, engine.Transpose(c, 0, 1))
-	sq := engine.SumAxis(engine.Mul(c, c), 1, true) // [K, 1]
-	d2 := engine.Sub(engine.Add(sq, engine.Transpose(sq, 0, 1)), engine.MulScalar(gram, 2))
-	// The diagonal is zero up to rounding, where √ is steepest: mask it.
-	return engine.Mul(engine.Sqrt(engine.AddScalar(engine.Clamp(d2, 0, math.MaxFloat32), relationEps)), offDiag)
+	return engine.PairwiseDistances(f)
 }
 
 // normalisedDistances returns ψ = d / μ over the off-diagonal entries of the
-// pairwise distances of f [K, D] (the diagonal is zeroed), μ being the mean
-// of the non-zero off-diagonal distances; ok is false when there is none.
-func normalisedDistances(f *engine.Tensor, offDiag *engine.Tensor) (psi *engine.Tensor, ok bool) {
-	d := pairwiseDistances(f, offDiag)
+// pairwise distances of f [K, D] (the diagonal is zero), μ being the mean of
+// the non-zero off-diagonal distances; ok is false when there is none.
+// Counting them reads the K×K distances on the host.
+func normalisedDistances(f *engine.Tensor) (psi *engine.Tensor, ok bool) {
+	d := PairwiseDistances(f)
 	nonZero := 0
-	for _, v := range d.Data() {
+	for _, v := range d.ToHost() {
 		if v > distanceFloor {
 			nonZero++
 		}
@@ -135,17 +112,17 @@ func RelationLoss(student, teacher *engine.Tensor, groups [][2]int) *engine.Tens
 		if g[0] < 0 || g[1] > student.Dim(0) {
 			panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape()}, Err: engine.ErrShape, Detail: fmt.Sprintf("group %v outside the %d rows", g, student.Dim(0))})
 		}
-		mask := offDiagonal(k)
 		s := engine.Slice(student, 0, g[0], g[1])
 		t := engine.Slice(teacher, 0, g[0], g[1])
 		var psiT *engine.Tensor
 		var okT bool
-		engine.NoGrad(func() { psiT, okT = normalisedDistances(t, mask) })
-		psiS, okS := normalisedDistances(s, mask)
+		engine.NoGrad(func() { psiT, okT = normalisedDistances(t) })
+		psiS, okS := normalisedDistances(s)
 		if !okT || !okS {
 			continue
 		}
-		l := engine.MulScalar(engine.Sum(engine.Mul(engine.SmoothL1Loss(psiS, psiT, 1), mask)), 1/float32(k*k))
+		// Both diagonals are zero, so the sum runs over i ≠ j.
+		l := engine.MulScalar(engine.Sum(engine.SmoothL1Loss(psiS, psiT, 1)), 1/float32(k*k))
 		if total == nil {
 			total = l
 		} else {
@@ -202,10 +179,7 @@ func MaskedImitationLoss(student, teacher, masks []*engine.Tensor) *engine.Tenso
 	c := 0
 	for l := range student {
 		c = student[l].Dim(1)
-		var n float64
-		for _, v := range masks[l].Data() {
-			n += float64(v)
-		}
+		n := float64(engine.Sum(masks[l]).Item())
 		if n == 0 {
 			continue
 		}

@@ -19,6 +19,11 @@ func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
 	ow := engine.ConvOutSize(wd, kw, s, o.Pad, d)
 	out := make([]float32, n*cout*oh*ow)
 	coutG := cout / groups
+	xv, wv := x.ToHost(), w.ToHost()
+	var bv []float32
+	if b != nil {
+		bv = b.ToHost()
+	}
 	for i := 0; i < n; i++ {
 		for co := 0; co < cout; co++ {
 			gr := co / coutG
@@ -26,7 +31,7 @@ func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
 				for ox := 0; ox < ow; ox++ {
 					var acc float32
 					if b != nil {
-						acc = b.Data()[co]
+						acc = bv[co]
 					}
 					for ci := 0; ci < cg; ci++ {
 						cin := gr*cg + ci
@@ -37,7 +42,7 @@ func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
 								if iy < 0 || iy >= h || ix < 0 || ix >= wd {
 									continue
 								}
-								acc += x.Data()[((i*c+cin)*h+iy)*wd+ix] * w.Data()[((co*cg+ci)*kh+ky)*kw+kx]
+								acc += xv[((i*c+cin)*h+iy)*wd+ix] * wv[((co*cg+ci)*kh+ky)*kw+kx]
 							}
 						}
 					}
@@ -76,11 +81,11 @@ func TestConv2d(t *testing.T) {
 			x := enginetest.Param(rng, 1, tc.n, tc.c, tc.h, tc.w)
 			w := enginetest.Param(rng, 0.5, tc.cout, tc.c/groups, tc.k, tc.k)
 			b := enginetest.Param(rng, 0.5, tc.cout)
-			got := engine.Conv2d(x, w, b, tc.opt)
+			got := engine.Conv2d(x, w, b, tc.opt).ToHost()
 			want := naiveConv(x, w, b, tc.opt)
 			for i, v := range want {
-				if d := got.Data()[i] - v; d > 1e-4 || d < -1e-4 {
-					t.Fatalf("forward element %d: got %v want %v", i, got.Data()[i], v)
+				if d := got[i] - v; d > 1e-4 || d < -1e-4 {
+					t.Fatalf("forward element %d: got %v want %v", i, got[i], v)
 				}
 			}
 			enginetest.GradCheck(t, "Conv2d", enginetest.DefaultTolerance, func() *engine.Tensor {

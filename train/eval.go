@@ -81,7 +81,7 @@ func Predict(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt E
 		var perImage [][]models.Detection
 		err = engine.Guard(func() error {
 			engine.NoGrad(func() {
-				x := engine.New(b.Images, b.N, 3, b.H, b.W)
+				x := engine.FromHost(b.Images, b.N, 3, b.H, b.W)
 				perImage = d.Postprocess(d.Forward(x, false))
 			})
 			return nil

@@ -55,8 +55,8 @@ func GradCheck(t T, name string, tol Tolerance, f func() *engine.Tensor, inputs 
 	l.Backward()
 	analytic := make([][]float32, len(inputs))
 	for i, in := range inputs {
-		if g := in.Grad(); g != nil {
-			analytic[i] = append([]float32(nil), g...)
+		if g := in.GradToHost(); g != nil {
+			analytic[i] = g
 		} else {
 			analytic[i] = make([]float32, in.Len())
 		}
@@ -67,7 +67,7 @@ func GradCheck(t T, name string, tol Tolerance, f func() *engine.Tensor, inputs 
 			if !in.RequiresGrad() {
 				continue
 			}
-			data := in.Data()
+			data := in.ToHost()
 			idx := rng.Perm(len(data))
 			if tol.MaxElements > 0 && len(idx) > tol.MaxElements {
 				idx = idx[:tol.MaxElements]
@@ -75,10 +75,13 @@ func GradCheck(t T, name string, tol Tolerance, f func() *engine.Tensor, inputs 
 			for _, k := range idx {
 				orig := data[k]
 				data[k] = orig + tol.Step
+				in.CopyFromHost(data)
 				_, plus := loss()
 				data[k] = orig - tol.Step
+				in.CopyFromHost(data)
 				_, minus := loss()
 				data[k] = orig
+				in.CopyFromHost(data)
 				numeric := (plus - minus) / (2 * float64(tol.Step))
 				a := float64(analytic[i][k])
 				if math.Abs(a-numeric) > tol.Abs+tol.Rel*math.Max(math.Abs(a), math.Abs(numeric)) {
@@ -103,3 +106,12 @@ func Param(rng *rand.Rand, std float32, shape ...int) *engine.Tensor {
 
 // Describe formats a shape list for subtest names.
 func Describe(shapes ...[]int) string { return fmt.Sprint(shapes) }
+
+// Edit reads t's values to the host, lets fn change them and writes them
+// back: tests use it to shape inputs (move values off a kink, set a mask).
+func Edit(t *engine.Tensor, fn func(v []float32)) *engine.Tensor {
+	v := t.ToHost()
+	fn(v)
+	t.CopyFromHost(v)
+	return t
+}
