@@ -161,7 +161,7 @@ type benchProbe struct {
 	// ToHostPerStep and FromHostPerStep count host transfers per step.
 	ToHostPerStep   float64 `json:"to_host_per_step"`
 	FromHostPerStep float64 `json:"from_host_per_step"`
-	Loss              float32 `json:"final_loss"`
+	Loss            float32 `json:"final_loss"`
 	// CPUMSPerStep is the process's CPU time per step over all cores: less
 	// sensitive than wall time to other processes sharing the machine.
 	CPUMSPerStep float64 `json:"cpu_ms_per_step"`

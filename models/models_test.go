@@ -11,8 +11,8 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/enginetest"
 	"github.com/gidedge/gidedge/engine/box"
+	"github.com/gidedge/gidedge/engine/enginetest"
 	"github.com/gidedge/gidedge/engine/nn"
 )
 
