@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 
@@ -13,6 +14,31 @@ import (
 // ToHost waits for the device, so a training step should make few.
 
 var toHostCalls, toHostBytes, fromHostCalls, fromHostBytes atomic.Int64
+
+// Scalar returns a 0-d tensor.
+func Scalar(v float32) *Tensor { return FromHost([]float32{v}) }
+
+// RandN returns a tensor of normal samples with the given std. The samples
+// are drawn on the host and uploaded, so a seed gives the same values on
+// every device.
+func RandN(rng *rand.Rand, std float32, shape ...int) *Tensor {
+	checkDims("RandN", shape)
+	v := make([]float32, numel(shape))
+	for i := range v {
+		v[i] = float32(rng.NormFloat64()) * std
+	}
+	return FromHost(v, shape...)
+}
+
+// RandU returns a tensor of uniform samples in [lo, hi), drawn on the host.
+func RandU(rng *rand.Rand, lo, hi float32, shape ...int) *Tensor {
+	checkDims("RandU", shape)
+	v := make([]float32, numel(shape))
+	for i := range v {
+		v[i] = lo + (hi-lo)*rng.Float32()
+	}
+	return FromHost(v, shape...)
+}
 
 // FromHost returns a tensor of the given shape on the default device
 // holding a copy of data.

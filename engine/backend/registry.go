@@ -167,7 +167,7 @@ func Default() Backend {
 	name := DefaultName()
 	b, err := Open(name)
 	if err != nil {
-		panic(&Error{Backend: name, Kernel: "Default", Detail: err.Error(), Err: ErrDevice})
+		panic(&Error{Backend: name, Kernel: "Default", Detail: fmt.Sprintf("cannot open the default device (%s); a program selects one with backend.Use and links the drivers by importing engine/devices", describeDevices()), Err: ErrDevice})
 	}
 	current.Store(&b)
 	return b
