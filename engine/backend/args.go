@@ -54,7 +54,8 @@ const (
 	// the closed range and 0 outside.
 	UnaryClamp
 	// UnaryReLU is x for x > 0, else 0; NaN stays NaN. The derivative is
-	// 1 where y > 0, else 0.
+	// 0 where y ≤ 0 and 1 elsewhere (NaN passes the gradient, as PyTorch's
+	// threshold_backward).
 	UnaryReLU
 	// UnaryLeakyReLU is x for x > 0, else Alpha·x.
 	UnaryLeakyReLU

@@ -27,16 +27,16 @@ func (b *Backend) Unary(a backend.UnaryArgs) {
 }
 
 // reluRange writes max(x, 0) into dst; NaN stays NaN. Activations are
-// positive or negative at random, so it masks with the sign bit instead
-// of branching: a value is zeroed when its sign bit is set and it is not
-// a NaN (magnitude bits above those of +Inf).
+// positive or negative at random, so it masks instead of branching. As an
+// int32, a float is a negative number or −0 (to be zeroed) exactly when it
+// lies in [math.MinInt32, −0x800000]: beyond that are the negative NaNs
+// (x86 makes NaNs negative), so both x and x + 0x7fffff are negative.
 func reluRange(dst, src []float32) {
 	dst = dst[:len(src)]
 	for i, v := range src {
-		bits := math.Float32bits(v)
-		negative := uint32(int32(bits) >> 31)
-		nan := uint32(int32(0x7f800000-int32(bits&0x7fffffff)) >> 31)
-		dst[i] = math.Float32frombits(bits &^ (negative &^ nan))
+		x := int32(math.Float32bits(v))
+		zero := uint32((x & (x + 0x7fffff)) >> 31)
+		dst[i] = math.Float32frombits(uint32(x) &^ zero)
 	}
 }
 
@@ -67,15 +67,14 @@ func (b *Backend) UnaryBackward(a backend.UnaryBackwardArgs) {
 	})
 }
 
-// reluGradRange passes dy where y > 0 (y is a ReLU output: +0, positive,
-// +Inf or NaN) and writes 0 elsewhere, branch-free: the mask is all ones
-// when the bits of y lie in (0, +Inf].
+// reluGradRange passes dy where the ReLU output y is not ≤ 0 and writes 0
+// elsewhere, branch-free. A ReLU output is +0, positive or NaN, so that is
+// where its bits are non-zero: −int64(bits) is then negative.
 func reluGradRange(dx, dy, y []float32, accumulate bool) {
 	dx = dx[:len(dy)]
 	y = y[:len(dy)]
 	for i, g := range dy {
-		bits := int64(math.Float32bits(y[i]))
-		keep := uint32((^(bits - 1) & (bits - 1 - 0x7f800000)) >> 63)
+		keep := uint32(-int64(math.Float32bits(y[i])) >> 63)
 		masked := math.Float32frombits(math.Float32bits(g) & keep)
 		if accumulate {
 			dx[i] += masked
@@ -143,8 +142,8 @@ func (b *Backend) Binary(a backend.BinaryArgs) {
 	acc := a.Dst.Accumulate
 	forEachRun(a.Shape, xs, ys, a.A.Offset, a.B.Offset, func(i, ia, ib, cnt, stepA, stepB int) {
 		o := dst[i : i+cnt]
-		if stepA == 1 && stepB == 1 && !acc {
-			binaryDense(a.Op, o, x[ia:ia+cnt], y[ib:ib+cnt])
+		if stepA == 1 && stepB == 1 {
+			binaryDense(a.Op, o, x[ia:ia+cnt], y[ib:ib+cnt], acc)
 			return
 		}
 		for j := range o {
@@ -159,8 +158,29 @@ func (b *Backend) Binary(a backend.BinaryArgs) {
 }
 
 // binaryDense is Binary on contiguous operands, one loop per op.
-func binaryDense(op backend.BinaryOp, o, x, y []float32) {
+func binaryDense(op backend.BinaryOp, o, x, y []float32, accumulate bool) {
 	x, y = x[:len(o)], y[:len(o)]
+	if accumulate {
+		switch op {
+		case backend.BinaryAdd:
+			for k := range o {
+				o[k] += x[k] + y[k]
+			}
+		case backend.BinarySub:
+			for k := range o {
+				o[k] += x[k] - y[k]
+			}
+		case backend.BinaryMul:
+			for k := range o {
+				o[k] += x[k] * y[k]
+			}
+		case backend.BinaryDiv:
+			for k := range o {
+				o[k] += x[k] / y[k]
+			}
+		}
+		return
+	}
 	switch op {
 	case backend.BinaryAdd:
 		for k := range o {

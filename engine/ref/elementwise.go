@@ -167,10 +167,10 @@ func UnaryDerivative(op backend.UnaryOp, alpha, beta float32) func(x, y float32)
 		}
 	case backend.UnaryReLU:
 		return func(_, y float32) float32 {
-			if y > 0 {
-				return 1
+			if y <= 0 { // a NaN output passes the gradient, as in PyTorch
+				return 0
 			}
-			return 0
+			return 1
 		}
 	case backend.UnaryLeakyReLU:
 		return func(x, _ float32) float32 {

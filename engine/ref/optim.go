@@ -13,6 +13,7 @@ func (r *Backend) AdamW(a backend.AdamWArgs) {
 	g := Floats(Name, k, a.Grad, a.N)
 	m := Floats(Name, k, a.ExpAvg, a.N)
 	v := Floats(Name, k, a.ExpAvgSq, a.N)
+	p, m, v = p[:len(g)], m[:len(g)], v[:len(g)]
 	for i, gi := range g {
 		p[i] *= a.Shrink
 		m[i] = a.Beta1*m[i] + (1-a.Beta1)*gi
