@@ -71,23 +71,38 @@ func PairwiseDistances(f *engine.Tensor) *engine.Tensor {
 	return engine.PairwiseDistances(f)
 }
 
-// normalisedDistances returns ψ = d / μ over the off-diagonal entries of the
-// pairwise distances of f [K, D] (the diagonal is zero), μ being the mean of
-// the non-zero off-diagonal distances; ok is false when there is none.
-// Counting them reads the K×K distances on the host.
-func normalisedDistances(f *engine.Tensor) (psi *engine.Tensor, ok bool) {
-	d := PairwiseDistances(f)
-	nonZero := 0
-	for _, v := range d.ToHost() {
-		if v > distanceFloor {
-			nonZero++
-		}
-	}
-	if nonZero == 0 {
-		return nil, false
-	}
+// normalised returns ψ = d / μ for pairwise distances d [K, K] (zero
+// diagonal), μ being the mean of the nonZero off-diagonal distances.
+func normalised(d *engine.Tensor, nonZero int) *engine.Tensor {
 	mu := engine.MulScalar(engine.Sum(d), 1/float32(nonZero))
-	return engine.Div(d, mu), true
+	return engine.Div(d, mu)
+}
+
+// countNonZero returns, for each distance matrix, how many entries exceed
+// distanceFloor, reading all of them to the host in one transfer.
+func countNonZero(ds []*engine.Tensor) []int {
+	counts := make([]int, len(ds))
+	if len(ds) == 0 {
+		return counts
+	}
+	var all []float32
+	engine.NoGrad(func() {
+		flat := make([]*engine.Tensor, len(ds))
+		for i, d := range ds {
+			flat[i] = engine.Reshape(d.Detach(), -1)
+		}
+		all = engine.Concat(0, flat...).ToHost()
+	})
+	at := 0
+	for i, d := range ds {
+		for _, v := range all[at : at+d.Len()] {
+			if v > distanceFloor {
+				counts[i]++
+			}
+		}
+		at += d.Len()
+	}
+	return counts
 }
 
 // RelationLoss is GID's relation loss. student and teacher are [G, D]
@@ -102,8 +117,10 @@ func RelationLoss(student, teacher *engine.Tensor, groups [][2]int) *engine.Tens
 	if student.Rank() != 2 || teacher.Rank() != 2 || student.Dim(0) != teacher.Dim(0) {
 		panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape(), teacher.Shape()}, Err: engine.ErrShape, Detail: "student and teacher features must be [G, D] with the same G"})
 	}
-	var total *engine.Tensor
-	used := 0
+	// All groups' distances first, so that counting their non-zero
+	// entries is one host read per step rather than two per group.
+	var sd, td []*engine.Tensor
+	var sizes []int
 	for _, g := range groups {
 		k := g[1] - g[0]
 		if k < 2 {
@@ -112,15 +129,21 @@ func RelationLoss(student, teacher *engine.Tensor, groups [][2]int) *engine.Tens
 		if g[0] < 0 || g[1] > student.Dim(0) {
 			panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape()}, Err: engine.ErrShape, Detail: fmt.Sprintf("group %v outside the %d rows", g, student.Dim(0))})
 		}
-		s := engine.Slice(student, 0, g[0], g[1])
-		t := engine.Slice(teacher, 0, g[0], g[1])
-		var psiT *engine.Tensor
-		var okT bool
-		engine.NoGrad(func() { psiT, okT = normalisedDistances(t) })
-		psiS, okS := normalisedDistances(s)
-		if !okT || !okS {
+		sd = append(sd, PairwiseDistances(engine.Slice(student, 0, g[0], g[1])))
+		engine.NoGrad(func() { td = append(td, PairwiseDistances(engine.Slice(teacher, 0, g[0], g[1]))) })
+		sizes = append(sizes, k)
+	}
+	counts := countNonZero(append(append([]*engine.Tensor(nil), sd...), td...))
+	var total *engine.Tensor
+	used := 0
+	for i, k := range sizes {
+		nS, nT := counts[i], counts[len(sd)+i]
+		if nS == 0 || nT == 0 {
 			continue
 		}
+		var psiT *engine.Tensor
+		engine.NoGrad(func() { psiT = normalised(td[i], nT) })
+		psiS := normalised(sd[i], nS)
 		// Both diagonals are zero, so the sum runs over i ≠ j.
 		l := engine.MulScalar(engine.Sum(engine.SmoothL1Loss(psiS, psiT, 1)), 1/float32(k*k))
 		if total == nil {

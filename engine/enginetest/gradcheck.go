@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"syscall"
+	"time"
 
 	"github.com/gidedge/gidedge/engine"
 )
@@ -114,4 +116,15 @@ func Edit(t *engine.Tensor, fn func(v []float32)) *engine.Tensor {
 	fn(v)
 	t.CopyFromHost(v)
 	return t
+}
+
+// CPUTime is the process's user and system time so far: benchmarks report
+// it beside wall time because other load on a shared machine distorts it
+// less.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
