@@ -32,29 +32,12 @@ func broadcastShape(a, b []int) ([]int, bool) {
 	return out, true
 }
 
-// broadcastStrides returns, for each output dimension, the stride of shape
-// in the flattened input (0 where the input is broadcast).
-func broadcastStrides(shape, out []int) []int {
-	strides := make([]int, len(out))
-	s := 1
-	for i := len(out) - 1; i >= 0; i-- {
-		j := len(shape) - len(out) + i
-		if j >= 0 && shape[j] != 1 {
-			strides[i] = s
-		}
-		if j >= 0 {
-			s *= shape[j]
-		}
-	}
-	return strides
-}
-
 // broadcastView addresses t broadcast to the shape out.
 func broadcastView(t *Tensor, out []int) backend.View {
 	if slices.Equal(t.shape, out) {
 		return backend.View{Buf: t.buf}
 	}
-	return backend.View{Buf: t.buf, Strides: broadcastStrides(t.shape, out)}
+	return backend.View{Buf: t.buf, Strides: backend.BroadcastStrides(t.shape, out)}
 }
 
 // reduceToAxes marks the dimensions of out that a tensor of shape in was

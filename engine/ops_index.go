@@ -83,7 +83,7 @@ func Gather(t *Tensor, axis int, idx *Tensor) *Tensor {
 	}
 	size := t.shape[axis]
 	flat := make([]int, idx.Len()) // flat position in t of each output element
-	inStrides := stridesOf(t.shape)
+	inStrides := backend.DenseStrides(t.shape)
 	coord := make([]int, idx.Rank())
 	for i, v := range idx.ToHost() {
 		k := int(v)

@@ -38,7 +38,7 @@ func oneAxis(rank, axis int) []bool {
 // gradient along the reduced axes (the adjoint of summing over them).
 func broadcastBack(d backend.Backend, t *Tensor, g backend.Buffer, keptShape []int) {
 	dst := t.gradDest()
-	d.Copy(backend.CopyArgs{Shape: t.shape, Dst: backend.View{Buf: dst.Buf}, Src: backend.View{Buf: g, Strides: broadcastStrides(keptShape, t.shape)}, Accumulate: dst.Accumulate})
+	d.Copy(backend.CopyArgs{Shape: t.shape, Dst: backend.View{Buf: dst.Buf}, Src: backend.View{Buf: g, Strides: backend.BroadcastStrides(keptShape, t.shape)}, Accumulate: dst.Accumulate})
 }
 
 // SumAxis sums over one axis; keepDim leaves a size-1 dimension.

@@ -40,16 +40,6 @@ func Reshape(t *Tensor, shape ...int) *Tensor {
 // Flatten reshapes to [d0, rest].
 func Flatten(t *Tensor) *Tensor { return Reshape(t, t.shape[0], -1) }
 
-func stridesOf(shape []int) []int {
-	s := make([]int, len(shape))
-	acc := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		s[i] = acc
-		acc *= shape[i]
-	}
-	return s
-}
-
 // Permute reorders dimensions: output dimension i is input dimension perm[i].
 func Permute(t *Tensor, perm ...int) *Tensor {
 	d := device("Permute", t)
@@ -61,7 +51,7 @@ func Permute(t *Tensor, perm ...int) *Tensor {
 		seen[p] = true
 	}
 	outShape := make([]int, r)
-	inStrides := stridesOf(t.shape)
+	inStrides := backend.DenseStrides(t.shape)
 	permStrides := make([]int, r)
 	for i, p := range perm {
 		outShape[i] = t.shape[p]

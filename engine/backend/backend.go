@@ -172,3 +172,33 @@ type Backend interface {
 	// SGD applies one SGD (momentum, Nesterov, weight decay) update in place.
 	SGD(a SGDArgs)
 }
+
+// DenseStrides returns the row-major strides of shape: what nil Strides in
+// a View mean.
+func DenseStrides(shape []int) []int {
+	s := make([]int, len(shape))
+	acc := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		s[i] = acc
+		acc *= shape[i]
+	}
+	return s
+}
+
+// BroadcastStrides returns the strides that read a dense tensor of shape
+// as the shape out it broadcasts to (NumPy rules: shapes aligned at the
+// end, zero along broadcast dimensions).
+func BroadcastStrides(shape, out []int) []int {
+	strides := make([]int, len(out))
+	s := 1
+	for i := len(out) - 1; i >= 0; i-- {
+		j := len(shape) - len(out) + i
+		if j >= 0 && shape[j] != 1 {
+			strides[i] = s
+		}
+		if j >= 0 {
+			s *= shape[j]
+		}
+	}
+	return strides
+}

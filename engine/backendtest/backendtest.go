@@ -366,23 +366,6 @@ func testUnary(h *harness) {
 	}
 }
 
-// broadcastStrides returns the strides of shape broadcast to out (zero
-// along broadcast dimensions).
-func broadcastStrides(shape, out []int) []int {
-	strides := make([]int, len(out))
-	s := 1
-	for i := len(out) - 1; i >= 0; i-- {
-		j := len(shape) - len(out) + i
-		if j >= 0 && shape[j] != 1 {
-			strides[i] = s
-		}
-		if j >= 0 {
-			s *= shape[j]
-		}
-	}
-	return strides
-}
-
 func numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
@@ -414,7 +397,7 @@ func testBinary(h *harness) {
 				bv[1], bv[3] = 0, float32(math.Copysign(0, -1))
 			}
 			a, b := h.floats(av), h.floats(bv)
-			sa, sb := broadcastStrides(c[0], c[2]), broadcastStrides(c[1], c[2])
+			sa, sb := backend.BroadcastStrides(c[0], c[2]), backend.BroadcastStrides(c[1], c[2])
 			for _, acc := range []bool{false, true} {
 				out, dst := h.dest(numel(c[2]), acc)
 				h.both(func(be backend.Backend, s int) {

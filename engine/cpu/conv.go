@@ -37,10 +37,7 @@ func (g planeGeom) ColCols() int { return g.OutH * g.OutW }
 func (b *Backend) Conv2d(a backend.ConvArgs) {
 	const k = "Conv2d"
 	g := a.Geometry
-	ref.CheckConv(Name, k, g)
-	nx, nw, ny := convSizes(g)
-	x := floats(k, a.X, nx)
-	w := floats(k, a.W, nw)
+	x, w, ny := ref.ConvOperands(Name, k, g, a.X, a.W)
 	bias := floats(k, a.Bias, g.Cout)
 	y := floats(k, a.Y, ny)
 	pg := newPlaneGeom(g)
@@ -66,13 +63,10 @@ func (b *Backend) Conv2d(a backend.ConvArgs) {
 func (b *Backend) Conv2dBackward(a backend.ConvBackwardArgs) {
 	const k = "Conv2dBackward"
 	g := a.Geometry
-	ref.CheckConv(Name, k, g)
-	nx, nw, ny := convSizes(g)
-	x := floats(k, a.X, nx)
-	w := floats(k, a.W, nw)
+	x, w, ny := ref.ConvOperands(Name, k, g, a.X, a.W)
 	dy := floats(k, a.DY, ny)
-	gx, accX := dest(k, a.DX, nx)
-	gw, accW := dest(k, a.DW, nw)
+	gx, accX := dest(k, a.DX, len(x))
+	gw, accW := dest(k, a.DW, len(w))
 	gb, accB := dest(k, a.DBias, g.Cout)
 	if gw != nil && !accW {
 		clear(gw)
@@ -98,10 +92,6 @@ func (b *Backend) Conv2dBackward(a backend.ConvBackwardArgs) {
 	default:
 		b.convBackward(x, w, dy, gx, gw, gb, overwrite, g.N, g.C, g.Cout, g.Groups, pg)
 	}
-}
-
-func convSizes(g backend.ConvGeometry) (x, w, y int) {
-	return g.N * g.C * g.H * g.W, g.Cout * (g.C / g.Groups) * g.KernelH * g.KernelW, g.N * g.Cout * g.OutH * g.OutW
 }
 
 // isDepthwise reports one filter per channel (Groups == C == Cout).

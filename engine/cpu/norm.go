@@ -129,8 +129,33 @@ func (b *Backend) BatchNormBackward(a backend.BatchNormBackwardArgs) {
 	})
 }
 
-// Planes kernels: pooling and upsampling work plane by plane, so the
+// Plane kernels: pooling and upsampling work plane by plane, so the
 // reference kernels run on contiguous ranges of planes across workers.
+
+// span wraps planes [lo, hi) of values laid out per planes of size per.
+func span(v []float32, per, lo, hi int) backend.Buffer { return ref.Wrap(v[lo*per : hi*per]) }
+
+// spanDest is span for a destination.
+func spanDest(v []float32, acc bool, per, lo, hi int) backend.Dest {
+	return backend.Dest{Buf: span(v, per, lo, hi), Accumulate: acc}
+}
+
+// spanArgmax is span for argmax indices, nil without them.
+func spanArgmax(v []int32, per, lo, hi int) backend.Buffer {
+	if v == nil {
+		return nil
+	}
+	return ref.WrapInt32(v[lo*per : hi*per])
+}
+
+// argmax returns the indices of a max pooling, nil for average pooling or
+// when none were asked for.
+func argmax(k string, kind backend.PoolKind, buf backend.Buffer, n int) []int32 {
+	if kind != backend.PoolMax || buf == nil {
+		return nil
+	}
+	return ref.Ints(Name, k, buf, n)
+}
 
 // Pool2d implements backend.Backend.
 func (b *Backend) Pool2d(a backend.PoolArgs) {
@@ -138,19 +163,12 @@ func (b *Backend) Pool2d(a backend.PoolArgs) {
 	g := a.Geometry
 	ref.CheckPool(Name, k, g)
 	in, out := g.H*g.W, g.OutH*g.OutW
-	x := floats(k, a.X, g.N*g.C*in)
-	y := floats(k, a.Y, g.N*g.C*out)
-	var arg []int32
-	if a.Argmax != nil {
-		arg = ref.Ints(Name, k, a.Argmax, g.N*g.C*out)
-	}
+	x, y := floats(k, a.X, g.N*g.C*in), floats(k, a.Y, g.N*g.C*out)
+	arg := argmax(k, a.Kind, a.Argmax, g.N*g.C*out)
 	b.parallel(g.N*g.C, func(lo, hi int) {
 		sub := a
 		sub.Geometry.N, sub.Geometry.C = 1, hi-lo
-		sub.X, sub.Y = ref.Wrap(x[lo*in:hi*in]), ref.Wrap(y[lo*out:hi*out])
-		if arg != nil {
-			sub.Argmax = ref.WrapInt32(arg[lo*out : hi*out])
-		}
+		sub.X, sub.Y, sub.Argmax = span(x, in, lo, hi), span(y, out, lo, hi), spanArgmax(arg, out, lo, hi)
 		b.ref.Pool2d(sub)
 	})
 }
@@ -166,18 +184,14 @@ func (b *Backend) Pool2dBackward(a backend.PoolBackwardArgs) {
 	if dx == nil {
 		return
 	}
-	var arg []int32
-	if a.Kind == backend.PoolMax {
-		arg = ref.Ints(Name, k, a.Argmax, g.N*g.C*out)
+	arg := argmax(k, a.Kind, a.Argmax, g.N*g.C*out)
+	if a.Kind == backend.PoolMax && arg == nil {
+		backend.Fail(Name, k, "max pooling needs its argmax")
 	}
 	b.parallel(g.N*g.C, func(lo, hi int) {
 		sub := a
 		sub.Geometry.N, sub.Geometry.C = 1, hi-lo
-		sub.DY = ref.Wrap(dy[lo*out : hi*out])
-		sub.DX = backend.Dest{Buf: ref.Wrap(dx[lo*in : hi*in]), Accumulate: acc}
-		if arg != nil {
-			sub.Argmax = ref.WrapInt32(arg[lo*out : hi*out])
-		}
+		sub.DY, sub.DX, sub.Argmax = span(dy, out, lo, hi), spanDest(dx, acc, in, lo, hi), spanArgmax(arg, out, lo, hi)
 		b.ref.Pool2dBackward(sub)
 	})
 }
@@ -187,12 +201,11 @@ func (b *Backend) Upsample(a backend.UpsampleArgs) {
 	const k = "Upsample"
 	g := a.Geometry
 	in, out := g.H*g.W, g.OutH*g.OutW
-	x := floats(k, a.X, g.N*g.C*in)
-	y := floats(k, a.Y, g.N*g.C*out)
+	x, y := floats(k, a.X, g.N*g.C*in), floats(k, a.Y, g.N*g.C*out)
 	b.parallel(g.N*g.C, func(lo, hi int) {
 		sub := a
 		sub.Geometry.N, sub.Geometry.C = 1, hi-lo
-		sub.X, sub.Y = ref.Wrap(x[lo*in:hi*in]), ref.Wrap(y[lo*out:hi*out])
+		sub.X, sub.Y = span(x, in, lo, hi), span(y, out, lo, hi)
 		b.ref.Upsample(sub)
 	})
 }
@@ -210,8 +223,7 @@ func (b *Backend) UpsampleBackward(a backend.UpsampleBackwardArgs) {
 	b.parallel(g.N*g.C, func(lo, hi int) {
 		sub := a
 		sub.Geometry.N, sub.Geometry.C = 1, hi-lo
-		sub.DY = ref.Wrap(dy[lo*out : hi*out])
-		sub.DX = backend.Dest{Buf: ref.Wrap(dx[lo*in : hi*in]), Accumulate: acc}
+		sub.DY, sub.DX = span(dy, out, lo, hi), spanDest(dx, acc, in, lo, hi)
 		b.ref.UpsampleBackward(sub)
 	})
 }

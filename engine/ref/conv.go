@@ -6,9 +6,8 @@ import (
 	"github.com/gidedge/gidedge/engine/backend"
 )
 
-// CheckConv validates a convolution geometry; backends call it before
-// touching memory.
-func CheckConv(who, kernel string, g backend.ConvGeometry) {
+// checkConv validates a convolution geometry before any memory is touched.
+func checkConv(who, kernel string, g backend.ConvGeometry) {
 	pos := g.N >= 0 && g.C > 0 && g.H > 0 && g.W > 0 && g.Cout > 0 && g.KernelH > 0 && g.KernelW > 0 &&
 		g.StrideH > 0 && g.StrideW > 0 && g.DilationH > 0 && g.DilationW > 0 && g.Groups > 0 && g.PadH >= 0 && g.PadW >= 0
 	if !pos || g.C%g.Groups != 0 || g.Cout%g.Groups != 0 {
@@ -56,18 +55,20 @@ func convTaps(g backend.ConvGeometry, fn func(yi, xi, wi int)) {
 	}
 }
 
-func convSizes(g backend.ConvGeometry) (x, w, y int) {
-	return g.N * g.C * g.H * g.W, g.Cout * (g.C / g.Groups) * g.KernelH * g.KernelW, g.N * g.Cout * g.OutH * g.OutW
+// ConvOperands checks a convolution's geometry and returns the values of
+// its input and weight buffers and the output's element count.
+func ConvOperands(who, kernel string, g backend.ConvGeometry, xb, wb backend.Buffer) (x, w []float32, ny int) {
+	checkConv(who, kernel, g)
+	x = Floats(who, kernel, xb, g.N*g.C*g.H*g.W)
+	w = Floats(who, kernel, wb, g.Cout*(g.C/g.Groups)*g.KernelH*g.KernelW)
+	return x, w, g.N * g.Cout * g.OutH * g.OutW
 }
 
 // Conv2d implements backend.Backend.
 func (r *Backend) Conv2d(a backend.ConvArgs) {
 	const k = "Conv2d"
 	g := a.Geometry
-	CheckConv(Name, k, g)
-	nx, nw, ny := convSizes(g)
-	x := Floats(Name, k, a.X, nx)
-	w := Floats(Name, k, a.W, nw)
+	x, w, ny := ConvOperands(Name, k, g, a.X, a.W)
 	bias := Floats(Name, k, a.Bias, g.Cout)
 	y := Floats(Name, k, a.Y, ny)
 	acc := make([]float64, ny)
@@ -86,17 +87,14 @@ func (r *Backend) Conv2d(a backend.ConvArgs) {
 func (r *Backend) Conv2dBackward(a backend.ConvBackwardArgs) {
 	const k = "Conv2dBackward"
 	g := a.Geometry
-	CheckConv(Name, k, g)
-	nx, nw, ny := convSizes(g)
-	x := Floats(Name, k, a.X, nx)
-	w := Floats(Name, k, a.W, nw)
+	x, w, ny := ConvOperands(Name, k, g, a.X, a.W)
 	dy := Floats(Name, k, a.DY, ny)
 	var gx, gw []float64
 	if a.DX.Buf != nil {
-		gx = make([]float64, nx)
+		gx = make([]float64, len(x))
 	}
 	if a.DW.Buf != nil {
-		gw = make([]float64, nw)
+		gw = make([]float64, len(w))
 	}
 	convTaps(g, func(yi, xi, wi int) {
 		if gx != nil {
@@ -265,31 +263,40 @@ func (r *Backend) Pool2d(a backend.PoolArgs) {
 		arg = Ints(Name, k, a.Argmax, planes*out)
 	}
 	inv := 1 / float32(g.Kernel*g.Kernel)
-	for t := 0; t < planes; t++ {
+	poolOutputs(k, a.Kind, g, func(t, oy, ox, oi int) {
 		src := x[t*in : (t+1)*in]
+		if a.Kind == backend.PoolAvg {
+			var s float32
+			poolWindow(g, oy, ox, func(ii int) { s += src[ii] * inv })
+			y[oi] = s
+			return
+		}
+		best, bi := float32(math.Inf(-1)), -1
+		poolWindow(g, oy, ox, func(ii int) {
+			v := src[ii]
+			if bi < 0 || v > best || (v != v && best == best) {
+				best, bi = v, ii
+			}
+		})
+		y[oi] = best
+		if arg != nil {
+			arg[oi] = int32(bi)
+		}
+	})
+}
+
+// poolOutputs calls fn for every output (plane t, row oy, column ox, flat
+// index oi) of a pooling, after checking its kind.
+func poolOutputs(kernel string, kind backend.PoolKind, g backend.PoolGeometry, fn func(t, oy, ox, oi int)) {
+	if kind != backend.PoolMax && kind != backend.PoolAvg {
+		backend.Fail(Name, kernel, "unknown pooling %d", kind)
+	}
+	oi := 0
+	for t := 0; t < g.N*g.C; t++ {
 		for oy := 0; oy < g.OutH; oy++ {
 			for ox := 0; ox < g.OutW; ox++ {
-				oi := t*out + oy*g.OutW + ox
-				switch a.Kind {
-				case backend.PoolMax:
-					best, bi := float32(math.Inf(-1)), -1
-					poolWindow(g, oy, ox, func(ii int) {
-						v := src[ii]
-						if bi < 0 || v > best || (v != v && best == best) {
-							best, bi = v, ii
-						}
-					})
-					y[oi] = best
-					if arg != nil {
-						arg[oi] = int32(bi)
-					}
-				case backend.PoolAvg:
-					var s float32
-					poolWindow(g, oy, ox, func(ii int) { s += src[ii] * inv })
-					y[oi] = s
-				default:
-					backend.Fail(Name, k, "unknown pooling %d", a.Kind)
-				}
+				fn(t, oy, ox, oi)
+				oi++
 			}
 		}
 	}
@@ -311,24 +318,14 @@ func (r *Backend) Pool2dBackward(a backend.PoolBackwardArgs) {
 		arg = Ints(Name, k, a.Argmax, planes*out)
 	}
 	inv := 1 / float32(g.Kernel*g.Kernel)
-	for t := 0; t < planes; t++ {
+	poolOutputs(k, a.Kind, g, func(t, oy, ox, oi int) {
 		plane := dx[t*in : (t+1)*in]
-		for oy := 0; oy < g.OutH; oy++ {
-			for ox := 0; ox < g.OutW; ox++ {
-				oi := t*out + oy*g.OutW + ox
-				switch a.Kind {
-				case backend.PoolMax:
-					if ii := arg[oi]; ii >= 0 {
-						plane[ii] += dy[oi]
-					}
-				case backend.PoolAvg:
-					poolWindow(g, oy, ox, func(ii int) { plane[ii] += dy[oi] * inv })
-				default:
-					backend.Fail(Name, k, "unknown pooling %d", a.Kind)
-				}
-			}
+		if a.Kind == backend.PoolAvg {
+			poolWindow(g, oy, ox, func(ii int) { plane[ii] += dy[oi] * inv })
+		} else if ii := arg[oi]; ii >= 0 {
+			plane[ii] += dy[oi]
 		}
-	}
+	})
 }
 
 // NearestSource returns, for each of out destination positions, the

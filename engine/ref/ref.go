@@ -238,24 +238,13 @@ func Extent(shape []int, v backend.View) int {
 	}
 	strides := v.Strides
 	if strides == nil {
-		strides = DenseStrides(shape)
+		strides = backend.DenseStrides(shape)
 	}
 	last := v.Offset
 	for i, d := range shape {
 		last += (d - 1) * strides[i]
 	}
 	return last + 1
-}
-
-// DenseStrides returns the row-major strides of shape.
-func DenseStrides(shape []int) []int {
-	s := make([]int, len(shape))
-	acc := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		s[i] = acc
-		acc *= shape[i]
-	}
-	return s
 }
 
 // viewFloats resolves a view for this backend's kernels.
@@ -269,7 +258,7 @@ func viewFloats(kernel, name string, shape []int, v backend.View) ([]float32, []
 func ViewFloats(who, kernel, name string, shape []int, v backend.View) ([]float32, []int) {
 	strides := v.Strides
 	if strides == nil {
-		strides = DenseStrides(shape)
+		strides = backend.DenseStrides(shape)
 	}
 	if len(strides) != len(shape) {
 		backend.Fail(who, kernel, "%s has %d strides for a rank-%d shape", name, len(strides), len(shape))
