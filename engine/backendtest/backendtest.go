@@ -615,6 +615,8 @@ var convGeometries = []backend.ConvGeometry{
 	{N: 1, C: 8, H: 20, W: 40, Cout: 4, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 2, DilationW: 2, Groups: 1},
 	{N: 1, C: 9, H: 19, W: 36, Cout: 3, KernelH: 5, KernelW: 5, StrideH: 3, StrideW: 3, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
 	{N: 1, C: 1, H: 1, W: 1, Cout: 1, KernelH: 1, KernelW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 0, C: 8, H: 17, W: 20, Cout: 6, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 0, C: 3, H: 5, W: 5, Cout: 3, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 3},
 }
 
 func withOutput(g backend.ConvGeometry) backend.ConvGeometry {

@@ -40,6 +40,9 @@ func (b *Backend) Conv2d(a backend.ConvArgs) {
 	x, w, ny := ref.ConvOperands(Name, k, g, a.X, a.W)
 	bias := floats(k, a.Bias, g.Cout)
 	y := floats(k, a.Y, ny)
+	if g.N == 0 {
+		return
+	}
 	pg := newPlaneGeom(g)
 	switch {
 	case isDepthwise(g):
@@ -75,6 +78,9 @@ func (b *Backend) Conv2dBackward(a backend.ConvBackwardArgs) {
 		clear(gb)
 	}
 	overwrite := gx != nil && !accX
+	if g.N == 0 {
+		return // an empty batch: nothing flows (the weight and bias gradients were cleared)
+	}
 	pg := newPlaneGeom(g)
 	switch {
 	case isDepthwise(g):
