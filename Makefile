@@ -11,7 +11,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
 # The engine, its reference backend, layers and optimizers build without cgo.
 NOCGO_PKGS := ./engine ./engine/backend ./engine/ref ./engine/nn ./engine/optim
-# Tests that run a second time on the reference backend (GIDEDGE_DEVICE=ref).
+# Tests that run a second time, -short, on the reference backend (GIDEDGE_DEVICE=ref).
 REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export
 
 .PHONY: setup build test vet demo clean
@@ -29,7 +29,7 @@ test: setup
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build $(NOCGO_PKGS)
 	$(GO) test -count=1 -timeout 20m ./...
-	GIDEDGE_DEVICE=ref $(GO) test -count=1 -timeout 20m $(REF_PKGS)
+	GIDEDGE_DEVICE=ref $(GO) test -count=1 -short -timeout 20m $(REF_PKGS)
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
 
 # The whole product on the embedded default: synthetic data, teacher, student,
