@@ -9,6 +9,10 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 # Packages where goroutines share state; they also run under the race detector.
 RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
+# The engine, its reference backend, layers and optimizers build without cgo.
+NOCGO_PKGS := ./engine ./engine/backend ./engine/ref ./engine/nn ./engine/optim
+# Tests that run a second time, -short, on the reference backend (GIDEDGE_DEVICE=ref).
+REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export
 
 .PHONY: setup build test vet demo clean ptx
 
@@ -23,7 +27,9 @@ vet: setup
 
 test: setup
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build $(NOCGO_PKGS)
 	$(GO) test -count=1 -timeout 20m ./...
+	GIDEDGE_DEVICE=ref $(GO) test -count=1 -short -timeout 20m $(REF_PKGS)
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
 	# Without cgo the CUDA binding still compiles and reports itself unavailable.
 	CGO_ENABLED=0 $(GO) test -count=1 ./engine/cuda/driver

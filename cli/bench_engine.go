@@ -64,7 +64,7 @@ table, and the bytes a steady-state training step allocates.`,
 	f.IntVar(&opts.Steps, "steps", opts.Steps, "timed training steps (at least 10)")
 	f.IntVar(&opts.Warmup, "warmup", opts.Warmup, "untimed warm-up steps")
 	f.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of the timed training steps to this file")
-	return cmd
+	return withDevice(cmd)
 }
 
 // probeStage is one conv3×3 + bias + ReLU layer of the probe network.
@@ -158,7 +158,10 @@ type benchProbe struct {
 	Steps             int     `json:"steps"`
 	AllocBytesPerStep int64   `json:"alloc_bytes_per_step"`
 	PoolFreshPerStep  int64   `json:"pool_fresh_bytes_per_step"`
-	Loss              float32 `json:"final_loss"`
+	// ToHostPerStep and FromHostPerStep count host transfers per step.
+	ToHostPerStep   float64 `json:"to_host_per_step"`
+	FromHostPerStep float64 `json:"from_host_per_step"`
+	Loss            float32 `json:"final_loss"`
 	// CPUMSPerStep is the process's CPU time per step over all cores: less
 	// sensitive than wall time to other processes sharing the machine.
 	CPUMSPerStep float64 `json:"cpu_ms_per_step"`
@@ -172,6 +175,7 @@ type benchEngineResult struct {
 	Cores          int          `json:"cores"`
 	GOMAXPROCS     int          `json:"gomaxprocs"`
 	Backend        string       `json:"backend"`
+	Device         string       `json:"device"`
 	Workers        int          `json:"workers"`
 	OpenBLAS       string       `json:"openblas"`
 	LoadAverage    string       `json:"load_average,omitempty"`     // 1, 5 and 15 min, at start
@@ -192,16 +196,20 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	if opts.Warmup < 1 || opts.Batch < 1 || opts.Size < 16 {
 		return fmt.Errorf("bench engine: warm-up %d, batch %d and size %d must be at least 1, 1 and 16", opts.Warmup, opts.Batch, opts.Size)
 	}
-	be := backend.Current()
+	dev := engine.Device()
 	res := benchEngineResult{
 		Date:        time.Now().UTC().Format(time.RFC3339),
 		CPU:         cpuModel(),
 		Cores:       runtime.NumCPU(),
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
-		Backend:     be.Name(),
-		Workers:     be.Workers(),
+		Backend:     dev.Name(),
+		Device:      dev.Describe(),
+		Workers:     1,
 		OpenBLAS:    cpu.OpenBLASConfig(),
 		LoadAverage: loadAverage(),
+	}
+	if w, ok := dev.(interface{ Workers() int }); ok {
+		res.Workers = w.Workers()
 	}
 	var err error
 	if res.Probe, err = benchProbeNet(ctx, opts); err != nil {
@@ -286,7 +294,7 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 	// Allocation and CPU time are counted over the timed steps alone. The
 	// sgemm reference runs after the probe: OpenBLAS's worker threads spin
 	// for a while after a multi-threaded call and would steal the steps' CPU.
-	var allocBytes, freshBytes int64
+	var allocBytes, freshBytes, hostReads, hostWrites int64
 	var cpuTime time.Duration
 	for i := 0; i < opts.Steps; i++ {
 		if err := ctx.Err(); err != nil {
@@ -294,15 +302,19 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 		}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		fresh0, _ := engine.AllocStats()
+		stats0 := engine.ReadStats()
 		cpu0 := processCPUTime()
 		trainStep(true)
 		cpuTime += processCPUTime() - cpu0
-		fresh1, _ := engine.AllocStats()
+		stats1 := engine.ReadStats()
 		runtime.ReadMemStats(&after)
 		allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
-		freshBytes += fresh1 - fresh0
+		freshBytes += stats1.Memory.FreshBytes - stats0.Memory.FreshBytes
+		hostReads += stats1.ToHostCalls - stats0.ToHostCalls
+		hostWrites += stats1.FromHostCalls - stats0.FromHostCalls
 	}
+	p.ToHostPerStep = float64(hostReads) / float64(opts.Steps)
+	p.FromHostPerStep = float64(hostWrites) / float64(opts.Steps)
 	p.AllocBytesPerStep = allocBytes / int64(opts.Steps)
 	p.PoolFreshPerStep = freshBytes / int64(opts.Steps)
 	p.CPUMSPerStep = ms(cpuTime) / float64(opts.Steps)
@@ -330,11 +342,13 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 	return p, nil
 }
 
-// sgemmProbe times cblas_sgemm on 1024³ with OpenBLAS's own threads, then
-// restores the engine's single-threaded BLAS.
+// sgemmProbe times cblas_sgemm on 1024³ with OpenBLAS's own threads (the
+// CPU backend with one worker), then restores the engine's single-threaded
+// BLAS. It measures the machine, whatever device the engine runs on.
 type sgemmProbe struct {
 	threads int
-	a, b, c []float32
+	be      *cpu.Backend
+	a, b, c backend.Buffer
 	times   []float64 // GFLOP/s per sample
 }
 
@@ -342,21 +356,27 @@ const sgemmN = 1024
 
 func newSgemmProbe(threads int) *sgemmProbe {
 	rng := rand.New(rand.NewPCG(3, 4))
-	return &sgemmProbe{
-		threads: threads,
-		a:       engine.RandN(rng, 1, sgemmN, sgemmN).Data(),
-		b:       engine.RandN(rng, 1, sgemmN, sgemmN).Data(),
-		c:       make([]float32, sgemmN*sgemmN),
+	s := &sgemmProbe{threads: threads, be: cpu.New(1)}
+	fill := func() backend.Buffer {
+		v := make([]float32, sgemmN*sgemmN)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		b := s.be.Alloc(backend.Float32, len(v))
+		s.be.FromHost(b, v)
+		return b
 	}
+	s.a, s.b, s.c = fill(), fill(), fill()
+	return s
 }
 
 // sample runs one multiplication and returns its GFLOP/s.
 func (s *sgemmProbe) sample() float64 {
 	cpu.SetBLASThreads(s.threads)
 	defer cpu.SetBLASThreads(1)
-	be := cpu.New(1)
+	m := func(b backend.Buffer) backend.Matrix { return backend.Matrix{Buf: b, LD: sgemmN} }
 	t0 := time.Now()
-	be.Gemm(false, false, sgemmN, sgemmN, sgemmN, 1, s.a, sgemmN, s.b, sgemmN, 0, s.c, sgemmN)
+	s.be.Gemm(backend.GemmArgs{M: sgemmN, N: sgemmN, K: sgemmN, Batch: 1, Alpha: 1, A: m(s.a), B: m(s.b), C: m(s.c)})
 	gf := 2 * sgemmN * sgemmN * sgemmN / (ms(time.Since(t0)) * 1e6)
 	s.times = append(s.times, gf)
 	return gf
@@ -430,7 +450,7 @@ func benchLayers(ctx context.Context, opts benchEngineOptions, sgemm float64) ([
 
 func printBenchEngine(w io.Writer, r benchEngineResult) error {
 	p := r.Probe
-	fmt.Fprintf(w, "engine benchmark  %s  %s, %d cores, backend %s (%d workers)\n", r.Date, r.CPU, r.Cores, r.Backend, r.Workers)
+	fmt.Fprintf(w, "engine benchmark  %s  %s, %d cores, device %s\n", r.Date, r.CPU, r.Cores, r.Device)
 	fmt.Fprintf(w, "OpenBLAS: %s\n", r.OpenBLAS)
 	if r.LoadAverage != "" {
 		fmt.Fprintf(w, "load average at start: %s, at end: %s (other processes share these cores)\n", r.LoadAverage, r.LoadAverageEnd)
@@ -440,7 +460,8 @@ func printBenchEngine(w io.Writer, r benchEngineResult) error {
 	fmt.Fprintf(w, "  train step           %8.2f ms  %6.1f GFLOP/s  (min %.2f ms; %.2f GFLOP per step)\n", p.TrainStepMS, p.GFLOPS, p.TrainStepMinMS, p.StepGFLOP)
 	fmt.Fprintf(w, "    forward %.2f ms, backward %.2f ms, update %.2f ms\n", p.TrainForwardMS, p.BackwardMS, p.UpdateMS)
 	fmt.Fprintf(w, "    CPU time %.2f ms per step (all cores)\n", p.CPUMSPerStep)
-	fmt.Fprintf(w, "  allocated per step   %8.1f KiB  (engine pool misses %.1f KiB)\n", float64(p.AllocBytesPerStep)/1024, float64(p.PoolFreshPerStep)/1024)
+	fmt.Fprintf(w, "  allocated per step   %8.1f KiB  (device allocator misses %.1f KiB)\n", float64(p.AllocBytesPerStep)/1024, float64(p.PoolFreshPerStep)/1024)
+	fmt.Fprintf(w, "  host transfers       %8.1f reads, %.1f writes per step\n", p.ToHostPerStep, p.FromHostPerStep)
 	fmt.Fprintf(w, "cblas_sgemm 1024³ (%d threads): %.1f GFLOP/s; the train step reaches %.0f%% of it\n\n", r.SgemmThreads, r.SgemmGFLOPS, p.PctOfSgemm)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "layer\tshape\tfwd ms\tbwd ms\tGFLOP/s\t% sgemm\t")

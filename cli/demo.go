@@ -71,7 +71,7 @@ report is written and prints the URL of its viewer page; Ctrl-C stops it.`,
 	f.StringVar(&o.ServeAddr, "addr", demo.DefaultServeAddr, "listen address for --serve")
 	f.IntVar(&o.Workers, "workers", 0, "data-loading goroutines (0: the loader's default)")
 	f.BoolVar(&o.Quiet, "quiet", false, "no progress bars (stage lines still go to stdout)")
-	return cmd
+	return withDevice(cmd)
 }
 
 func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {

@@ -112,7 +112,7 @@ anchor mask), response-kd (head outputs at every position).`,
 	method.Float32Var(&m.FineGrainedThreshold, "fg-thresh", m.FineGrainedThreshold, "ψ of the fine-grained imitation mask")
 	f.AddFlagSet(method)
 	cmd.Flags().SortFlags = false
-	return cmd
+	return withDevice(cmd)
 }
 
 func runDistill(ctx context.Context, o distillOptions, stdout, stderr io.Writer) error {

@@ -102,7 +102,7 @@ category ids are 1..K in the class order that dataset loading reports.`,
 	for _, s := range evalSources {
 		s.AddFlags(cmd)
 	}
-	return cmd
+	return withDevice(cmd)
 }
 
 // evalOutput is what --json prints: the metrics and where they came from.

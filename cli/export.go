@@ -71,7 +71,7 @@ printed either way.`,
 	f.IntVar(&opts.ParityBatch, "parity-images", 0, "images in the parity check (default 2, or the fixed batch)")
 	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads for the parity check (0 lets it choose)")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as one JSON object")
-	return cmd
+	return withDevice(cmd)
 }
 
 // runExport runs `gidedge export` with parsed options. The report is printed

@@ -71,7 +71,7 @@ class order.`,
 	f.BoolVar(&o.JSON, "json", false, "print predictions.json to stdout as well")
 	_ = cmd.MarkFlagRequired("checkpoint")
 	_ = cmd.MarkFlagRequired("out")
-	return cmd
+	return withDevice(cmd)
 }
 
 // predictFile is predictions.json.

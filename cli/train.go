@@ -60,7 +60,7 @@ input.size). --dry-run prints the model's size and compute and exits.`,
 	o.add(f, "config")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print parameters and GFLOPs at the input size and exit (all named configs without --model)")
 	f.IntVar(&o.Classes, "classes", 6, "class count a dry run assumes without --data")
-	return cmd
+	return withDevice(cmd)
 }
 
 func joinNames() string { return strings.Join(models.Names(), ", ") }

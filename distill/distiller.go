@@ -3,7 +3,6 @@ package distill
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -105,7 +104,7 @@ func New(teacher Teacher, student *models.Detector, opts Options, seed uint64) (
 			gain[c] = sc.Input.Std[c] / tc.Input.Std[c]
 			bias[c] = (sc.Input.Mean[c] - tc.Input.Mean[c]) / tc.Input.Std[c]
 		}
-		d.inputGain, d.inputBias = engine.New(gain, 1, 3, 1, 1), engine.New(bias, 1, 3, 1, 1)
+		d.inputGain, d.inputBias = engine.FromHost(gain, 1, 3, 1, 1), engine.FromHost(bias, 1, 3, 1, 1)
 	}
 	return d, nil
 }
@@ -204,14 +203,6 @@ func flatten(o *models.Outputs) flat {
 	return flat{cls: cls, reg: reg, ctr: models.FlattenCenterness(o)}
 }
 
-func sigmoids(v []float32) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(1 / (1 + math.Exp(-float64(x))))
-	}
-	return out
-}
-
 // targetBoxes returns the non-crowd boxes of one image (G·4).
 func targetBoxes(ts []dataset.Target) []float32 {
 	out := make([]float32, 0, 4*len(ts))
@@ -263,8 +254,15 @@ func (d *Distiller) gid(st *Step, out, tout *models.Outputs, targets [][]dataset
 	if s.cls.Dim(1) != r {
 		return fmt.Errorf("student outputs have %d positions, priors of %dx%d have %d", s.cls.Dim(1), h, w, r)
 	}
-	tProb, sProb := sigmoids(t.cls.Data()), sigmoids(s.cls.Data())
-	tReg, sReg := t.reg.Data(), s.reg.Data()
+	// GISM runs on the host: four reads per step (both models' class
+	// probabilities and box regressions).
+	var tProbT *engine.Tensor
+	var tProb, sProb, tReg, sReg []float32
+	engine.NoGrad(func() {
+		tProbT = engine.Sigmoid(t.cls)
+		tProb, sProb = tProbT.ToHost(), engine.Sigmoid(s.cls).ToHost()
+	})
+	tReg, sReg = t.reg.ToHost(), s.reg.ToHost()
 	decode := d.decoder(p)
 
 	st.GIs = make([][]GI, n)
@@ -333,7 +331,7 @@ func (d *Distiller) gid(st *Step, out, tout *models.Outputs, targets [][]dataset
 				}
 			}
 		}
-		cls, reg := d.response(s, t, tProb, rows, n*r, float32(len(rows)))
+		cls, reg := d.response(s, t, tProbT, rows, n*r, float32(len(rows)))
 		st.add(PartResponseCls, o.ResponseWeight*o.ClsWeight, cls)
 		st.add(PartResponseReg, o.ResponseWeight*o.RegWeight, reg)
 	}
@@ -343,27 +341,28 @@ func (d *Distiller) gid(st *Step, out, tout *models.Outputs, targets [][]dataset
 // response computes the response losses over the given rows (of the
 // batch's N·R positions), normalised by norm: BCE of the student's class
 // logits (and, for FCOS, centerness logits) against the teacher's
-// probabilities, and L1 between the raw box regressions.
-func (d *Distiller) response(s, t flat, tProb []float32, rows []int, total int, norm float32) (cls, reg *engine.Tensor) {
+// probabilities tProb [N, R, K], and L1 between the raw box regressions.
+// The teacher's targets are gathered on the device.
+func (d *Distiller) response(s, t flat, tProb *engine.Tensor, rows []int, total int, norm float32) (cls, reg *engine.Tensor) {
 	if len(rows) == 0 {
 		return engine.Scalar(0), engine.Scalar(0)
 	}
 	k := d.student.Config.NumClasses
-	m := len(rows)
-	gather := func(src []float32, width int) *engine.Tensor {
-		out := make([]float32, m*width)
-		for i, r := range rows {
-			copy(out[i*width:(i+1)*width], src[r*width:(r+1)*width])
+	var tCls, tReg, tCtr *engine.Tensor
+	engine.NoGrad(func() {
+		tCls = engine.IndexSelect(engine.Reshape(tProb, total, k), 0, rows)
+		tReg = engine.IndexSelect(engine.Reshape(t.reg, total, 4), 0, rows)
+		if s.ctr != nil && t.ctr != nil {
+			tCtr = engine.IndexSelect(engine.Reshape(engine.Sigmoid(t.ctr), total, 1), 0, rows)
 		}
-		return engine.New(out, m, width)
-	}
+	})
 	sCls := engine.IndexSelect(engine.Reshape(s.cls, total, k), 0, rows)
 	sReg := engine.IndexSelect(engine.Reshape(s.reg, total, 4), 0, rows)
-	cls = engine.Sum(engine.BCEWithLogits(sCls, gather(tProb, k)))
-	reg = engine.Sum(engine.L1Loss(sReg, gather(t.reg.Data(), 4)))
-	if s.ctr != nil && t.ctr != nil {
+	cls = engine.Sum(engine.BCEWithLogits(sCls, tCls))
+	reg = engine.Sum(engine.L1Loss(sReg, tReg))
+	if tCtr != nil {
 		sCtr := engine.IndexSelect(engine.Reshape(s.ctr, total, 1), 0, rows)
-		cls = engine.Add(cls, engine.Sum(engine.BCEWithLogits(sCtr, gather(sigmoids(t.ctr.Data()), 1))))
+		cls = engine.Add(cls, engine.Sum(engine.BCEWithLogits(sCtr, tCtr)))
 	}
 	inv := 1 / max(norm, 1)
 	return engine.MulScalar(cls, inv), engine.MulScalar(reg, inv)
@@ -508,7 +507,7 @@ func (d *Distiller) imitationMasks(out *models.Outputs, targets [][]dataset.Targ
 	}
 	out2 := make([]*engine.Tensor, len(masks))
 	for l, lv := range p.Levels {
-		out2[l] = engine.New(masks[l], n, 1, lv.H, lv.W)
+		out2[l] = engine.FromHost(masks[l], n, 1, lv.H, lv.W)
 	}
 	return out2
 }
@@ -523,7 +522,9 @@ func (d *Distiller) responseAll(st *Step, out, tout *models.Outputs) {
 	for i := range rows {
 		rows[i] = i
 	}
-	cls, reg := d.response(s, t, sigmoids(t.cls.Data()), rows, total, float32(total))
+	var tProb *engine.Tensor
+	engine.NoGrad(func() { tProb = engine.Sigmoid(t.cls) })
+	cls, reg := d.response(s, t, tProb, rows, total, float32(total))
 	st.add(PartKDCls, d.opts.ResponseWeight*d.opts.ClsWeight, cls)
 	st.add(PartKDReg, d.opts.ResponseWeight*d.opts.RegWeight, reg)
 }

@@ -116,7 +116,7 @@ func TestDistillerMethods(t *testing.T) {
 					a := m.(*Adapter)
 					var norm float64
 					for _, c := range a.Convs {
-						for _, g := range c.Weight.Grad() {
+						for _, g := range c.Weight.GradToHost() {
 							norm += float64(g) * float64(g)
 						}
 					}
@@ -256,11 +256,12 @@ func TestTeacherOutputChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := sm.Config.Input
+	xv, tv := x.ToHost(), ft.input.ToHost()
 	for _, i := range []int{0, 64*64 + 5, 2*64*64 + 17, 3*64*64 + 1} {
 		c := (i / (64 * 64)) % 3
-		raw := x.Data()[i]*s.Std[c] + s.Mean[c]
+		raw := xv[i]*s.Std[c] + s.Mean[c]
 		want := (raw - cfg.Input.Mean[c]) / cfg.Input.Std[c]
-		if got := ft.input.Data()[i]; math.Abs(float64(got-want)) > 1e-5 {
+		if got := tv[i]; math.Abs(float64(got-want)) > 1e-5 {
 			t.Fatalf("teacher input[%d] = %v, want %v", i, got, want)
 		}
 	}
@@ -284,15 +285,15 @@ func TestImitationMask(t *testing.T) {
 	targets := [][]dataset.Target{{{Box: dataset.Box{X1: float64(a[0]), Y1: float64(a[1]), X2: float64(a[2]), Y2: float64(a[3])}}}}
 	out := &models.Outputs{InputH: 64, InputW: 64, Features: []*engine.Tensor{engine.Zeros(1, 16, 8, 8), engine.Zeros(1, 16, 4, 4), engine.Zeros(1, 16, 2, 2)}}
 	masks := d.imitationMasks(out, targets)
-	if got := masks[1].Data()[1*4+2]; got != 1 {
+	if got := masks[1].ToHost()[1*4+2]; got != 1 {
 		t.Fatalf("the anchor's own cell has mask %v, want 1", got)
 	}
-	if got := masks[1].Data()[3*4+0]; got != 0 {
+	if got := masks[1].ToHost()[3*4+0]; got != 0 {
 		t.Fatalf("a far cell has mask %v, want 0", got)
 	}
 	total := 0
 	for _, m := range masks {
-		for _, v := range m.Data() {
+		for _, v := range m.ToHost() {
 			total += int(v)
 		}
 	}

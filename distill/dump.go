@@ -43,7 +43,7 @@ func GIColor(t GIType) color.RGBA {
 func DrawGIs(x *engine.Tensor, i int, in models.InputConfig, targets []dataset.Target, gis []GI) *image.RGBA {
 	h, w := x.Dim(2), x.Dim(3)
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	data := x.Data()[i*3*h*w : (i+1)*3*h*w]
+	data := x.ToHost()[i*3*h*w : (i+1)*3*h*w]
 	for y := 0; y < h; y++ {
 		for xx := 0; xx < w; xx++ {
 			var px [3]uint8

@@ -56,61 +56,53 @@ func FeatureLoss(student, teacher *engine.Tensor) *engine.Tensor {
 	return engine.Mean(engine.MSELoss(student, teacher))
 }
 
-// relationEps keeps the square root of a squared distance differentiable at
-// zero (the diagonal); it is far below any real distance.
-const relationEps = 1e-12
-
 // distanceFloor is the smallest distance counted as non-zero when the
 // distances are normalised.
 const distanceFloor = 1e-5
 
 // PairwiseDistances returns the Euclidean distances between the rows of
-// f [K, D] as a [K, K] tensor with a zero diagonal, inside the graph. Rows
-// are centred first, which leaves distances unchanged but keeps the
-// Gram-matrix form ‖a‖² + ‖b‖² − 2a·b accurate in float32.
+// f [K, D] as a [K, K] tensor with a zero diagonal, inside the graph (the
+// engine's pairwise-distance kernel: exact differences, no Gram-matrix
+// cancellation, a zero gradient at zero distance).
 func PairwiseDistances(f *engine.Tensor) *engine.Tensor {
-	return pairwiseDistances(f, offDiagonal(f.Dim(0)))
-}
-
-// offDiagonal is a [k, k] mask of ones with a zero diagonal.
-func offDiagonal(k int) *engine.Tensor {
-	m := make([]float32, k*k)
-	for i := range m {
-		if i/k != i%k {
-			m[i] = 1
-		}
-	}
-	return engine.New(m, k, k)
-}
-
-func pairwiseDistances(f, offDiag *engine.Tensor) *engine.Tensor {
 	if f.Rank() != 2 {
 		panic(&engine.OpError{Op: "distill.PairwiseDistances", Shapes: [][]int{f.Shape()}, Err: engine.ErrShape, Detail: "features must be [K, D]"})
 	}
-	c := engine.Sub(f, engine.MeanAxis(f, 0, true))
-	gram := engine.MatMul(c, engine.Transpose(c, 0, 1))
-	sq := engine.SumAxis(engine.Mul(c, c), 1, true) // [K, 1]
-	d2 := engine.Sub(engine.Add(sq, engine.Transpose(sq, 0, 1)), engine.MulScalar(gram, 2))
-	// The diagonal is zero up to rounding, where √ is steepest: mask it.
-	return engine.Mul(engine.Sqrt(engine.AddScalar(engine.Clamp(d2, 0, math.MaxFloat32), relationEps)), offDiag)
+	return engine.PairwiseDistances(f)
 }
 
-// normalisedDistances returns ψ = d / μ over the off-diagonal entries of the
-// pairwise distances of f [K, D] (the diagonal is zeroed), μ being the mean
-// of the non-zero off-diagonal distances; ok is false when there is none.
-func normalisedDistances(f *engine.Tensor, offDiag *engine.Tensor) (psi *engine.Tensor, ok bool) {
-	d := pairwiseDistances(f, offDiag)
-	nonZero := 0
-	for _, v := range d.Data() {
-		if v > distanceFloor {
-			nonZero++
-		}
-	}
-	if nonZero == 0 {
-		return nil, false
-	}
+// normalised returns ψ = d / μ for pairwise distances d [K, K] (zero
+// diagonal), μ being the mean of the nonZero off-diagonal distances.
+func normalised(d *engine.Tensor, nonZero int) *engine.Tensor {
 	mu := engine.MulScalar(engine.Sum(d), 1/float32(nonZero))
-	return engine.Div(d, mu), true
+	return engine.Div(d, mu)
+}
+
+// countNonZero returns, for each distance matrix, how many entries exceed
+// distanceFloor, reading all of them to the host in one transfer.
+func countNonZero(ds []*engine.Tensor) []int {
+	counts := make([]int, len(ds))
+	if len(ds) == 0 {
+		return counts
+	}
+	var all []float32
+	engine.NoGrad(func() {
+		flat := make([]*engine.Tensor, len(ds))
+		for i, d := range ds {
+			flat[i] = engine.Reshape(d.Detach(), -1)
+		}
+		all = engine.Concat(0, flat...).ToHost()
+	})
+	at := 0
+	for i, d := range ds {
+		for _, v := range all[at : at+d.Len()] {
+			if v > distanceFloor {
+				counts[i]++
+			}
+		}
+		at += d.Len()
+	}
+	return counts
 }
 
 // RelationLoss is GID's relation loss. student and teacher are [G, D]
@@ -125,8 +117,10 @@ func RelationLoss(student, teacher *engine.Tensor, groups [][2]int) *engine.Tens
 	if student.Rank() != 2 || teacher.Rank() != 2 || student.Dim(0) != teacher.Dim(0) {
 		panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape(), teacher.Shape()}, Err: engine.ErrShape, Detail: "student and teacher features must be [G, D] with the same G"})
 	}
-	var total *engine.Tensor
-	used := 0
+	// All groups' distances first, so that counting their non-zero
+	// entries is one host read per step rather than two per group.
+	var sd, td []*engine.Tensor
+	var sizes []int
 	for _, g := range groups {
 		k := g[1] - g[0]
 		if k < 2 {
@@ -135,17 +129,23 @@ func RelationLoss(student, teacher *engine.Tensor, groups [][2]int) *engine.Tens
 		if g[0] < 0 || g[1] > student.Dim(0) {
 			panic(&engine.OpError{Op: "distill.RelationLoss", Shapes: [][]int{student.Shape()}, Err: engine.ErrShape, Detail: fmt.Sprintf("group %v outside the %d rows", g, student.Dim(0))})
 		}
-		mask := offDiagonal(k)
-		s := engine.Slice(student, 0, g[0], g[1])
-		t := engine.Slice(teacher, 0, g[0], g[1])
-		var psiT *engine.Tensor
-		var okT bool
-		engine.NoGrad(func() { psiT, okT = normalisedDistances(t, mask) })
-		psiS, okS := normalisedDistances(s, mask)
-		if !okT || !okS {
+		sd = append(sd, PairwiseDistances(engine.Slice(student, 0, g[0], g[1])))
+		engine.NoGrad(func() { td = append(td, PairwiseDistances(engine.Slice(teacher, 0, g[0], g[1]))) })
+		sizes = append(sizes, k)
+	}
+	counts := countNonZero(append(append([]*engine.Tensor(nil), sd...), td...))
+	var total *engine.Tensor
+	used := 0
+	for i, k := range sizes {
+		nS, nT := counts[i], counts[len(sd)+i]
+		if nS == 0 || nT == 0 {
 			continue
 		}
-		l := engine.MulScalar(engine.Sum(engine.Mul(engine.SmoothL1Loss(psiS, psiT, 1), mask)), 1/float32(k*k))
+		var psiT *engine.Tensor
+		engine.NoGrad(func() { psiT = normalised(td[i], nT) })
+		psiS := normalised(sd[i], nS)
+		// Both diagonals are zero, so the sum runs over i ≠ j.
+		l := engine.MulScalar(engine.Sum(engine.SmoothL1Loss(psiS, psiT, 1)), 1/float32(k*k))
 		if total == nil {
 			total = l
 		} else {
@@ -202,10 +202,7 @@ func MaskedImitationLoss(student, teacher, masks []*engine.Tensor) *engine.Tenso
 	c := 0
 	for l := range student {
 		c = student[l].Dim(1)
-		var n float64
-		for _, v := range masks[l].Data() {
-			n += float64(v)
-		}
+		n := float64(engine.Sum(masks[l]).Item())
 		if n == 0 {
 			continue
 		}

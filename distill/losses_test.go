@@ -47,8 +47,8 @@ func TestLevelFor(t *testing.T) {
 }
 
 func TestFeatureLoss(t *testing.T) {
-	s := engine.New([]float32{1, 2, 3, 4, 0, 0, 0, 0}, 2, 1, 2, 2)
-	tt := engine.New([]float32{1, 2, 3, 2, 1, 1, 1, 1}, 2, 1, 2, 2)
+	s := engine.FromHost([]float32{1, 2, 3, 4, 0, 0, 0, 0}, 2, 1, 2, 2)
+	tt := engine.FromHost([]float32{1, 2, 3, 2, 1, 1, 1, 1}, 2, 1, 2, 2)
 	// GI 0: mean of (0,0,0,4) = 1; GI 1: mean of (1,1,1,1) = 1 → 1.
 	near(t, "FeatureLoss", float64(FeatureLoss(s, tt).Item()), 1)
 }
@@ -59,28 +59,28 @@ func TestRelationLoss(t *testing.T) {
 	// 8/3, ψ_s = (0.75, 1.5, 0.75). Smooth L1 (β 1) of the differences
 	// 0.25, 0, 0.25 is 0.03125, 0, 0.03125; both orders of each pair count,
 	// divided by K² = 9: 0.125 / 9.
-	teacher := engine.New([]float32{0, 1, 3}, 3, 1)
-	student := engine.New([]float32{0, 2, 4}, 3, 1)
+	teacher := engine.FromHost([]float32{0, 1, 3}, 3, 1)
+	student := engine.FromHost([]float32{0, 2, 4}, 3, 1)
 	near(t, "RelationLoss", float64(RelationLoss(student, teacher, [][2]int{{0, 3}}).Item()), 0.125/9)
 
 	// Scale invariance: the normalisation removes a global factor.
-	scaled := engine.New([]float32{0, 10, 30}, 3, 1)
+	scaled := engine.FromHost([]float32{0, 10, 30}, 3, 1)
 	near(t, "RelationLoss(teacher, 10·teacher)", float64(RelationLoss(scaled, teacher, [][2]int{{0, 3}}).Item()), 0)
 
 	// Groups: the second group has one GI and no loss; the mean is over
 	// the groups that have one.
-	s2 := engine.New([]float32{0, 2, 4, 7}, 4, 1)
-	t2 := engine.New([]float32{0, 1, 3, 5}, 4, 1)
+	s2 := engine.FromHost([]float32{0, 2, 4, 7}, 4, 1)
+	t2 := engine.FromHost([]float32{0, 1, 3, 5}, 4, 1)
 	near(t, "RelationLoss(groups)", float64(RelationLoss(s2, t2, [][2]int{{0, 3}, {3, 4}}).Item()), 0.125/9)
 	near(t, "RelationLoss(<2 GIs)", float64(RelationLoss(s2, t2, [][2]int{{0, 1}, {1, 2}}).Item()), 0)
 	// Identical features everywhere: no non-zero distance, no loss.
-	same := engine.New([]float32{1, 1, 1, 1}, 2, 2)
+	same := engine.FromHost([]float32{1, 1, 1, 1}, 2, 2)
 	near(t, "RelationLoss(identical)", float64(RelationLoss(same, same, [][2]int{{0, 2}}).Item()), 0)
 }
 
 func TestPairwiseDistances(t *testing.T) {
-	f := engine.New([]float32{0, 0, 3, 4, 6, 8}, 3, 2)
-	d := PairwiseDistances(f).Data()
+	f := engine.FromHost([]float32{0, 0, 3, 4, 6, 8}, 3, 2)
+	d := PairwiseDistances(f).ToHost()
 	want := []float64{0, 5, 10, 5, 0, 5, 10, 5, 0}
 	for i, w := range want {
 		if math.Abs(float64(d[i])-w) > 1e-3 {
@@ -94,8 +94,8 @@ func TestResponseLoss(t *testing.T) {
 	// classes → 4 ln 2 / 2 rows. L1: |1−0| + |−2−2| over 2 rows (others 0).
 	sCls := engine.Zeros(2, 2)
 	tProb := engine.Full(0.5, 2, 2)
-	sReg := engine.New([]float32{1, 0, 0, 0, 0, -2, 0, 0}, 2, 4)
-	tReg := engine.New([]float32{0, 0, 0, 0, 0, 2, 0, 0}, 2, 4)
+	sReg := engine.FromHost([]float32{1, 0, 0, 0, 0, -2, 0, 0}, 2, 4)
+	tReg := engine.FromHost([]float32{0, 0, 0, 0, 0, 2, 0, 0}, 2, 4)
 	cls, reg := ResponseLoss(sCls, tProb, sReg, tReg)
 	near(t, "response cls", float64(cls.Item()), 2*math.Ln2)
 	near(t, "response reg", float64(reg.Item()), 2.5)
@@ -110,7 +110,7 @@ func TestFitNetAndMaskedImitation(t *testing.T) {
 	tt := []*engine.Tensor{engine.Full(0, 1, 2, 2, 2), engine.Full(3, 1, 2, 1, 1)}
 	// Level means 1 and 9 → 5.
 	near(t, "FitNetLoss", float64(FitNetLoss(s, tt).Item()), 5)
-	masks := []*engine.Tensor{engine.New([]float32{1, 0, 0, 1}, 1, 1, 2, 2), engine.New([]float32{0}, 1, 1, 1, 1)}
+	masks := []*engine.Tensor{engine.FromHost([]float32{1, 0, 0, 1}, 1, 1, 2, 2), engine.FromHost([]float32{0}, 1, 1, 1, 1)}
 	// Two masked locations × 2 channels × error 1 = 4, over C·N_p = 4.
 	near(t, "MaskedImitationLoss", float64(MaskedImitationLoss(s, tt, masks).Item()), 1)
 	masks[0] = engine.Zeros(1, 1, 2, 2)
@@ -153,8 +153,8 @@ func TestLossGradients(t *testing.T) {
 	enginetest.GradCheck(t, "FitNetLoss", tol, func() *engine.Tensor {
 		return scalar(FitNetLoss([]*engine.Tensor{s0, s1}, []*engine.Tensor{t0, t1}))
 	}, s0, s1)
-	m0 := engine.New([]float32{1, 0, 1, 0, 0, 1, 1, 1, 0}, 1, 1, 3, 3)
-	m1 := engine.New([]float32{0, 1, 0, 0}, 1, 1, 2, 2)
+	m0 := engine.FromHost([]float32{1, 0, 1, 0, 0, 1, 1, 1, 0}, 1, 1, 3, 3)
+	m1 := engine.FromHost([]float32{0, 1, 0, 0}, 1, 1, 2, 2)
 	enginetest.GradCheck(t, "MaskedImitationLoss", tol, func() *engine.Tensor {
 		return scalar(MaskedImitationLoss([]*engine.Tensor{s0, s1}, []*engine.Tensor{t0, t1}, []*engine.Tensor{m0, m1}))
 	}, s0, s1)

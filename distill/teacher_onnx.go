@@ -245,12 +245,13 @@ func (t *onnxTeacher) Forward(ctx context.Context, x *engine.Tensor) (*models.Ou
 		}
 	}
 	per := 3 * h * w
+	images := x.ToHost() // ONNX Runtime reads host memory
 	results := make([][]*engine.Tensor, len(t.outputs))
 	for start := 0; start < n; start += chunk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		parts, err := t.run(x.Data()[start*per:(start+chunk)*per], chunk, h, w)
+		parts, err := t.run(images[start*per:(start+chunk)*per], chunk, h, w)
 		if err != nil {
 			return nil, err
 		}
@@ -308,7 +309,7 @@ func (t *onnxTeacher) run(data []float32, n, h, w int) ([]*engine.Tensor, error)
 		for j, d := range shape {
 			dims[j] = int(d)
 		}
-		res[i] = engine.New(slices.Clone(f.GetData()), dims...)
+		res[i] = engine.FromHost(f.GetData(), dims...)
 	}
 	return res, nil
 }

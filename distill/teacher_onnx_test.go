@@ -31,8 +31,9 @@ func exportTeacher(t *testing.T, d *models.Detector, batch int) string {
 
 func maxRelDiff(a, b *engine.Tensor) float64 {
 	var diff, scale float64
-	for i, v := range a.Data() {
-		diff = max(diff, math.Abs(float64(v-b.Data()[i])))
+	bv := b.ToHost()
+	for i, v := range a.ToHost() {
+		diff = max(diff, math.Abs(float64(v-bv[i])))
 		scale = max(scale, math.Abs(float64(v)))
 	}
 	return diff / max(scale, 1e-12)

@@ -2,10 +2,10 @@ package engine_test
 
 import (
 	"math/rand/v2"
-	"syscall"
 	"testing"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/enginetest"
 )
 
 // BenchmarkProbeTrainStep times forward and backward of the probe network of
@@ -40,13 +40,10 @@ func BenchmarkProbeTrainStep(b *testing.B) {
 	for range 3 {
 		step()
 	}
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(0, &r0)
+	cpu0 := enginetest.CPUTime()
 	b.ResetTimer()
 	for range b.N {
 		step()
 	}
-	syscall.Getrusage(0, &r1)
-	cpu := (r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano()) / int64(b.N)
-	b.ReportMetric(float64(cpu)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64((enginetest.CPUTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
 }

@@ -7,11 +7,17 @@ import (
 	"runtime"
 )
 
-// ErrShape is the sentinel wrapped by every shape error.
-var ErrShape = errors.New("shape mismatch")
-
-// ErrNotFinite is wrapped when a tensor holds NaN or Inf.
-var ErrNotFinite = errors.New("non-finite value")
+var (
+	// ErrShape is wrapped by every shape error.
+	ErrShape = errors.New("engine: shape mismatch")
+	// ErrNotFinite is wrapped when a tensor holds NaN or Inf.
+	ErrNotFinite = errors.New("engine: non-finite value")
+	// ErrDevice is wrapped when an op's inputs live on different devices.
+	ErrDevice = errors.New("engine: tensors on different devices")
+	// ErrReleased is wrapped when an op is given a tensor whose buffer was
+	// handed back by Release or Recycle.
+	ErrReleased = errors.New("engine: tensor used after release")
+)
 
 // OpError reports a failed op with the shapes it was given.
 type OpError struct {
@@ -29,11 +35,7 @@ func (e *OpError) Unwrap() error { return e.Err }
 
 // shapeErr panics with an OpError; ops call it after validating their inputs.
 func shapeErr(op, format string, args []any, ts ...*Tensor) {
-	shapes := make([][]int, len(ts))
-	for i, t := range ts {
-		shapes[i] = t.Shape()
-	}
-	panic(&OpError{Op: op, Shapes: shapes, Err: ErrShape, Detail: fmt.Sprintf(format, args...)})
+	panic(&OpError{Op: op, Shapes: shapesOf(ts), Err: ErrShape, Detail: fmt.Sprintf(format, args...)})
 }
 
 func check(cond bool, op, format string, args []any, ts ...*Tensor) {
@@ -44,7 +46,8 @@ func check(cond bool, op, format string, args []any, ts ...*Tensor) {
 
 // Guard runs fn and turns a typed panic into a returned error. gidedge's
 // packages panic only for programmer errors, and always with a typed error
-// value: an *OpError here and in the packages built on the engine,
+// value: an *OpError here and in the packages built on the engine, a
+// kernel's *backend.Error,
 // *geom.LengthError, export's *BuildError. Guard returns such a value
 // unchanged. A runtime error (nil dereference, index out of range) or a
 // panic with a value that is not an error propagates with its stack trace.
@@ -65,9 +68,10 @@ func Guard(fn func() error) (err error) {
 	return fn()
 }
 
-// CheckFinite returns an error naming what if t holds a NaN or Inf.
+// CheckFinite returns an error naming what if t holds a NaN or Inf. It
+// reads t on the host.
 func CheckFinite(what string, t *Tensor) error {
-	for i, v := range t.data {
+	for i, v := range t.ToHost() {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return fmt.Errorf("engine: %s: %w %v at flat index %d of shape %v", what, ErrNotFinite, v, i, t.shape)
 		}

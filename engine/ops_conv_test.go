@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -19,6 +20,11 @@ func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
 	ow := engine.ConvOutSize(wd, kw, s, o.Pad, d)
 	out := make([]float32, n*cout*oh*ow)
 	coutG := cout / groups
+	xv, wv := x.ToHost(), w.ToHost()
+	var bv []float32
+	if b != nil {
+		bv = b.ToHost()
+	}
 	for i := 0; i < n; i++ {
 		for co := 0; co < cout; co++ {
 			gr := co / coutG
@@ -26,7 +32,7 @@ func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
 				for ox := 0; ox < ow; ox++ {
 					var acc float32
 					if b != nil {
-						acc = b.Data()[co]
+						acc = bv[co]
 					}
 					for ci := 0; ci < cg; ci++ {
 						cin := gr*cg + ci
@@ -37,7 +43,7 @@ func naiveConv(x, w, b *engine.Tensor, o engine.ConvOptions) []float32 {
 								if iy < 0 || iy >= h || ix < 0 || ix >= wd {
 									continue
 								}
-								acc += x.Data()[((i*c+cin)*h+iy)*wd+ix] * w.Data()[((co*cg+ci)*kh+ky)*kw+kx]
+								acc += xv[((i*c+cin)*h+iy)*wd+ix] * wv[((co*cg+ci)*kh+ky)*kw+kx]
 							}
 						}
 					}
@@ -76,11 +82,11 @@ func TestConv2d(t *testing.T) {
 			x := enginetest.Param(rng, 1, tc.n, tc.c, tc.h, tc.w)
 			w := enginetest.Param(rng, 0.5, tc.cout, tc.c/groups, tc.k, tc.k)
 			b := enginetest.Param(rng, 0.5, tc.cout)
-			got := engine.Conv2d(x, w, b, tc.opt)
+			got := engine.Conv2d(x, w, b, tc.opt).ToHost()
 			want := naiveConv(x, w, b, tc.opt)
 			for i, v := range want {
-				if d := got.Data()[i] - v; d > 1e-4 || d < -1e-4 {
-					t.Fatalf("forward element %d: got %v want %v", i, got.Data()[i], v)
+				if d := got[i] - v; d > 1e-4 || d < -1e-4 {
+					t.Fatalf("forward element %d: got %v want %v", i, got[i], v)
 				}
 			}
 			enginetest.GradCheck(t, "Conv2d", enginetest.DefaultTolerance, func() *engine.Tensor {
@@ -121,5 +127,52 @@ func TestBatchNorm2d(t *testing.T) {
 				return engine.BatchNorm2d(x, g, b, stCopy, training)
 			}, x, g, b)
 		})
+	}
+}
+
+// TestBatchNorm2dValues checks batch norm's forward values and running
+// statistics against numbers computed by hand: two images, two channels of
+// 2 values each.
+func TestBatchNorm2dValues(t *testing.T) {
+	// Channel 0 holds 1, 3 (image 0) and 5, 7 (image 1): mean 4, biased
+	// variance 5, unbiased 20/3. Channel 1 holds 2, 2, 2, 6: mean 3,
+	// biased variance 3, unbiased 4.
+	x := engine.FromHost([]float32{1, 3, 2, 2, 5, 7, 2, 6}, 2, 2, 1, 2)
+	gamma := engine.FromHost([]float32{2, 0.5}, 2)
+	beta := engine.FromHost([]float32{1, -1}, 2)
+	st := &engine.BatchNormState{RunningMean: engine.FromHost([]float32{0.5, -1}, 2), RunningVar: engine.FromHost([]float32{1, 2}, 2), Momentum: 0.25, Eps: 1e-5}
+
+	y := engine.BatchNorm2d(x, gamma, beta, st, true).ToHost()
+	s0, s1 := 1/math.Sqrt(5+1e-5), 1/math.Sqrt(3+1e-5)
+	want := []float64{
+		(1-4)*s0*2 + 1, (3-4)*s0*2 + 1, (2-3)*s1*0.5 - 1, (2-3)*s1*0.5 - 1,
+		(5-4)*s0*2 + 1, (7-4)*s0*2 + 1, (2-3)*s1*0.5 - 1, (6-3)*s1*0.5 - 1,
+	}
+	for i, w := range want {
+		if math.Abs(float64(y[i])-w) > 1e-5 {
+			t.Fatalf("training output %d: got %v want %v", i, y[i], w)
+		}
+	}
+	// r ← 0.75·r + 0.25·batch, with the unbiased variance.
+	wantMean := []float64{0.75*0.5 + 0.25*4, 0.75*-1 + 0.25*3}
+	wantVar := []float64{0.75*1 + 0.25*20.0/3, 0.75*2 + 0.25*4}
+	rm, rv := st.RunningMean.ToHost(), st.RunningVar.ToHost()
+	for c := 0; c < 2; c++ {
+		if math.Abs(float64(rm[c])-wantMean[c]) > 1e-6 || math.Abs(float64(rv[c])-wantVar[c]) > 1e-5 {
+			t.Fatalf("channel %d running statistics %v, %v; want %v, %v", c, rm[c], rv[c], wantMean[c], wantVar[c])
+		}
+	}
+	// Eval mode normalises with the running statistics and leaves them alone.
+	y = engine.BatchNorm2d(x, gamma, beta, st, false).ToHost()
+	for i, v := range []float64{1, 3, 2, 2, 5, 7, 2, 6} {
+		c := (i / 2) % 2
+		g, b := []float64{2, 0.5}[c], []float64{1, -1}[c]
+		w := (v-wantMean[c])/math.Sqrt(wantVar[c]+1e-5)*g + b
+		if math.Abs(float64(y[i])-w) > 1e-5 {
+			t.Fatalf("eval output %d: got %v want %v", i, y[i], w)
+		}
+	}
+	if rm2 := st.RunningMean.ToHost(); rm2[0] != rm[0] || rm2[1] != rm[1] {
+		t.Fatalf("eval changed the running mean from %v to %v", rm, rm2)
 	}
 }

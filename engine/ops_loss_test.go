@@ -14,11 +14,14 @@ import (
 // apart nudges b so that no pair (a[i], b[i]) lies within gap of each other,
 // keeping finite differences away from the kink of |a − b|.
 func apart(a, b *engine.Tensor, gap float32) {
-	for i, x := range a.Data() {
-		if d := b.Data()[i] - x; d < gap && d > -gap {
-			b.Data()[i] = x + 2*gap
+	av := a.ToHost()
+	enginetest.Edit(b, func(bv []float32) {
+		for i, x := range av {
+			if d := bv[i] - x; d < gap && d > -gap {
+				bv[i] = x + 2*gap
+			}
 		}
-	}
+	})
 }
 
 func TestLossValues(t *testing.T) {
@@ -29,35 +32,35 @@ func TestLossValues(t *testing.T) {
 		want []float32
 	}{
 		{"BCEWithLogits", func() *engine.Tensor {
-			return engine.BCEWithLogits(engine.New([]float32{0, 2, -3}, 3), engine.New([]float32{0.5, 1, 0}, 3))
+			return engine.BCEWithLogits(engine.FromHost([]float32{0, 2, -3}, 3), engine.FromHost([]float32{0.5, 1, 0}, 3))
 		}, []float32{ln2, float32(math.Log1p(math.Exp(-2))), float32(math.Log1p(math.Exp(-3)))}},
 		{"SigmoidFocalLoss", func() *engine.Tensor {
-			return engine.SigmoidFocalLoss(engine.New([]float32{0, 0}, 2), engine.New([]float32{1, 0}, 2), 0.25, 2)
+			return engine.SigmoidFocalLoss(engine.FromHost([]float32{0, 0}, 2), engine.FromHost([]float32{1, 0}, 2), 0.25, 2)
 		}, []float32{ln2 * 0.25 * 0.25, ln2 * 0.25 * 0.75}},
 		{"SigmoidFocalLossNoAlpha", func() *engine.Tensor {
-			return engine.SigmoidFocalLoss(engine.New([]float32{0}, 1), engine.New([]float32{1}, 1), -1, 0)
+			return engine.SigmoidFocalLoss(engine.FromHost([]float32{0}, 1), engine.FromHost([]float32{1}, 1), -1, 0)
 		}, []float32{ln2}},
 		{"CrossEntropy", func() *engine.Tensor {
-			return engine.CrossEntropy(engine.New([]float32{1, 2, 3, 0, 0, 0}, 2, 3), []int{2, -1})
+			return engine.CrossEntropy(engine.FromHost([]float32{1, 2, 3, 0, 0, 0}, 2, 3), []int{2, -1})
 		}, []float32{float32(math.Log(math.E+math.Exp(2)+math.Exp(3)) - 3), 0}},
 		{"L1Loss", func() *engine.Tensor {
-			return engine.L1Loss(engine.New([]float32{1, -2}, 2), engine.New([]float32{3, 1}, 2))
+			return engine.L1Loss(engine.FromHost([]float32{1, -2}, 2), engine.FromHost([]float32{3, 1}, 2))
 		}, []float32{2, 3}},
 		{"SmoothL1Loss", func() *engine.Tensor {
-			return engine.SmoothL1Loss(engine.New([]float32{0, 0, 0}, 3), engine.New([]float32{0.5, 2, -1.5}, 3), 1)
+			return engine.SmoothL1Loss(engine.FromHost([]float32{0, 0, 0}, 3), engine.FromHost([]float32{0.5, 2, -1.5}, 3), 1)
 		}, []float32{0.125, 1.5, 1}},
 		{"MSELoss", func() *engine.Tensor {
-			return engine.MSELoss(engine.New([]float32{1, -2}, 2), engine.New([]float32{3, 1}, 2))
+			return engine.MSELoss(engine.FromHost([]float32{1, -2}, 2), engine.FromHost([]float32{3, 1}, 2))
 		}, []float32{4, 9}},
 		{"GIoULoss", func() *engine.Tensor {
 			return engine.GIoULoss(
-				engine.New([]float32{0, 0, 2, 2, 0, 0, 1, 1, 0, 0, 4, 4}, 3, 4),
-				engine.New([]float32{1, 1, 3, 3, 2, 0, 3, 1, 0, 0, 4, 4}, 3, 4))
+				engine.FromHost([]float32{0, 0, 2, 2, 0, 0, 1, 1, 0, 0, 4, 4}, 3, 4),
+				engine.FromHost([]float32{1, 1, 3, 3, 2, 0, 3, 1, 0, 0, 4, 4}, 3, 4))
 		}, []float32{1 - (1.0/7 - 2.0/9), 1 + 1.0/3, 0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := tc.got().Data()
+			got := tc.got().ToHost()
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %d values, want %d", len(got), len(tc.want))
 			}
@@ -79,9 +82,11 @@ func TestLossGradients(t *testing.T) {
 		apart(a, b, 0.05)
 		soft := engine.RandU(rng, 0, 1, shape...)
 		hard := engine.RandU(rng, 0, 1, shape...)
-		for i, v := range hard.Data() {
-			hard.Data()[i] = float32(math.Round(float64(v)))
-		}
+		enginetest.Edit(hard, func(v []float32) {
+			for i := range v {
+				v[i] = float32(math.Round(float64(v[i])))
+			}
+		})
 		name := enginetest.Describe(shape)
 		enginetest.GradCheck(t, "BCEWithLogits"+name, tol, func() *engine.Tensor { return engine.BCEWithLogits(a, b) }, a, b)
 		enginetest.GradCheck(t, "BCEWithLogitsSoft"+name, tol, func() *engine.Tensor { return engine.BCEWithLogits(a, soft) }, a)
@@ -128,8 +133,8 @@ func TestGIoULossGradient(t *testing.T) {
 	copy(q[0:4], []float32{3, 2, 5, 4})
 	copy(p[4:8], []float32{1, 1, 2, 3})
 	copy(q[4:8], []float32{0, 0, 4, 4})
-	pred := engine.New(p, n, 4).SetRequiresGrad(true)
-	target := engine.New(q, n, 4).SetRequiresGrad(true)
+	pred := engine.FromHost(p, n, 4).SetRequiresGrad(true)
+	target := engine.FromHost(q, n, 4).SetRequiresGrad(true)
 	tol := enginetest.DefaultTolerance
 	tol.MaxElements = 0
 	tol.Step = 1e-3

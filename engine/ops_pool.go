@@ -1,8 +1,6 @@
 package engine
 
-import (
-	"math"
-)
+import "github.com/gidedge/gidedge/engine/backend"
 
 // PoolOptions configures MaxPool2d and AvgPool2d; Stride 0 means the kernel size.
 type PoolOptions struct {
@@ -16,102 +14,42 @@ func (o PoolOptions) norm() PoolOptions {
 	return o
 }
 
-// MaxPool2d takes the maximum over Kernel×Kernel windows of x [N, C, H, W];
-// padding counts as −∞.
-func MaxPool2d(x *Tensor, opt PoolOptions) *Tensor {
+func pool2d(name string, kind backend.PoolKind, x *Tensor, opt PoolOptions) *Tensor {
 	o := opt.norm()
-	check(x.Rank() == 4 && o.Kernel > 0, "MaxPool2d", "input must be NCHW and kernel positive", nil, x)
+	d := device(name, x)
+	check(x.Rank() == 4 && o.Kernel > 0 && o.Stride > 0 && o.Pad >= 0, name, "input must be NCHW, kernel and stride positive, padding non-negative", nil, x)
+	check(2*o.Pad <= o.Kernel, name, "padding %d exceeds half the kernel %d", []any{o.Pad, o.Kernel}, x)
 	n, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	oh := ConvOutSize(h, o.Kernel, o.Stride, o.Pad, 1)
 	ow := ConvOutSize(w, o.Kernel, o.Stride, o.Pad, 1)
-	check(oh > 0 && ow > 0, "MaxPool2d", "output would be empty", nil, x)
-	out := newResultNoZero([]int{n, c, oh, ow})
-	arg := make([]int32, len(out.data))
-	be().Parallel(n*c, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			src := x.data[t*h*w : (t+1)*h*w]
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					best := float32(math.Inf(-1))
-					bi := -1
-					for ky := 0; ky < o.Kernel; ky++ {
-						iy := oy*o.Stride - o.Pad + ky
-						if iy < 0 || iy >= h {
-							continue
-						}
-						for kx := 0; kx < o.Kernel; kx++ {
-							ix := ox*o.Stride - o.Pad + kx
-							if ix < 0 || ix >= w {
-								continue
-							}
-							if v := src[iy*w+ix]; bi < 0 || v > best {
-								best, bi = v, iy*w+ix
-							}
-						}
-					}
-					oi := t*oh*ow + oy*ow + ox
-					out.data[oi] = best
-					arg[oi] = int32(bi)
-				}
-			}
-		}
-	})
-	record(out, "MaxPool2d", func(out *Tensor) {
-		g := x.ensureGrad()
-		for t := 0; t < n*c; t++ {
-			for k := 0; k < oh*ow; k++ {
-				oi := t*oh*ow + k
-				if arg[oi] >= 0 {
-					g[t*h*w+int(arg[oi])] += out.grad[oi]
-				}
-			}
+	check(h > 0 && w > 0 && oh > 0 && ow > 0, name, "output would be empty", nil, x)
+	g := backend.PoolGeometry{N: n, C: c, H: h, W: w, Kernel: o.Kernel, Stride: o.Stride, Pad: o.Pad, OutH: oh, OutW: ow}
+	out := alloc(d, []int{n, c, oh, ow})
+	var arg backend.Buffer
+	if kind == backend.PoolMax && recorded(x) {
+		arg = d.Alloc(backend.Int32, out.Len())
+	}
+	d.Pool2d(backend.PoolArgs{Kind: kind, Geometry: g, X: x.buf, Y: out.buf, Argmax: arg})
+	record(out, name, func(out *Tensor) {
+		d.Pool2dBackward(backend.PoolBackwardArgs{Kind: kind, Geometry: g, DY: out.grad, Argmax: arg, DX: x.gradDest()})
+	}, func() {
+		if arg != nil {
+			d.Free(arg)
 		}
 	}, x)
 	return out
 }
 
+// MaxPool2d takes the maximum over Kernel×Kernel windows of x [N, C, H, W];
+// padding counts as −∞ and NaN as the largest value.
+func MaxPool2d(x *Tensor, opt PoolOptions) *Tensor {
+	return pool2d("MaxPool2d", backend.PoolMax, x, opt)
+}
+
 // AvgPool2d averages Kernel×Kernel windows of x [N, C, H, W]; padded
 // positions count in the divisor (PyTorch's count_include_pad=True).
 func AvgPool2d(x *Tensor, opt PoolOptions) *Tensor {
-	o := opt.norm()
-	check(x.Rank() == 4 && o.Kernel > 0, "AvgPool2d", "input must be NCHW and kernel positive", nil, x)
-	n, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	oh := ConvOutSize(h, o.Kernel, o.Stride, o.Pad, 1)
-	ow := ConvOutSize(w, o.Kernel, o.Stride, o.Pad, 1)
-	check(oh > 0 && ow > 0, "AvgPool2d", "output would be empty", nil, x)
-	inv := 1 / float32(o.Kernel*o.Kernel)
-	out := newResult([]int{n, c, oh, ow})
-	visit := func(t int, fn func(oi, ii int)) {
-		for oy := 0; oy < oh; oy++ {
-			for ox := 0; ox < ow; ox++ {
-				oi := t*oh*ow + oy*ow + ox
-				for ky := 0; ky < o.Kernel; ky++ {
-					iy := oy*o.Stride - o.Pad + ky
-					if iy < 0 || iy >= h {
-						continue
-					}
-					for kx := 0; kx < o.Kernel; kx++ {
-						ix := ox*o.Stride - o.Pad + kx
-						if ix >= 0 && ix < w {
-							fn(oi, t*h*w+iy*w+ix)
-						}
-					}
-				}
-			}
-		}
-	}
-	be().Parallel(n*c, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			visit(t, func(oi, ii int) { out.data[oi] += x.data[ii] * inv })
-		}
-	})
-	record(out, "AvgPool2d", func(out *Tensor) {
-		g := x.ensureGrad()
-		for t := 0; t < n*c; t++ {
-			visit(t, func(oi, ii int) { g[ii] += out.grad[oi] * inv })
-		}
-	}, x)
-	return out
+	return pool2d("AvgPool2d", backend.PoolAvg, x, opt)
 }
 
 // GlobalAvgPool2d averages each channel plane: [N, C, H, W] → [N, C, 1, 1].
@@ -124,45 +62,16 @@ func GlobalAvgPool2d(x *Tensor) *Tensor {
 // UpsampleNearest resizes x [N, C, H, W] to [N, C, outH, outW] by nearest
 // neighbour (source index ⌊dst·in/out⌋, as PyTorch's mode="nearest").
 func UpsampleNearest(x *Tensor, outH, outW int) *Tensor {
+	d := device("UpsampleNearest", x)
 	check(x.Rank() == 4 && outH > 0 && outW > 0, "UpsampleNearest", "input must be NCHW and target %dx%d positive", []any{outH, outW}, x)
 	n, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	rowIdx := make([]int, outH)
-	colIdx := make([]int, outW)
-	for i := range rowIdx {
-		rowIdx[i] = min(h-1, i*h/outH)
-	}
-	for i := range colIdx {
-		colIdx[i] = min(w-1, i*w/outW)
-	}
-	out := newResultNoZero([]int{n, c, outH, outW})
-	be().Parallel(n*c, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			src := x.data[t*h*w : (t+1)*h*w]
-			dst := out.data[t*outH*outW : (t+1)*outH*outW]
-			for oy, iy := range rowIdx {
-				row := src[iy*w : (iy+1)*w]
-				d := dst[oy*outW : (oy+1)*outW]
-				for ox, ix := range colIdx {
-					d[ox] = row[ix]
-				}
-			}
-		}
-	})
+	check(h > 0 && w > 0, "UpsampleNearest", "input must not be empty", nil, x)
+	g := backend.ResizeGeometry{N: n, C: c, H: h, W: w, OutH: outH, OutW: outW}
+	out := alloc(d, []int{n, c, outH, outW})
+	d.Upsample(backend.UpsampleArgs{Geometry: g, X: x.buf, Y: out.buf})
 	record(out, "UpsampleNearest", func(out *Tensor) {
-		g := x.ensureGrad()
-		be().Parallel(n*c, func(lo, hi int) {
-			for t := lo; t < hi; t++ {
-				gs := g[t*h*w : (t+1)*h*w]
-				src := out.grad[t*outH*outW : (t+1)*outH*outW]
-				for oy, iy := range rowIdx {
-					s := src[oy*outW : (oy+1)*outW]
-					for ox, ix := range colIdx {
-						gs[iy*w+ix] += s[ox]
-					}
-				}
-			}
-		})
-	}, x)
+		d.UpsampleBackward(backend.UpsampleBackwardArgs{Geometry: g, DY: out.grad, DX: x.gradDest()})
+	}, nil, x)
 	return out
 }
 

@@ -1,8 +1,9 @@
 package engine
 
 import (
-	"math"
 	"slices"
+
+	"github.com/gidedge/gidedge/engine/backend"
 )
 
 // reduceDims returns (outer, size, inner) for reducing one axis.
@@ -27,32 +28,28 @@ func reducedShape(shape []int, axis int, keep bool) []int {
 	return slices.Delete(slices.Clone(shape), axis, axis+1)
 }
 
+func oneAxis(rank, axis int) []bool {
+	axes := make([]bool, rank)
+	axes[axis] = true
+	return axes
+}
+
+// broadcastBack adds a gradient g of a reduction's output back to t's
+// gradient along the reduced axes (the adjoint of summing over them).
+func broadcastBack(d backend.Backend, t *Tensor, g backend.Buffer, keptShape []int) {
+	dst := t.gradDest()
+	d.Copy(backend.CopyArgs{Shape: t.shape, Dst: backend.View{Buf: dst.Buf}, Src: backend.View{Buf: g, Strides: backend.BroadcastStrides(keptShape, t.shape)}, Accumulate: dst.Accumulate})
+}
+
 // SumAxis sums over one axis; keepDim leaves a size-1 dimension.
 func SumAxis(t *Tensor, axis int, keepDim bool) *Tensor {
+	d := device("SumAxis", t)
 	axis = normAxis(t, "SumAxis", axis)
-	outer, size, inner := reduceDims(t.shape, axis)
-	out := newResult(reducedShape(t.shape, axis, keepDim))
-	for o := 0; o < outer; o++ {
-		dst := out.data[o*inner : (o+1)*inner]
-		for s := 0; s < size; s++ {
-			src := t.data[(o*size+s)*inner : (o*size+s+1)*inner]
-			for k, v := range src {
-				dst[k] += v
-			}
-		}
-	}
+	out := alloc(d, reducedShape(t.shape, axis, keepDim))
+	d.Reduce(backend.ReduceArgs{Op: backend.ReduceSum, Shape: t.shape, Axes: oneAxis(t.Rank(), axis), Src: t.buf, Dst: backend.Dest{Buf: out.buf}, Alpha: 1})
 	record(out, "SumAxis", func(out *Tensor) {
-		g := t.ensureGrad()
-		for o := 0; o < outer; o++ {
-			src := out.grad[o*inner : (o+1)*inner]
-			for s := 0; s < size; s++ {
-				dst := g[(o*size+s)*inner : (o*size+s+1)*inner]
-				for k, v := range src {
-					dst[k] += v
-				}
-			}
-		}
-	}, t)
+		broadcastBack(d, t, out.grad, reducedShape(t.shape, axis, true))
+	}, nil, t)
 	return out
 }
 
@@ -64,19 +61,16 @@ func MeanAxis(t *Tensor, axis int, keepDim bool) *Tensor {
 
 // Sum adds every element into a scalar.
 func Sum(t *Tensor) *Tensor {
-	out := newResult([]int{})
-	var s float64
-	for _, v := range t.data {
-		s += float64(v)
+	d := device("Sum", t)
+	out := alloc(d, []int{})
+	all := make([]bool, t.Rank())
+	for i := range all {
+		all[i] = true
 	}
-	out.data[0] = float32(s)
+	d.Reduce(backend.ReduceArgs{Op: backend.ReduceSum, Shape: t.shape, Axes: all, Src: t.buf, Dst: backend.Dest{Buf: out.buf}, Alpha: 1})
 	record(out, "Sum", func(out *Tensor) {
-		g := t.ensureGrad()
-		gv := out.grad[0]
-		for i := range g {
-			g[i] += gv
-		}
-	}, t)
+		broadcastBack(d, t, out.grad, nil)
+	}, nil, t)
 	return out
 }
 
@@ -86,124 +80,46 @@ func Mean(t *Tensor) *Tensor {
 	return MulScalar(Sum(t), 1/float32(t.Len()))
 }
 
-// MaxAxis takes the maximum over one axis; the gradient goes to the first
-// maximal element.
+// MaxAxis takes the maximum over one axis (NaN counts as the largest); the
+// gradient goes to the first maximal element.
 func MaxAxis(t *Tensor, axis int, keepDim bool) *Tensor {
+	d := device("MaxAxis", t)
 	axis = normAxis(t, "MaxAxis", axis)
-	outer, size, inner := reduceDims(t.shape, axis)
-	check(size > 0, "MaxAxis", "empty axis", nil, t)
-	out := newResultNoZero(reducedShape(t.shape, axis, keepDim))
-	arg := make([]int32, outer*inner)
-	for o := 0; o < outer; o++ {
-		for k := 0; k < inner; k++ {
-			best := float32(math.Inf(-1))
-			bi := 0
-			for s := 0; s < size; s++ {
-				if v := t.data[(o*size+s)*inner+k]; v > best || s == 0 {
-					best, bi = v, s
-				}
-			}
-			out.data[o*inner+k] = best
-			arg[o*inner+k] = int32(bi)
-		}
+	check(t.shape[axis] > 0, "MaxAxis", "empty axis", nil, t)
+	out := alloc(d, reducedShape(t.shape, axis, keepDim))
+	var arg backend.Buffer
+	if recorded(t) {
+		arg = d.Alloc(backend.Int32, out.Len())
 	}
+	d.Reduce(backend.ReduceArgs{Op: backend.ReduceMax, Shape: t.shape, Axes: oneAxis(t.Rank(), axis), Src: t.buf, Dst: backend.Dest{Buf: out.buf}, Index: arg, Alpha: 1})
 	record(out, "MaxAxis", func(out *Tensor) {
-		g := t.ensureGrad()
-		for o := 0; o < outer; o++ {
-			for k := 0; k < inner; k++ {
-				g[(o*size+int(arg[o*inner+k]))*inner+k] += out.grad[o*inner+k]
-			}
-		}
-	}, t)
+		d.ScatterAdd(backend.GatherArgs{Outer: 1, Size: t.Len(), Inner: 1, Count: out.Len(), Index: arg, Src: out.grad, Dst: t.gradDest()})
+	}, func() { d.Free(arg) }, t)
 	return out
 }
 
 // Softmax normalises exponentials over axis.
-func Softmax(t *Tensor, axis int) *Tensor {
-	axis = normAxis(t, "Softmax", axis)
-	outer, size, inner := reduceDims(t.shape, axis)
-	out := newResultNoZero(slices.Clone(t.shape))
-	for o := 0; o < outer; o++ {
-		for k := 0; k < inner; k++ {
-			base := o*size*inner + k
-			m := float32(math.Inf(-1))
-			for s := 0; s < size; s++ {
-				m = max(m, t.data[base+s*inner])
-			}
-			var z float64
-			for s := 0; s < size; s++ {
-				e := math.Exp(float64(t.data[base+s*inner] - m))
-				out.data[base+s*inner] = float32(e)
-				z += e
-			}
-			for s := 0; s < size; s++ {
-				out.data[base+s*inner] = float32(float64(out.data[base+s*inner]) / z)
-			}
-		}
-	}
-	record(out, "Softmax", func(out *Tensor) {
-		g := t.ensureGrad()
-		for o := 0; o < outer; o++ {
-			for k := 0; k < inner; k++ {
-				base := o*size*inner + k
-				var dot float32
-				for s := 0; s < size; s++ {
-					dot += out.grad[base+s*inner] * out.data[base+s*inner]
-				}
-				for s := 0; s < size; s++ {
-					i := base + s*inner
-					g[i] += out.data[i] * (out.grad[i] - dot)
-				}
-			}
-		}
-	}, t)
-	return out
-}
+func Softmax(t *Tensor, axis int) *Tensor { return softmax("Softmax", t, axis, false) }
 
 // LogSoftmax is log(Softmax) computed stably.
-func LogSoftmax(t *Tensor, axis int) *Tensor {
-	axis = normAxis(t, "LogSoftmax", axis)
+func LogSoftmax(t *Tensor, axis int) *Tensor { return softmax("LogSoftmax", t, axis, true) }
+
+func softmax(name string, t *Tensor, axis int, log bool) *Tensor {
+	d := device(name, t)
+	axis = normAxis(t, name, axis)
 	outer, size, inner := reduceDims(t.shape, axis)
-	out := newResultNoZero(slices.Clone(t.shape))
-	for o := 0; o < outer; o++ {
-		for k := 0; k < inner; k++ {
-			base := o*size*inner + k
-			m := float32(math.Inf(-1))
-			for s := 0; s < size; s++ {
-				m = max(m, t.data[base+s*inner])
-			}
-			var z float64
-			for s := 0; s < size; s++ {
-				z += math.Exp(float64(t.data[base+s*inner] - m))
-			}
-			lz := m + float32(math.Log(z))
-			for s := 0; s < size; s++ {
-				out.data[base+s*inner] = t.data[base+s*inner] - lz
-			}
-		}
-	}
-	record(out, "LogSoftmax", func(out *Tensor) {
-		g := t.ensureGrad()
-		for o := 0; o < outer; o++ {
-			for k := 0; k < inner; k++ {
-				base := o*size*inner + k
-				var sum float32
-				for s := 0; s < size; s++ {
-					sum += out.grad[base+s*inner]
-				}
-				for s := 0; s < size; s++ {
-					i := base + s*inner
-					g[i] += out.grad[i] - float32(math.Exp(float64(out.data[i])))*sum
-				}
-			}
-		}
-	}, t)
+	out := alloc(d, slices.Clone(t.shape))
+	d.Softmax(backend.SoftmaxArgs{Outer: outer, Size: size, Inner: inner, X: t.buf, Y: out.buf, Log: log})
+	record(out, name, func(out *Tensor) {
+		d.SoftmaxBackward(backend.SoftmaxBackwardArgs{Outer: outer, Size: size, Inner: inner, Y: out.buf, DY: out.grad, DX: t.gradDest(), Log: log})
+	}, nil, t)
 	return out
 }
 
 // MatMul multiplies a [.., M, K] by b [K, N] or batched b [.., K, N] with the
 // same leading dimensions.
 func MatMul(a, b *Tensor) *Tensor {
+	d := device("MatMul", a, b)
 	check(a.Rank() >= 2 && b.Rank() >= 2, "MatMul", "operands must be at least 2-D", nil, a, b)
 	m, k := a.shape[a.Rank()-2], a.shape[a.Rank()-1]
 	k2, n := b.shape[b.Rank()-2], b.shape[b.Rank()-1]
@@ -213,27 +129,39 @@ func MatMul(a, b *Tensor) *Tensor {
 	if !shared {
 		check(slices.Equal(a.shape[:a.Rank()-2], b.shape[:b.Rank()-2]), "MatMul", "batch dimensions differ", nil, a, b)
 	}
-	outShape := append(slices.Clone(a.shape[:a.Rank()-2]), m, n)
-	out := newResultNoZero(outShape)
-	bk := be()
-	bOff := func(i int) int {
-		if shared {
-			return 0
-		}
-		return i * k * n
+	out := alloc(d, append(slices.Clone(a.shape[:a.Rank()-2]), m, n))
+	mat := func(buf backend.Buffer, ld, stride int, trans bool) backend.Matrix {
+		return backend.Matrix{Buf: buf, LD: ld, BatchStride: stride, Trans: trans}
 	}
-	for i := 0; i < batch; i++ {
-		bk.Gemm(false, false, m, n, k, 1, a.data[i*m*k:], k, b.data[bOff(i):], n, 0, out.data[i*m*n:], n)
+	beta := func(dst backend.Dest) float32 {
+		if dst.Accumulate {
+			return 1
+		}
+		return 0
+	}
+	if shared {
+		// One GEMM over all batch rows: [batch·M, K]·[K, N].
+		d.Gemm(backend.GemmArgs{M: batch * m, N: n, K: k, Batch: 1, Alpha: 1, A: mat(a.buf, k, 0, false), B: mat(b.buf, n, 0, false), C: mat(out.buf, n, 0, false)})
+	} else {
+		d.Gemm(backend.GemmArgs{M: m, N: n, K: k, Batch: batch, Alpha: 1, A: mat(a.buf, k, m*k, false), B: mat(b.buf, n, k*n, false), C: mat(out.buf, n, m*n, false)})
 	}
 	record(out, "MatMul", func(out *Tensor) {
-		for i := 0; i < batch; i++ {
-			if a.requiresGrad {
-				bk.Gemm(false, true, m, k, n, 1, out.grad[i*m*n:], n, b.data[bOff(i):], n, 1, a.ensureGrad()[i*m*k:], k)
-			}
-			if b.requiresGrad {
-				bk.Gemm(true, false, k, n, m, 1, a.data[i*m*k:], k, out.grad[i*m*n:], n, 1, b.ensureGrad()[bOff(i):], n)
+		if a.requiresGrad { // dA = dY·Bᵀ
+			ga := a.gradDest()
+			if shared {
+				d.Gemm(backend.GemmArgs{M: batch * m, N: k, K: n, Batch: 1, Alpha: 1, Beta: beta(ga), A: mat(out.grad, n, 0, false), B: mat(b.buf, n, 0, true), C: mat(ga.Buf, k, 0, false)})
+			} else {
+				d.Gemm(backend.GemmArgs{M: m, N: k, K: n, Batch: batch, Alpha: 1, Beta: beta(ga), A: mat(out.grad, n, m*n, false), B: mat(b.buf, n, k*n, true), C: mat(ga.Buf, k, m*k, false)})
 			}
 		}
-	}, a, b)
+		if b.requiresGrad { // dB = Aᵀ·dY
+			gb := b.gradDest()
+			if shared {
+				d.Gemm(backend.GemmArgs{M: k, N: n, K: batch * m, Batch: 1, Alpha: 1, Beta: beta(gb), A: mat(a.buf, k, 0, true), B: mat(out.grad, n, 0, false), C: mat(gb.Buf, n, 0, false)})
+			} else {
+				d.Gemm(backend.GemmArgs{M: k, N: n, K: m, Batch: batch, Alpha: 1, Beta: beta(gb), A: mat(a.buf, k, m*k, true), B: mat(out.grad, n, m*n, false), C: mat(gb.Buf, n, k*n, false)})
+			}
+		}
+	}, nil, a, b)
 	return out
 }

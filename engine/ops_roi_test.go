@@ -18,7 +18,7 @@ func linearMap() *engine.Tensor {
 			v[y*4+x] = float32(10*y + x)
 		}
 	}
-	return engine.New(v, 1, 1, 4, 4)
+	return engine.FromHost(v, 1, 1, 4, 4)
 }
 
 func TestROIAlignHandComputed(t *testing.T) {
@@ -52,13 +52,14 @@ func TestROIAlignHandComputed(t *testing.T) {
 	x := linearMap()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := engine.ROIAlign(x, tc.roi, tc.opt)
-			if got.Len() != len(tc.want) {
-				t.Fatalf("got shape %v, want %d values", got.Shape(), len(tc.want))
+			out := engine.ROIAlign(x, tc.roi, tc.opt)
+			if out.Len() != len(tc.want) {
+				t.Fatalf("got shape %v, want %d values", out.Shape(), len(tc.want))
 			}
+			got := out.ToHost()
 			for i, w := range tc.want {
-				if d := got.Data()[i] - w; d > 1e-4 || d < -1e-4 {
-					t.Errorf("bin %d: got %.6g want %.6g", i, got.Data()[i], w)
+				if d := got[i] - w; d > 1e-4 || d < -1e-4 {
+					t.Errorf("bin %d: got %.6g want %.6g", i, got[i], w)
 				}
 			}
 		})
@@ -69,15 +70,16 @@ func TestROIAlignPixelCentreGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	x := enginetest.Param(rng, 1, 1, 2, 4, 4)
 	out := engine.ROIAlign(x, []float32{0, 1, 1, 3, 3}, engine.ROIAlignOptions{OutH: 2, OutW: 2, SpatialScale: 1, SamplingRatio: 1, Aligned: true})
+	ov, xv := out.ToHost(), x.ToHost()
 	for c := 0; c < 2; c++ {
 		for i, p := range []int{5, 6, 9, 10} {
-			if got, want := out.Data()[c*4+i], x.Data()[c*16+p]; got != want {
+			if got, want := ov[c*4+i], xv[c*16+p]; got != want {
 				t.Fatalf("channel %d bin %d: got %v want pixel %d = %v", c, i, got, p, want)
 			}
 		}
 	}
 	engine.Sum(out).Backward()
-	for i, g := range x.Grad() {
+	for i, g := range x.GradToHost() {
 		want := float32(0)
 		if p := i % 16; p == 5 || p == 6 || p == 9 || p == 10 {
 			want = 1

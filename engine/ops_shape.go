@@ -2,57 +2,47 @@ package engine
 
 import (
 	"slices"
+
+	"github.com/gidedge/gidedge/engine/backend"
 )
 
 // Reshape returns t viewed with a new shape of the same size; one dimension
-// may be -1 and is inferred. The data is shared with t.
+// may be -1 and is inferred. The values are shared with t.
 func Reshape(t *Tensor, shape ...int) *Tensor {
+	d := device("Reshape", t)
 	shape = slices.Clone(shape)
 	infer := -1
 	known := 1
-	for i, d := range shape {
-		if d == -1 {
+	for i, dim := range shape {
+		if dim == -1 {
 			check(infer < 0, "Reshape", "more than one -1 in %v", []any{shape}, t)
 			infer = i
 			continue
 		}
-		known *= d
+		check(dim >= 0, "Reshape", "negative dimension in %v", []any{shape}, t)
+		known *= dim
 	}
 	if infer >= 0 {
 		check(known > 0 && t.Len()%known == 0, "Reshape", "cannot infer -1 in %v", []any{shape}, t)
 		shape[infer] = t.Len() / known
 	}
 	check(numel(shape) == t.Len(), "Reshape", "target %v has %d elements, tensor has %d", []any{shape, numel(shape), t.Len()}, t)
-	out := &Tensor{shape: shape, data: t.data}
+	checkDims("Reshape", shape)
+	// The output shares t's buffer (not owned); its gradient is its own.
+	out := &Tensor{shape: shape, dtype: t.dtype, dev: d, buf: t.buf}
 	record(out, "Reshape", func(out *Tensor) {
-		g := t.ensureGrad()
-		for i, v := range out.grad {
-			g[i] += v
-		}
-	}, t)
-	if out.node != nil {
-		// The output shares t's data, so its gradient buffer is its own but
-		// its data must never go back to the pool.
-		out.pooled = false
-	}
+		dst := t.gradDest()
+		copyDense(d, dst.Buf, out.grad, t.Len(), dst.Accumulate)
+	}, nil, t)
 	return out
 }
 
 // Flatten reshapes to [d0, rest].
 func Flatten(t *Tensor) *Tensor { return Reshape(t, t.shape[0], -1) }
 
-func stridesOf(shape []int) []int {
-	s := make([]int, len(shape))
-	acc := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		s[i] = acc
-		acc *= shape[i]
-	}
-	return s
-}
-
 // Permute reorders dimensions: output dimension i is input dimension perm[i].
 func Permute(t *Tensor, perm ...int) *Tensor {
+	d := device("Permute", t)
 	r := t.Rank()
 	check(len(perm) == r, "Permute", "permutation %v for rank %d", []any{perm, r}, t)
 	seen := make([]bool, r)
@@ -61,35 +51,19 @@ func Permute(t *Tensor, perm ...int) *Tensor {
 		seen[p] = true
 	}
 	outShape := make([]int, r)
-	inStrides := stridesOf(t.shape)
+	inStrides := backend.DenseStrides(t.shape)
 	permStrides := make([]int, r)
 	for i, p := range perm {
 		outShape[i] = t.shape[p]
 		permStrides[i] = inStrides[p]
 	}
-	out := newResultNoZero(outShape)
-	gatherStrided(out.data, t.data, outShape, permStrides, false)
+	out := alloc(d, outShape)
+	d.Copy(backend.CopyArgs{Shape: outShape, Dst: backend.View{Buf: out.buf}, Src: backend.View{Buf: t.buf, Strides: permStrides}})
 	record(out, "Permute", func(out *Tensor) {
-		gatherStrided(out.grad, t.ensureGrad(), outShape, permStrides, true)
-	}, t)
+		dst := t.gradDest()
+		d.Copy(backend.CopyArgs{Shape: outShape, Dst: backend.View{Buf: dst.Buf, Strides: permStrides}, Src: backend.View{Buf: out.grad}, Accumulate: dst.Accumulate})
+	}, nil, t)
 	return out
-}
-
-// gatherStrided copies src (addressed through strides) into dense dst of
-// shape, or with reverse adds dst back into src.
-func gatherStrided(dst, src []float32, shape, strides []int, reverse bool) {
-	zero := make([]int, len(shape))
-	forEachBroadcast(shape, strides, zero, func(i, is, _, n, step, _ int) {
-		if reverse {
-			for k := 0; k < n; k++ {
-				src[is+k*step] += dst[i+k]
-			}
-			return
-		}
-		for k := 0; k < n; k++ {
-			dst[i+k] = src[is+k*step]
-		}
-	})
 }
 
 // Transpose swaps two dimensions.
@@ -98,6 +72,7 @@ func Transpose(t *Tensor, a, b int) *Tensor {
 	for i := range perm {
 		perm[i] = i
 	}
+	check(a >= 0 && a < t.Rank() && b >= 0 && b < t.Rank(), "Transpose", "axes %d and %d out of range", []any{a, b}, t)
 	perm[a], perm[b] = perm[b], perm[a]
 	return Permute(t, perm...)
 }
@@ -105,29 +80,33 @@ func Transpose(t *Tensor, a, b int) *Tensor {
 // Concat joins tensors along axis; all other dimensions must agree.
 func Concat(axis int, ts ...*Tensor) *Tensor {
 	check(len(ts) > 0, "Concat", "no tensors", nil)
+	d := device("Concat", ts...)
 	r := ts[0].Rank()
 	if axis < 0 {
 		axis += r
 	}
+	check(axis >= 0 && axis < r, "Concat", "axis %d out of range", []any{axis}, ts...)
 	outShape := slices.Clone(ts[0].shape)
 	outShape[axis] = 0
 	for _, t := range ts {
 		check(t.Rank() == r, "Concat", "ranks differ", nil, ts...)
-		for d := 0; d < r; d++ {
-			check(d == axis || t.shape[d] == ts[0].shape[d], "Concat", "dimension %d differs", []any{d}, ts...)
+		for dim := 0; dim < r; dim++ {
+			check(dim == axis || t.shape[dim] == ts[0].shape[dim], "Concat", "dimension %d differs", []any{dim}, ts...)
 		}
 		outShape[axis] += t.shape[axis]
 	}
 	outer := numel(outShape[:axis])
 	inner := numel(outShape[axis+1:])
-	out := newResultNoZero(outShape)
+	out := alloc(d, outShape)
 	rowOut := outShape[axis] * inner
+	// block addresses the [outer, rowIn] slab of one input inside out.
+	block := func(buf backend.Buffer, off int) backend.View {
+		return backend.View{Buf: buf, Offset: off, Strides: []int{rowOut, 1}}
+	}
 	off := 0
 	for _, t := range ts {
 		rowIn := t.shape[axis] * inner
-		for o := 0; o < outer; o++ {
-			copy(out.data[o*rowOut+off:o*rowOut+off+rowIn], t.data[o*rowIn:(o+1)*rowIn])
-		}
+		d.Copy(backend.CopyArgs{Shape: []int{outer, rowIn}, Dst: block(out.buf, off), Src: backend.View{Buf: t.buf}})
 		off += rowIn
 	}
 	record(out, "Concat", func(out *Tensor) {
@@ -135,23 +114,18 @@ func Concat(axis int, ts ...*Tensor) *Tensor {
 		for _, t := range ts {
 			rowIn := t.shape[axis] * inner
 			if t.requiresGrad {
-				g := t.ensureGrad()
-				for o := 0; o < outer; o++ {
-					src := out.grad[o*rowOut+off : o*rowOut+off+rowIn]
-					dst := g[o*rowIn : (o+1)*rowIn]
-					for k, v := range src {
-						dst[k] += v
-					}
-				}
+				dst := t.gradDest()
+				d.Copy(backend.CopyArgs{Shape: []int{outer, rowIn}, Dst: backend.View{Buf: dst.Buf}, Src: block(out.grad, off), Accumulate: dst.Accumulate})
 			}
 			off += rowIn
 		}
-	}, ts...)
+	}, nil, ts...)
 	return out
 }
 
 // Slice returns t[..., start:end, ...] along axis.
 func Slice(t *Tensor, axis, start, end int) *Tensor {
+	d := device("Slice", t)
 	r := t.Rank()
 	if axis < 0 {
 		axis += r
@@ -163,19 +137,16 @@ func Slice(t *Tensor, axis, start, end int) *Tensor {
 	inner := numel(t.shape[axis+1:])
 	rowIn := t.shape[axis] * inner
 	rowOut := (end - start) * inner
-	out := newResultNoZero(outShape)
-	for o := 0; o < outer; o++ {
-		copy(out.data[o*rowOut:(o+1)*rowOut], t.data[o*rowIn+start*inner:o*rowIn+end*inner])
+	out := alloc(d, outShape)
+	window := func(buf backend.Buffer) backend.View {
+		return backend.View{Buf: buf, Offset: start * inner, Strides: []int{rowIn, 1}}
 	}
+	d.Copy(backend.CopyArgs{Shape: []int{outer, rowOut}, Dst: backend.View{Buf: out.buf}, Src: window(t.buf)})
 	record(out, "Slice", func(out *Tensor) {
-		g := t.ensureGrad()
-		for o := 0; o < outer; o++ {
-			dst := g[o*rowIn+start*inner : o*rowIn+end*inner]
-			for k, v := range out.grad[o*rowOut : (o+1)*rowOut] {
-				dst[k] += v
-			}
-		}
-	}, t)
+		// Only the window receives gradient: the rest must be zero.
+		dst := t.zeroedGrad()
+		d.Copy(backend.CopyArgs{Shape: []int{outer, rowOut}, Dst: window(dst.Buf), Src: backend.View{Buf: out.grad}, Accumulate: true})
+	}, nil, t)
 	return out
 }
 
@@ -184,6 +155,7 @@ func Split(t *Tensor, axis int, sizes ...int) []*Tensor {
 	if axis < 0 {
 		axis += t.Rank()
 	}
+	check(axis >= 0 && axis < t.Rank(), "Split", "axis %d out of range", []any{axis}, t)
 	total := 0
 	for _, s := range sizes {
 		total += s

@@ -3,29 +3,35 @@ package engine
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 
 	"github.com/gidedge/gidedge/engine/backend"
-	_ "github.com/gidedge/gidedge/engine/cpu" // default backend
 )
 
-// Tensor is a dense float32 array with an optional gradient.
+// Tensor is a dense array of one dtype (float32) living in a device's
+// memory, with an optional gradient buffer on the same device. Its values
+// are reached through ops and the host transfers of host.go.
 type Tensor struct {
 	shape        []int
-	data         []float32
-	grad         []float32
+	dtype        backend.DType
+	dev          backend.Backend
+	buf          backend.Buffer
+	grad         backend.Buffer
 	requiresGrad bool
 	node         *node
-	pooled       bool // data came from the pool and may be released
+	// owned marks a buffer an op allocated for this tensor: Release and
+	// Recycle may free it. Views (Reshape, Detach) share their source's
+	// buffer and tensors made from the host (Zeros, FromHost, Clone, …)
+	// are left to the garbage collector.
+	owned bool
 }
 
 type node struct {
 	op       string
 	inputs   []*Tensor
 	backward func(out *Tensor)
-	// release frees op-private buffers (saved masks, indices) on Release.
+	// release frees op-private buffers (saved statistics, indices) on Release.
 	release func()
 }
 
@@ -49,61 +55,37 @@ func numel(shape []int) int {
 	return n
 }
 
-// New returns a tensor of the given shape holding data (not copied).
-func New(data []float32, shape ...int) *Tensor {
-	if numel(shape) != len(data) {
-		panic(&OpError{Op: "New", Shapes: [][]int{shape}, Err: ErrShape, Detail: fmt.Sprintf("%d values for %d elements", len(data), numel(shape))})
-	}
-	return &Tensor{shape: slices.Clone(shape), data: data}
-}
+// Device returns the backend new tensors are created on (backend.Default:
+// the one chosen with backend.Use, else $GIDEDGE_DEVICE, else "cpu").
+func Device() backend.Backend { return backend.Default() }
 
-// Zeros returns a zero tensor.
-func Zeros(shape ...int) *Tensor {
+func checkDims(op string, shape []int) {
 	for _, d := range shape {
 		if d < 0 {
-			panic(&OpError{Op: "Zeros", Shapes: [][]int{shape}, Err: ErrShape, Detail: "negative dimension"})
+			panic(&OpError{Op: op, Shapes: [][]int{shape}, Err: ErrShape, Detail: "negative dimension"})
 		}
 	}
-	return &Tensor{shape: slices.Clone(shape), data: make([]float32, numel(shape))}
+	if len(shape) > backend.MaxRank {
+		panic(&OpError{Op: op, Shapes: [][]int{shape}, Err: ErrShape, Detail: fmt.Sprintf("rank %d exceeds %d", len(shape), backend.MaxRank)})
+	}
 }
 
-// Full returns a tensor filled with v.
+// alloc returns a tensor on dev with undefined contents that the caller
+// fills; it owns its buffer.
+func alloc(dev backend.Backend, shape []int) *Tensor {
+	return &Tensor{shape: shape, dtype: backend.Float32, dev: dev, buf: dev.Alloc(backend.Float32, numel(shape)), owned: true}
+}
+
+// Zeros returns a zero tensor on the default device.
+func Zeros(shape ...int) *Tensor { return Full(0, shape...) }
+
+// Full returns a tensor filled with v on the default device.
 func Full(v float32, shape ...int) *Tensor {
-	t := Zeros(shape...)
-	for i := range t.data {
-		t.data[i] = v
-	}
+	checkDims("Full", shape)
+	t := alloc(Device(), slices.Clone(shape))
+	t.owned = false // not made by an op: Recycle leaves it alone
+	t.dev.Fill(t.buf, v)
 	return t
-}
-
-// Scalar returns a 0-d tensor.
-func Scalar(v float32) *Tensor { return &Tensor{shape: []int{}, data: []float32{v}} }
-
-// RandN returns a tensor of normal samples with the given std.
-func RandN(rng *rand.Rand, std float32, shape ...int) *Tensor {
-	t := Zeros(shape...)
-	for i := range t.data {
-		t.data[i] = float32(rng.NormFloat64()) * std
-	}
-	return t
-}
-
-// RandU returns a tensor of uniform samples in [lo, hi).
-func RandU(rng *rand.Rand, lo, hi float32, shape ...int) *Tensor {
-	t := Zeros(shape...)
-	for i := range t.data {
-		t.data[i] = lo + (hi-lo)*rng.Float32()
-	}
-	return t
-}
-
-// newResult allocates an op output from the pool.
-func newResult(shape []int) *Tensor {
-	return &Tensor{shape: shape, data: getBuf(numel(shape)), pooled: true}
-}
-
-func newResultNoZero(shape []int) *Tensor {
-	return &Tensor{shape: shape, data: getBufNoZero(numel(shape)), pooled: true}
 }
 
 // Shape returns a copy of the tensor's shape.
@@ -121,28 +103,23 @@ func (t *Tensor) Dim(i int) int {
 func (t *Tensor) Rank() int { return len(t.shape) }
 
 // Len is the number of elements.
-func (t *Tensor) Len() int { return len(t.data) }
+func (t *Tensor) Len() int { return numel(t.shape) }
 
-// Data returns the underlying values (shared, not copied).
-func (t *Tensor) Data() []float32 { return t.data }
+// DType is the element type (float32).
+func (t *Tensor) DType() backend.DType { return t.dtype }
 
-// Grad returns the accumulated gradient, or nil.
-func (t *Tensor) Grad() []float32 { return t.grad }
+// Device is the backend holding the tensor.
+func (t *Tensor) Device() backend.Backend { return t.dev }
 
-// GradTensor returns the gradient as a tensor sharing memory, or nil.
+// HasGrad reports whether a gradient has been accumulated.
+func (t *Tensor) HasGrad() bool { return t.grad != nil }
+
+// GradTensor returns the gradient as a tensor sharing its buffer, or nil.
 func (t *Tensor) GradTensor() *Tensor {
 	if t.grad == nil {
 		return nil
 	}
-	return &Tensor{shape: t.shape, data: t.grad}
-}
-
-// Item returns the single value of a one-element tensor.
-func (t *Tensor) Item() float32 {
-	if len(t.data) != 1 {
-		panic(&OpError{Op: "Item", Shapes: [][]int{t.shape}, Err: ErrShape, Detail: "tensor has more than one element"})
-	}
-	return t.data[0]
+	return &Tensor{shape: t.shape, dtype: t.dtype, dev: t.dev, buf: t.grad}
 }
 
 // RequiresGrad reports whether gradients flow into t.
@@ -157,89 +134,122 @@ func (t *Tensor) SetRequiresGrad(v bool) *Tensor {
 // ZeroGrad clears the gradient.
 func (t *Tensor) ZeroGrad() {
 	if t.grad != nil {
-		clear(t.grad)
+		t.dev.Fill(t.grad, 0)
 	}
 }
 
-// Detach returns a tensor sharing t's data but cut from the graph.
-func (t *Tensor) Detach() *Tensor { return &Tensor{shape: t.shape, data: t.data} }
+// Fill sets every value of t to v on its device.
+func (t *Tensor) Fill(v float32) {
+	device("Fill", t)
+	t.dev.Fill(t.buf, v)
+}
+
+// Detach returns a tensor sharing t's values but cut from the graph.
+func (t *Tensor) Detach() *Tensor {
+	return &Tensor{shape: t.shape, dtype: t.dtype, dev: t.dev, buf: t.buf}
+}
 
 // Clone returns a deep copy cut from the graph.
 func (t *Tensor) Clone() *Tensor {
-	return &Tensor{shape: slices.Clone(t.shape), data: slices.Clone(t.data)}
+	d := device("Clone", t)
+	out := alloc(d, slices.Clone(t.shape))
+	out.owned = false
+	copyDense(d, out.buf, t.buf, t.Len(), false)
+	return out
 }
 
-// String prints the shape and the first values.
+// copyDense copies (or adds) n contiguous elements.
+func copyDense(d backend.Backend, dst, src backend.Buffer, n int, accumulate bool) {
+	d.Copy(backend.CopyArgs{Shape: []int{n}, Dst: backend.View{Buf: dst}, Src: backend.View{Buf: src}, Accumulate: accumulate})
+}
+
+// String prints the shape, the device and the first values (a host read).
 func (t *Tensor) String() string {
-	n := min(len(t.data), 8)
-	return fmt.Sprintf("Tensor%v%v", t.shape, t.data[:n])
-}
-
-// ensureGrad allocates the gradient buffer.
-func (t *Tensor) ensureGrad() []float32 {
-	if t.grad == nil {
-		if t.pooled {
-			t.grad = getBuf(len(t.data))
-		} else {
-			t.grad = make([]float32, len(t.data))
-		}
+	if t.buf == nil {
+		return fmt.Sprintf("Tensor%v(released)", t.shape)
 	}
-	return t.grad
+	v := t.ToHost()
+	return fmt.Sprintf("Tensor%v(%s)%v", t.shape, t.dev.Name(), v[:min(len(v), 8)])
 }
 
-// gradSink returns t's gradient buffer for an op about to contribute to it.
-// When the buffer is new, overwrite is true and its contents are undefined:
-// the op must then write every element instead of adding, which spares
+// gradDest returns t's gradient as a kernel destination, allocating it
+// when t has none yet. A new buffer is returned without Accumulate, so the
+// kernel overwrites it instead of adding to a cleared buffer, which spares
 // hot ops (ReLU, convolution) a clearing pass over memory.
-func (t *Tensor) gradSink() (g []float32, overwrite bool) {
+func (t *Tensor) gradDest() backend.Dest {
 	if t.grad != nil {
-		return t.grad, false
+		return backend.Dest{Buf: t.grad, Accumulate: true}
 	}
-	if t.pooled {
-		t.grad = getBufNoZero(len(t.data))
-	} else {
-		t.grad = make([]float32, len(t.data))
-	}
-	return t.grad, true
+	t.grad = t.dev.Alloc(backend.Float32, t.Len())
+	return backend.Dest{Buf: t.grad}
 }
 
-func be() backend.Backend { return backend.Current() }
+// zeroedGrad returns t's gradient for kernels that add into part of it,
+// allocating a zero-filled buffer when t has none yet.
+func (t *Tensor) zeroedGrad() backend.Dest {
+	if t.grad == nil {
+		t.grad = t.dev.Alloc(backend.Float32, t.Len())
+		t.dev.Fill(t.grad, 0)
+	}
+	return backend.Dest{Buf: t.grad, Accumulate: true}
+}
 
-// record attaches a backward function to out when any input needs gradients.
-func record(out *Tensor, op string, backward func(out *Tensor), inputs ...*Tensor) {
+// wantGrad returns t's gradient destination when t requires gradients,
+// else an unwanted Dest.
+func (t *Tensor) wantGrad() backend.Dest {
+	if t == nil || !t.requiresGrad {
+		return backend.Dest{}
+	}
+	return t.gradDest()
+}
+
+// recorded reports whether an op on these inputs will record a node.
+func recorded(inputs ...*Tensor) bool {
 	if !GradEnabled() {
-		return
+		return false
 	}
 	for _, in := range inputs {
-		if in.requiresGrad {
-			out.requiresGrad = true
-			out.node = &node{op: op, inputs: inputs, backward: backward}
-			return
+		if in != nil && in.requiresGrad {
+			return true
 		}
 	}
+	return false
+}
+
+// record attaches a backward function to out when any input needs
+// gradients; release frees op-private buffers with the graph (or now, when
+// nothing is recorded). It returns whether a node was recorded.
+func record(out *Tensor, op string, backward func(out *Tensor), release func(), inputs ...*Tensor) bool {
+	if recorded(inputs...) {
+		out.requiresGrad = true
+		out.node = &node{op: op, inputs: inputs, backward: backward, release: release}
+		return true
+	}
+	if release != nil {
+		release()
+	}
+	return false
 }
 
 // Backward computes gradients of t (a scalar, or seeded with ones) with
 // respect to every tensor in its graph that requires them. A scalar loss
 // that is NaN or Inf panics with an *OpError wrapping ErrNotFinite before
-// any gradient is touched.
+// any gradient is touched; reading it is one host transfer.
 func (t *Tensor) Backward() {
 	if !t.requiresGrad {
 		panic(&OpError{Op: "Backward", Shapes: [][]int{t.shape}, Err: ErrShape, Detail: "tensor does not require grad (no trainable input)"})
 	}
-	if len(t.data) == 1 {
-		if v := float64(t.data[0]); math.IsNaN(v) || math.IsInf(v, 0) {
+	if t.Len() == 1 {
+		if v := t.Item(); math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			op := "a leaf"
 			if t.node != nil {
 				op = t.node.op
 			}
-			panic(&OpError{Op: "Backward", Shapes: [][]int{t.shape}, Err: ErrNotFinite, Detail: fmt.Sprintf("loss is %v (made by %s)", t.data[0], op)})
+			panic(&OpError{Op: "Backward", Shapes: [][]int{t.shape}, Err: ErrNotFinite, Detail: fmt.Sprintf("loss is %v (made by %s)", v, op)})
 		}
 	}
-	g := t.ensureGrad()
-	for i := range g {
-		g[i] = 1
-	}
+	dst := t.gradDest()
+	t.dev.Fill(dst.Buf, 1)
 	t.propagate()
 }
 
@@ -250,8 +260,10 @@ func (t *Tensor) BackwardWith(grad *Tensor) {
 	if !t.requiresGrad {
 		panic(&OpError{Op: "BackwardWith", Shapes: [][]int{t.shape}, Err: ErrShape, Detail: "tensor does not require grad (no trainable input)"})
 	}
+	d := device("BackwardWith", t, grad)
 	check(slices.Equal(t.shape, grad.shape), "BackwardWith", "gradient shape differs from the tensor's", nil, t, grad)
-	copy(t.ensureGrad(), grad.data)
+	dst := t.gradDest()
+	copyDense(d, dst.Buf, grad.buf, t.Len(), false)
 	t.propagate()
 }
 
@@ -291,26 +303,27 @@ func topo(root *Tensor) []*Tensor {
 	return order
 }
 
-// Release returns the buffers of every intermediate tensor in t's graph (not
-// leaves such as parameters and inputs) to the pool and cuts the graph. Call
-// it when a step is done with its loss; tensors of that graph must not be
-// used afterwards.
+// Release hands the buffers of every intermediate tensor in t's graph (not
+// leaves such as parameters and inputs) and their gradients back to the
+// device and cuts the graph. Call it when a step is done with its loss;
+// tensors of that graph must not be used afterwards.
 func (t *Tensor) Release() {
-	order := topo(t)
-	for _, n := range order {
-		if n.node != nil {
-			if n.node.release != nil {
-				n.node.release()
-			}
-			n.node = nil
-			if n.pooled {
-				putBuf(n.data)
-				n.data = nil
-				if n.grad != nil {
-					putBuf(n.grad)
-					n.grad = nil
-				}
-			}
+	for _, n := range topo(t) {
+		if n.node == nil {
+			continue
+		}
+		if n.node.release != nil {
+			n.node.release()
+		}
+		n.node = nil
+		if n.owned {
+			n.dev.Free(n.buf)
+			n.buf = nil
+			n.owned = false
+		}
+		if n.grad != nil {
+			n.dev.Free(n.grad)
+			n.grad = nil
 		}
 	}
 }
@@ -326,17 +339,46 @@ func withOptional(ts []*Tensor, opt ...*Tensor) []*Tensor {
 }
 
 // Recycle hands the buffers of op outputs that are no longer needed back to
-// the pool. It is for loops without a graph (inference under NoGrad), where
-// Release has no graph to walk; tensors that are part of a recorded graph,
-// and tensors not made by an op, are left alone. The tensors must not be used
-// afterwards.
+// the device. It is for loops without a graph (inference under NoGrad),
+// where Release has no graph to walk; tensors that are part of a recorded
+// graph, and tensors not made by an op, are left alone. The tensors must
+// not be used afterwards.
 func Recycle(ts ...*Tensor) {
 	for _, t := range ts {
-		if t == nil || !t.pooled || t.node != nil || t.requiresGrad {
+		if t == nil || !t.owned || t.node != nil || t.requiresGrad {
 			continue
 		}
-		putBuf(t.data)
-		t.data = nil
-		t.pooled = false
+		t.dev.Free(t.buf)
+		t.buf = nil
+		t.owned = false
 	}
+}
+
+// device checks that the tensors are live and on one device and returns it.
+func device(op string, ts ...*Tensor) backend.Backend {
+	var d backend.Backend
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		if t.buf == nil {
+			panic(&OpError{Op: op, Shapes: [][]int{t.shape}, Err: ErrReleased, Detail: "an input was released (Release or Recycle) before this op"})
+		}
+		if d == nil {
+			d = t.dev
+		} else if t.dev != d {
+			panic(&OpError{Op: op, Shapes: shapesOf(ts), Err: ErrDevice, Detail: fmt.Sprintf("inputs on %s and %s", d.Name(), t.dev.Name())})
+		}
+	}
+	return d
+}
+
+func shapesOf(ts []*Tensor) [][]int {
+	shapes := make([][]int, 0, len(ts))
+	for _, t := range ts {
+		if t != nil {
+			shapes = append(shapes, t.Shape())
+		}
+	}
+	return shapes
 }

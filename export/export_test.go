@@ -94,7 +94,7 @@ func tinyDetector(t testing.TB, cfg models.Config, seed uint64) *models.Detector
 	}
 	rng := rand.New(rand.NewPCG(seed, 7))
 	d.Visit("", func(name string, x *engine.Tensor, _ bool) {
-		v := x.Data()
+		v := x.ToHost()
 		head := strings.HasPrefix(name, "head.cls_out") || strings.HasPrefix(name, "head.reg_out") || strings.HasPrefix(name, "head.centerness")
 		switch {
 		case strings.HasSuffix(name, "running_var"):
@@ -122,6 +122,7 @@ func tinyDetector(t testing.TB, cfg models.Config, seed uint64) *models.Detector
 				v[i] = float32(rng.NormFloat64() * 0.1)
 			}
 		}
+		x.CopyFromHost(v)
 	})
 	return d
 }
@@ -396,8 +397,9 @@ func TestParityFailureWritesNothing(t *testing.T) {
 	needORT(t)
 	d := tinyDetector(t, tinyConfig(t, models.FamilyRetinaNet, models.BackboneResNet), 7)
 	testHookBeforeParity = func(d *models.Detector) {
-		w := d.Head.ClsOut.Bias.Data()
+		w := d.Head.ClsOut.Bias.ToHost()
 		w[0] += 0.5
+		d.Head.ClsOut.Bias.CopyFromHost(w)
 	}
 	defer func() { testHookBeforeParity = nil }()
 	dir := t.TempDir()

@@ -271,9 +271,13 @@ func foldBN(conv *nn.Conv2d, bn *nn.BatchNorm2d) (w, b []float32, err error) {
 	if bn.Gamma.Len() != cout || bn.Beta.Len() != cout || bn.State.RunningMean.Len() != cout || bn.State.RunningVar.Len() != cout {
 		return nil, nil, fmt.Errorf("batch norm has %d channels, the convolution before it %d", bn.Gamma.Len(), cout)
 	}
-	gamma, beta := bn.Gamma.Data(), bn.Beta.Data()
-	mean, variance := bn.State.RunningMean.Data(), bn.State.RunningVar.Data()
-	src := conv.Weight.Data()
+	gamma, beta := bn.Gamma.ToHost(), bn.Beta.ToHost()
+	mean, variance := bn.State.RunningMean.ToHost(), bn.State.RunningVar.ToHost()
+	src := conv.Weight.ToHost()
+	var convBias []float32
+	if conv.Bias != nil {
+		convBias = conv.Bias.ToHost()
+	}
 	per := len(src) / cout
 	w = make([]float32, len(src))
 	b = make([]float32, cout)
@@ -287,8 +291,8 @@ func foldBN(conv *nn.Conv2d, bn *nn.BatchNorm2d) (w, b []float32, err error) {
 			w[i] = float32(float64(src[i]) * k)
 		}
 		var bias float64
-		if conv.Bias != nil {
-			bias = float64(conv.Bias.Data()[c])
+		if convBias != nil {
+			bias = float64(convBias[c])
 		}
 		b[c] = float32((bias-float64(mean[c]))*k + float64(beta[c]))
 	}

@@ -69,18 +69,18 @@ func TestInferRunsDecodedExport(t *testing.T) {
 			size := cfg.Input.Size
 			var scores, boxes []float32
 			engine.NoGrad(func() {
-				o := d.Forward(engine.New(x, 1, 3, size, size), false)
+				o := d.Forward(engine.FromHost(x, 1, 3, size, size), false)
 				cls, reg := models.Flatten(o)
-				scores = engine.Sigmoid(cls).Data()
+				scores = engine.Sigmoid(cls).ToHost()
 				if family == models.FamilyFCOS {
 					// FCOS ranks by √(class probability · centerness).
-					ctr := engine.Sigmoid(models.FlattenCenterness(o)).Data()
+					ctr := engine.Sigmoid(models.FlattenCenterness(o)).ToHost()
 					k := cfg.NumClasses
 					for i := range scores {
 						scores[i] = float32(math.Sqrt(float64(scores[i] * ctr[i/k])))
 					}
 				}
-				boxes = d.DecodeBoxes(reg.Data(), d.Priors(size, size))
+				boxes = d.DecodeBoxes(reg.ToHost(), d.Priors(size, size))
 			})
 			k := cfg.NumClasses
 			w, h := float32(size), float32(size)
@@ -119,7 +119,7 @@ func TestInferRunsDecodedExport(t *testing.T) {
 				d.Config.Postprocess.ScoreThreshold = threshold
 				var top models.Detection
 				engine.NoGrad(func() {
-					dets := d.Postprocess(d.Forward(engine.New(x, 1, 3, size, size), false))
+					dets := d.Postprocess(d.Forward(engine.FromHost(x, 1, 3, size, size), false))
 					top = dets[0][0]
 				})
 				x1, y1, x2, y2 := tr.ToSource(top.Box[0], top.Box[1], top.Box[2], top.Box[3])

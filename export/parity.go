@@ -114,7 +114,7 @@ func fromTensor(t *engine.Tensor) array {
 	for i, d := range s {
 		shape[i] = int64(d)
 	}
-	return array{shape: shape, data: slices.Clone(t.Data())}
+	return array{shape: shape, data: t.ToHost()}
 }
 
 // engineOutputs computes the named outputs with the engine: the detector's
@@ -124,7 +124,7 @@ func engineOutputs(d *models.Detector, input []float32, n, size int, names []str
 	out := make([]array, len(names))
 	var err error
 	engine.NoGrad(func() {
-		x := engine.New(slices.Clone(input), n, 3, size, size)
+		x := engine.FromHost(input, n, 3, size, size)
 		o := d.Forward(x, false)
 		var cls, reg *engine.Tensor
 		for i, name := range names {
@@ -139,7 +139,7 @@ func engineOutputs(d *models.Detector, input []float32, n, size int, names []str
 				}
 				p := d.Priors(size, size)
 				r := p.Len()
-				flat := reg.Data()
+				flat := reg.ToHost()
 				boxes := make([]float32, 0, n*r*4)
 				for img := 0; img < n; img++ {
 					boxes = append(boxes, d.DecodeBoxes(flat[img*r*4:(img+1)*r*4], p)...)

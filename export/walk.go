@@ -274,8 +274,8 @@ func (w *walker) head(prefix string, h *models.Head, feats []string, out *headOu
 func (w *walker) outConv(c *nn.Conv2d, x, name string) string {
 	var bias []float32
 	if c.Bias != nil {
-		bias = c.Bias.Data()
+		bias = c.Bias.ToHost()
 	}
-	y := w.g.conv(name, x, c.Weight.Data(), c.Weight.Shape(), bias, c.Options)
+	y := w.g.conv(name, x, c.Weight.ToHost(), c.Weight.Shape(), bias, c.Options)
 	return w.rename(y, name)
 }

@@ -128,8 +128,8 @@ func (d *Detector) decodeRows(reg *engine.Tensor, rows []int, p *Priors) *engine
 			pts[2*i], pts[2*i+1] = p.Points[2*r], p.Points[2*r+1]
 			st[i] = p.Strides[r]
 		}
-		dist := engine.Mul(clamped(reg), engine.New(st, n, 1))
-		ptsT := engine.New(pts, n, 2)
+		dist := engine.Mul(clamped(reg), engine.FromHost(st, n, 1))
+		ptsT := engine.FromHost(pts, n, 2)
 		return engine.Concat(1, engine.Sub(ptsT, engine.Slice(dist, 1, 0, 2)), engine.Add(ptsT, engine.Slice(dist, 1, 2, 4)))
 	}
 	w := d.Config.Loss.BoxCoderWeights
@@ -138,10 +138,10 @@ func (d *Detector) decodeRows(reg *engine.Tensor, rows []int, p *Priors) *engine
 	for i, r := range rows {
 		ctr[2*i], ctr[2*i+1], size[2*i], size[2*i+1] = centreSize(p.Anchors[4*r : 4*r+4])
 	}
-	sizeT := engine.New(size, n, 2)
-	shift := engine.Mul(engine.Slice(reg, 1, 0, 2), engine.New([]float32{1 / w[0], 1 / w[1]}, 1, 2))
-	scale := engine.Mul(engine.Slice(reg, 1, 2, 4), engine.New([]float32{1 / w[2], 1 / w[3]}, 1, 2))
-	centre := engine.Add(engine.Mul(shift, sizeT), engine.New(ctr, n, 2))
+	sizeT := engine.FromHost(size, n, 2)
+	shift := engine.Mul(engine.Slice(reg, 1, 0, 2), engine.FromHost([]float32{1 / w[0], 1 / w[1]}, 1, 2))
+	scale := engine.Mul(engine.Slice(reg, 1, 2, 4), engine.FromHost([]float32{1 / w[2], 1 / w[3]}, 1, 2))
+	centre := engine.Add(engine.Mul(shift, sizeT), engine.FromHost(ctr, n, 2))
 	half := engine.MulScalar(engine.Mul(clamped(scale), sizeT), 0.5)
 	return engine.Concat(1, engine.Sub(centre, half), engine.Add(centre, half))
 }

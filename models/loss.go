@@ -86,9 +86,9 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 	numPos := float32(max(1, len(posRows)))
 	parts := map[string]float32{}
 
-	focal := engine.SigmoidFocalLoss(cls, engine.New(clsTarget, n, r, k), cfg.Loss.FocalAlpha, cfg.Loss.FocalGamma)
+	focal := engine.SigmoidFocalLoss(cls, engine.FromHost(clsTarget, n, r, k), cfg.Loss.FocalAlpha, cfg.Loss.FocalGamma)
 	if weight != nil {
-		focal = engine.Mul(focal, engine.New(weight, n, r, k))
+		focal = engine.Mul(focal, engine.FromHost(weight, n, r, k))
 	}
 	total := engine.MulScalar(engine.Sum(focal), 1/numPos)
 	parts[LossCls] = total.Item()
@@ -111,14 +111,14 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 			ctrTarget[q] = Centerness(p.Points[2*pos], p.Points[2*pos+1], posBoxes[4*q:4*q+4])
 			ctrSum += ctrTarget[q]
 		}
-		giou := engine.GIoULoss(d.decodeRows(regPos, posLocal, p), engine.New(posBoxes, np, 4))
-		boxLoss = engine.MulScalar(engine.Sum(engine.Mul(giou, engine.New(ctrTarget, np))), 1/max(ctrSum, 1e-6))
+		giou := engine.GIoULoss(d.decodeRows(regPos, posLocal, p), engine.FromHost(posBoxes, np, 4))
+		boxLoss = engine.MulScalar(engine.Sum(engine.Mul(giou, engine.FromHost(ctrTarget, np))), 1/max(ctrSum, 1e-6))
 		ctrPos := engine.IndexSelect(engine.Reshape(FlattenCenterness(o), n*r, 1), 0, posRows)
-		ctrLoss := engine.MulScalar(engine.Sum(engine.BCEWithLogits(ctrPos, engine.New(ctrTarget, np, 1))), 1/numPos)
+		ctrLoss := engine.MulScalar(engine.Sum(engine.BCEWithLogits(ctrPos, engine.FromHost(ctrTarget, np, 1))), 1/numPos)
 		parts[LossCenterness] = ctrLoss.Item()
 		total = engine.Add(total, ctrLoss)
 	case cfg.Loss.Box == BoxLossGIoU:
-		giou := engine.GIoULoss(d.decodeRows(regPos, posLocal, p), engine.New(posBoxes, np, 4))
+		giou := engine.GIoULoss(d.decodeRows(regPos, posLocal, p), engine.FromHost(posBoxes, np, 4))
 		boxLoss = engine.MulScalar(engine.Sum(giou), 1/numPos)
 	default:
 		anchors := make([]float32, 0, 4*np)
@@ -126,7 +126,7 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 			anchors = append(anchors, p.Anchors[4*pos:4*pos+4]...)
 		}
 		deltas := EncodeDeltas(anchors, posBoxes, cfg.Loss.BoxCoderWeights)
-		sl1 := engine.SmoothL1Loss(regPos, engine.New(deltas, np, 4), cfg.Loss.SmoothL1Beta)
+		sl1 := engine.SmoothL1Loss(regPos, engine.FromHost(deltas, np, 4), cfg.Loss.SmoothL1Beta)
 		boxLoss = engine.MulScalar(engine.Sum(sl1), 1/numPos)
 	}
 	boxLoss = engine.MulScalar(boxLoss, cfg.Loss.BoxWeight)

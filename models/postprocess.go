@@ -26,21 +26,26 @@ type candidate struct {
 // takes the square root), the score threshold, the top-k (position, class)
 // pairs per level, box decoding, class-aware NMS and the per-image limit,
 // all from Config.Postprocess. Detections are sorted by descending score.
+//
+// The outputs are read to the host once per level (classification and
+// centerness logits always, box regressions for levels with candidates):
+// these are the detector's host crossings at inference.
 func (d *Detector) Postprocess(o *Outputs) [][]Detection {
 	cfg := d.Config
 	pp := cfg.Postprocess
 	p := d.Priors(o.InputH, o.InputW)
 	n := o.ClsLogits[0].Dim(0)
 	k, a := cfg.NumClasses, p.NumAnchors
+	h := newHostOutputs(o)
 	out := make([][]Detection, n)
 	for i := 0; i < n; i++ {
 		var all []candidate
 		for l, lv := range p.Levels {
 			hw := lv.H * lv.W
-			logits := o.ClsLogits[l].Data()[i*a*k*hw : (i+1)*a*k*hw]
+			logits := h.cls[l][i*a*k*hw : (i+1)*a*k*hw]
 			var ctr []float32
-			if len(o.Centerness) > 0 {
-				ctr = o.Centerness[l].Data()[i*hw : (i+1)*hw]
+			if h.ctr != nil {
+				ctr = h.ctr[l][i*hw : (i+1)*hw]
 			}
 			var cands []candidate
 			for s := 0; s < hw; s++ {
@@ -66,14 +71,44 @@ func (d *Detector) Postprocess(o *Outputs) [][]Detection {
 			}
 			all = append(all, cands...)
 		}
-		out[i] = d.finish(o, p, i, all)
+		out[i] = d.finish(h, p, i, all)
 	}
 	return out
 }
 
+// hostOutputs holds a batch's outputs copied to the host: classification
+// and centerness logits per level, box regressions per level on first use.
+type hostOutputs struct {
+	o        *Outputs
+	cls, ctr [][]float32
+	reg      [][]float32
+}
+
+func newHostOutputs(o *Outputs) *hostOutputs {
+	h := &hostOutputs{o: o, cls: make([][]float32, len(o.ClsLogits)), reg: make([][]float32, len(o.BoxRegs))}
+	for l, t := range o.ClsLogits {
+		h.cls[l] = t.ToHost()
+	}
+	if len(o.Centerness) > 0 {
+		h.ctr = make([][]float32, len(o.Centerness))
+		for l, t := range o.Centerness {
+			h.ctr[l] = t.ToHost()
+		}
+	}
+	return h
+}
+
+// boxRegs returns level l's box regressions.
+func (h *hostOutputs) boxRegs(l int) []float32 {
+	if h.reg[l] == nil {
+		h.reg[l] = h.o.BoxRegs[l].ToHost()
+	}
+	return h.reg[l]
+}
+
 // finish decodes the candidates' boxes, runs class-aware NMS and keeps the
 // best MaxDetections.
-func (d *Detector) finish(o *Outputs, p *Priors, img int, cands []candidate) []Detection {
+func (d *Detector) finish(host *hostOutputs, p *Priors, img int, cands []candidate) []Detection {
 	if len(cands) == 0 {
 		return nil
 	}
@@ -85,7 +120,7 @@ func (d *Detector) finish(o *Outputs, p *Priors, img int, cands []candidate) []D
 		hw := lv.H * lv.W
 		local := c.pos - lv.Start
 		s, an := local/a, local%a
-		data := o.BoxRegs[l].Data()[img*a*4*hw : (img+1)*a*4*hw]
+		data := host.boxRegs(l)[img*a*4*hw : (img+1)*a*4*hw]
 		for j := 0; j < 4; j++ {
 			reg[4*q+j] = data[(an*4+j)*hw+s]
 		}

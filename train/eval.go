@@ -80,7 +80,7 @@ func Predict(ctx context.Context, d *models.Detector, ds *dataset.Dataset, opt E
 		}
 		var perImage [][]models.Detection
 		engine.NoGrad(func() {
-			x := engine.New(b.Images, b.N, 3, b.H, b.W)
+			x := engine.FromHost(b.Images, b.N, 3, b.H, b.W)
 			perImage = d.Postprocess(d.Forward(x, false))
 		})
 		for i, list := range perImage {

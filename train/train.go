@@ -285,7 +285,7 @@ func copyState(dst, src nn.Module) error {
 		if to[i].Name != from[i].Name || to[i].Tensor.Len() != from[i].Tensor.Len() {
 			return fmt.Errorf("the given model's tensor %q does not match the checkpoint's %q", to[i].Name, from[i].Name)
 		}
-		copy(to[i].Tensor.Data(), from[i].Tensor.Data())
+		to[i].Tensor.CopyFrom(from[i].Tensor)
 	}
 	return nil
 }
@@ -412,7 +412,7 @@ func assign(m nn.Module, tensors map[string]*engine.Tensor) error {
 		if !ok || t.Len() != s.Tensor.Len() {
 			return fmt.Errorf("tensor %q %v missing or of another size in the checkpoint", s.Name, s.Tensor.Shape())
 		}
-		copy(s.Tensor.Data(), t.Data())
+		s.Tensor.CopyFrom(t)
 	}
 	return nil
 }
@@ -588,7 +588,7 @@ func (r *run) endEpoch(ctx context.Context) (stopped bool, err error) {
 
 // step runs forward, loss, backward and the update for one batch.
 func (r *run) step(b *dataset.Batch) (float32, map[string]float32, error) {
-	x := engine.New(b.Images, b.N, 3, b.H, b.W)
+	x := engine.FromHost(b.Images, b.N, 3, b.H, b.W)
 	out := r.model.Forward(x, true)
 	loss, parts, err := r.model.Loss(out, b.Targets)
 	if err != nil {

@@ -1,109 +1,204 @@
-// Package backend is the seam between the engine's ops and the kernels that
-// run them. A Backend works on float32 slices in row-major order; the CPU
-// backend (package cpu) calls OpenBLAS, and a CUDA backend loaded at run time
-// can slot in behind the same interface without touching model code.
-//
-// Every backend must pass the shared conformance suite in package
-// backendtest. Kernels panic on programmer errors (slice too short); the
-// engine validates shapes before calling them and recovers at its API edge.
 package backend
 
-import (
-	"fmt"
-	"sync"
-)
+import "fmt"
 
-// ConvGeometry describes one 2-D convolution over a single image and a single
-// group: the input has Channels planes of Height×Width, the kernel is
-// KernelH×KernelW, and the output is OutH×OutW.
-type ConvGeometry struct {
-	Channels, Height, Width int
-	KernelH, KernelW        int
-	StrideH, StrideW        int
-	PadH, PadW              int
-	DilationH, DilationW    int
-	OutH, OutW              int
-}
+// DType is the element type of a Buffer.
+type DType uint8
 
-// ColRows is the row count of the im2col matrix: Channels·KernelH·KernelW.
-func (g ConvGeometry) ColRows() int { return g.Channels * g.KernelH * g.KernelW }
-
-// ColCols is the column count of the im2col matrix: OutH·OutW.
-func (g ConvGeometry) ColCols() int { return g.OutH * g.OutW }
-
-// Capability names an optional kernel a backend may provide.
-type Capability string
-
+// Element types. Float32 and Int32 are implemented; the others are
+// reserved so that tensors can grow half-precision and quantized storage
+// without changing the seam.
 const (
-	// CapDepthwise is a direct depthwise-convolution kernel.
-	CapDepthwise Capability = "depthwise"
+	Float32 DType = iota + 1
+	Int32
+	Float16
+	BFloat16
+	Int8
 )
 
-// Backend runs the engine's heavy kernels.
+// Size is the number of bytes of one element.
+func (d DType) Size() int {
+	switch d {
+	case Float32, Int32:
+		return 4
+	case Float16, BFloat16:
+		return 2
+	case Int8:
+		return 1
+	}
+	return 0
+}
+
+func (d DType) String() string {
+	switch d {
+	case Float32:
+		return "float32"
+	case Int32:
+		return "int32"
+	case Float16:
+		return "float16"
+	case BFloat16:
+		return "bfloat16"
+	case Int8:
+		return "int8"
+	}
+	return fmt.Sprintf("dtype(%d)", uint8(d))
+}
+
+// Buffer is memory owned by a backend: Len elements of one DType. Its
+// contents are reached only through kernels, FromHost and ToHost.
+type Buffer interface {
+	Len() int
+	DType() DType
+}
+
+// Dest is a kernel output that is overwritten, or added to when
+// Accumulate is set. Without Accumulate the kernel ignores the old
+// contents and writes every element. A nil Buf means the output is not
+// wanted.
+type Dest struct {
+	Buf        Buffer
+	Accumulate bool
+}
+
+// View addresses elements of a buffer for a kernel that is given a shape:
+// element (i0, i1, …) is Buf[Offset + Σ ik·Strides[k]]. Nil Strides mean
+// the dense row-major layout of the shape; a zero stride repeats one
+// element along that dimension (broadcasting).
+type View struct {
+	Buf     Buffer
+	Offset  int
+	Strides []int
+}
+
+// MaxRank is the largest number of dimensions a shape given to a kernel
+// may have.
+const MaxRank = 8
+
+// MemStats counts a backend's allocations since it was opened.
+type MemStats struct {
+	// FreshBytes were newly obtained from the system or the device.
+	FreshBytes int64
+	// ReusedBytes were served from the backend's cache of freed buffers.
+	ReusedBytes int64
+}
+
+// Backend is one device: its memory and every kernel the engine runs.
+// Methods are grouped by family; each family's argument struct documents
+// its shapes. All methods are safe for use by one goroutine at a time per
+// call; CPU backends also allow concurrent calls on distinct buffers.
 type Backend interface {
-	// Name identifies the backend ("cpu", "cuda").
+	// Name is the device name programs select it by ("cpu", "ref", "cuda").
 	Name() string
-	// Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices,
-	// op(A) is m×k, op(B) is k×n, C is m×n with leading dimensions lda, ldb, ldc.
-	Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
-	// Im2Col writes the ColRows×ColCols patch matrix of one image (CHW) into col.
-	Im2Col(g ConvGeometry, image, col []float32)
-	// Col2Im adds the patch matrix col back into image (CHW), the adjoint of Im2Col.
-	Col2Im(g ConvGeometry, col, image []float32)
-	// Parallel runs fn over [0, n) split into contiguous chunks, one per worker,
-	// and returns when all chunks are done.
-	Parallel(n int, fn func(lo, hi int))
-	// Workers is how many chunks Parallel uses at most.
-	Workers() int
-	// Supports reports whether an optional capability is available.
-	Supports(c Capability) bool
+	// Describe is one line for reports: the library, device and workers.
+	Describe() string
+
+	// Alloc returns a buffer of n elements with undefined contents.
+	Alloc(dtype DType, n int) Buffer
+	// Free hands a buffer back for reuse; it must not be used afterwards.
+	Free(b Buffer)
+	// FromHost copies src into the Float32 buffer dst (len(src) == dst.Len()).
+	FromHost(dst Buffer, src []float32)
+	// FromHostInt32 copies src into the Int32 buffer dst.
+	FromHostInt32(dst Buffer, src []int32)
+	// ToHost waits for queued work and copies the Float32 buffer src into dst.
+	ToHost(dst []float32, src Buffer)
+	// Sync waits for queued work and reports an asynchronous device error.
+	Sync() error
+	// MemStats reports allocation counters.
+	MemStats() MemStats
+
+	// Fill sets every element of a Float32 buffer to value.
+	Fill(dst Buffer, value float32)
+	// Copy copies (or adds) a strided view into another.
+	Copy(a CopyArgs)
+	// Gather picks rows along the middle axis by index.
+	Gather(a GatherArgs)
+	// ScatterAdd adds rows into positions along the middle axis by index.
+	ScatterAdd(a GatherArgs)
+
+	// Unary applies a pointwise function.
+	Unary(a UnaryArgs)
+	// UnaryBackward computes dx = dy·f′ for a pointwise function.
+	UnaryBackward(a UnaryBackwardArgs)
+	// Binary combines two broadcast operands pointwise.
+	Binary(a BinaryArgs)
+	// Where selects between two operands by a mask.
+	Where(a WhereArgs)
+
+	// Reduce sums, sums squares of, or takes the maximum over chosen axes.
+	Reduce(a ReduceArgs)
+	// Softmax normalises exponentials (or their logarithm) over one axis.
+	Softmax(a SoftmaxArgs)
+	// SoftmaxBackward is Softmax's vector-Jacobian product.
+	SoftmaxBackward(a SoftmaxBackwardArgs)
+
+	// Gemm multiplies (batches of) matrices.
+	Gemm(a GemmArgs)
+	// Conv2d is a grouped, strided, padded, dilated 2-D convolution plus bias.
+	Conv2d(a ConvArgs)
+	// Conv2dBackward computes any of the input, weight and bias gradients.
+	Conv2dBackward(a ConvBackwardArgs)
+
+	// BatchNorm normalises per channel (training: batch statistics and a
+	// running-statistics update; eval: running statistics).
+	BatchNorm(a BatchNormArgs)
+	// BatchNormBackward computes the input, scale and shift gradients.
+	BatchNormBackward(a BatchNormBackwardArgs)
+	// Pool2d is max or average pooling.
+	Pool2d(a PoolArgs)
+	// Pool2dBackward is Pool2d's gradient.
+	Pool2dBackward(a PoolBackwardArgs)
+	// Upsample resizes by nearest neighbour.
+	Upsample(a UpsampleArgs)
+	// UpsampleBackward is Upsample's gradient.
+	UpsampleBackward(a UpsampleBackwardArgs)
+	// ROIAlign pools regions by bilinear sampling (torchvision roi_align).
+	ROIAlign(a ROIAlignArgs)
+	// ROIAlignBackward is ROIAlign's gradient with respect to the input.
+	ROIAlignBackward(a ROIAlignBackwardArgs)
+
+	// Loss computes an elementwise (or per-row) detection loss.
+	Loss(a LossArgs)
+	// LossBackward computes a loss's gradients.
+	LossBackward(a LossBackwardArgs)
+	// PairwiseDistance computes Euclidean distances between rows.
+	PairwiseDistance(a PairwiseDistanceArgs)
+	// PairwiseDistanceBackward is PairwiseDistance's gradient.
+	PairwiseDistanceBackward(a PairwiseDistanceBackwardArgs)
+
+	// AdamW applies one AdamW update to a parameter in place.
+	AdamW(a AdamWArgs)
+	// SGD applies one SGD (momentum, Nesterov, weight decay) update in place.
+	SGD(a SGDArgs)
 }
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]func() (Backend, error){}
-	current  Backend
-)
-
-// Register makes a backend constructor available under name. Backends call it
-// from init.
-func Register(name string, open func() (Backend, error)) {
-	mu.Lock()
-	defer mu.Unlock()
-	registry[name] = open
+// DenseStrides returns the row-major strides of shape: what nil Strides in
+// a View mean.
+func DenseStrides(shape []int) []int {
+	s := make([]int, len(shape))
+	acc := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		s[i] = acc
+		acc *= shape[i]
+	}
+	return s
 }
 
-// Use opens the named backend and makes it the one ops run on.
-func Use(name string) (Backend, error) {
-	mu.Lock()
-	defer mu.Unlock()
-	open, ok := registry[name]
-	if !ok {
-		names := make([]string, 0, len(registry))
-		for n := range registry {
-			names = append(names, n)
+// BroadcastStrides returns the strides that read a dense tensor of shape
+// as the shape out it broadcasts to (NumPy rules: shapes aligned at the
+// end, zero along broadcast dimensions).
+func BroadcastStrides(shape, out []int) []int {
+	strides := make([]int, len(out))
+	s := 1
+	for i := len(out) - 1; i >= 0; i-- {
+		j := len(shape) - len(out) + i
+		if j >= 0 && shape[j] != 1 {
+			strides[i] = s
 		}
-		return nil, fmt.Errorf("backend: unknown backend %q (available: %v)", name, names)
+		if j >= 0 {
+			s *= shape[j]
+		}
 	}
-	b, err := open()
-	if err != nil {
-		return nil, fmt.Errorf("backend: open %q: %w", name, err)
-	}
-	current = b
-	return b, nil
-}
-
-// Current returns the active backend, opening "cpu" on first use.
-func Current() Backend {
-	mu.RLock()
-	b := current
-	mu.RUnlock()
-	if b != nil {
-		return b
-	}
-	b, err := Use("cpu")
-	if err != nil {
-		panic(fmt.Sprintf("backend: no default backend: %v (import github.com/gidedge/gidedge/engine/cpu)", err))
-	}
-	return b
+	return strides
 }

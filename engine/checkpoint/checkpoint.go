@@ -102,7 +102,7 @@ func Save(path string, tensors []nn.Named, meta map[string]string) error {
 		}
 		buf := make([]byte, 0, 64<<10)
 		for _, t := range sorted {
-			for _, v := range t.Tensor.Data() {
+			for _, v := range t.Tensor.ToHost() {
 				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 				if len(buf) == cap(buf) {
 					if _, err := w.Write(buf); err != nil {
@@ -221,7 +221,7 @@ func Decode(data []byte) (map[string]*engine.Tensor, map[string]string, error) {
 		for i := range values {
 			values[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[begin+4*int64(i):]))
 		}
-		tensors[name] = engine.New(values, e.Shape...)
+		tensors[name] = engine.FromHost(values, e.Shape...)
 		spans = append(spans, span{name, begin, end})
 	}
 	// The format requires the tensors to tile the data section exactly.
@@ -291,7 +291,7 @@ func Assign(m nn.Module, tensors map[string]*engine.Tensor) error {
 		}
 	}
 	for _, s := range state {
-		copy(s.Tensor.Data(), tensors[s.Name].Data())
+		s.Tensor.CopyFrom(tensors[s.Name])
 	}
 	return nil
 }

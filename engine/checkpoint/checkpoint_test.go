@@ -21,7 +21,7 @@ import (
 func sample() []nn.Named {
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := engine.RandN(rng, 1, 4, 3, 3, 3)
-	special := engine.New([]float32{
+	special := engine.FromHost([]float32{
 		float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), // NaN with a payload
 		float32(math.Copysign(0, -1)), math.Float32frombits(1), math.MaxFloat32,
 	}, 2, 3)
@@ -63,9 +63,10 @@ func TestRoundTripBitExact(t *testing.T) {
 		if !slices.Equal(got.Shape(), n.Tensor.Shape()) {
 			t.Fatalf("%q: shape %v, saved %v", n.Name, got.Shape(), n.Tensor.Shape())
 		}
-		for i, v := range n.Tensor.Data() {
-			if math.Float32bits(got.Data()[i]) != math.Float32bits(v) {
-				t.Fatalf("%q element %d: bits %#x, saved %#x", n.Name, i, math.Float32bits(got.Data()[i]), math.Float32bits(v))
+		gv := got.ToHost()
+		for i, v := range n.Tensor.ToHost() {
+			if math.Float32bits(gv[i]) != math.Float32bits(v) {
+				t.Fatalf("%q element %d: bits %#x, saved %#x", n.Name, i, math.Float32bits(gv[i]), math.Float32bits(v))
 			}
 		}
 	}
@@ -124,17 +125,17 @@ func TestLoadInto(t *testing.T) {
 	if err != nil || meta["epoch"] != "3" {
 		t.Fatalf("LoadInto: %v, meta %v", err, meta)
 	}
-	if !slices.Equal(dst.conv.Weight.Data(), src.conv.Weight.Data()) {
+	if !slices.Equal(dst.conv.Weight.ToHost(), src.conv.Weight.ToHost()) {
 		t.Fatal("weights not loaded")
 	}
 
 	wrong := newModel(3, 5)
-	before := slices.Clone(wrong.conv.Weight.Data())
+	before := slices.Clone(wrong.conv.Weight.ToHost())
 	_, err = LoadInto(path, wrong)
 	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), `"conv.bias"`) || !strings.Contains(err.Error(), "[4]") || !strings.Contains(err.Error(), "[5]") {
 		t.Fatalf("shape mismatch: got %v", err)
 	}
-	if !slices.Equal(wrong.conv.Weight.Data(), before) {
+	if !slices.Equal(wrong.conv.Weight.ToHost(), before) {
 		t.Fatal("a failed load changed the model")
 	}
 

@@ -1,7 +1,23 @@
-// Package cpu is the engine's CPU backend: GEMM through OpenBLAS cblas_sgemm
-// (cgo, libopenblas-dev), im2col/col2im and a goroutine pool sized to the
-// machine. OpenBLAS is pinned to one thread; parallelism comes from the
-// engine splitting work across goroutines, which keeps small GEMMs efficient.
+// Package cpu is the engine's CPU backend: GEMM through OpenBLAS
+// cblas_sgemm (cgo, libopenblas-dev), convolutions as shifted GEMMs,
+// im2col + GEMM or direct depthwise loops, and goroutine workers that split
+// every large kernel. Importing it registers the device "cpu".
+//
+// OpenBLAS is pinned to one thread; parallelism comes from splitting work
+// across goroutines (images, channels, element ranges), which keeps the
+// many small GEMMs of a conv net efficient. Work is split into fixed
+// contiguous chunks and partial sums are combined in worker order, so a
+// run with the same worker count gives the same numbers.
+//
+// Memory is host memory shared with the reference backend (*ref.Buffer),
+// cached by power-of-two size so a training step reuses the previous
+// step's buffers once the engine has released them. Kernels that have no
+// faster CPU form than the reference loop (softmax, gathers, losses,
+// ROIAlign) call package ref, on sub-ranges across workers where that
+// pays.
+//
+// Errors: kernels given inconsistent arguments panic with a
+// *backend.Error before any C call.
 package cpu
 
 /*
@@ -13,21 +29,29 @@ char* openblas_get_config(void);
 import "C"
 
 import (
+	"fmt"
+	"math/bits"
 	"runtime"
 	"strings"
 	"sync"
-	"unsafe"
+	"sync/atomic"
 
 	"github.com/gidedge/gidedge/engine/backend"
+	"github.com/gidedge/gidedge/engine/ref"
 )
 
+// Name is the device name of this backend.
+const Name = "cpu"
+
 func init() {
-	backend.Register("cpu", func() (backend.Backend, error) { return New(runtime.GOMAXPROCS(0)), nil })
+	backend.Register(Name, func() (backend.Backend, error) { return New(runtime.GOMAXPROCS(0)), nil })
 }
 
 // Backend is the CPU implementation of backend.Backend.
 type Backend struct {
 	workers int
+	// ref runs the kernels this backend takes from the reference.
+	ref *ref.Backend
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -40,17 +64,19 @@ func New(workers int) *Backend {
 		workers = 1
 	}
 	setThreads.Do(func() { C.openblas_set_num_threads(1) })
-	return &Backend{workers: workers}
+	return &Backend{workers: workers, ref: ref.New()}
 }
 
 // Name implements backend.Backend.
-func (b *Backend) Name() string { return "cpu" }
+func (b *Backend) Name() string { return Name }
 
-// Workers implements backend.Backend.
+// Describe implements backend.Backend.
+func (b *Backend) Describe() string {
+	return fmt.Sprintf("cpu: %d workers, OpenBLAS %s", b.workers, OpenBLASConfig())
+}
+
+// Workers is how many goroutines a kernel uses at most.
 func (b *Backend) Workers() int { return b.workers }
-
-// Supports implements backend.Backend.
-func (b *Backend) Supports(c backend.Capability) bool { return c == backend.CapDepthwise }
 
 // OpenBLASConfig returns OpenBLAS's build description (version, core).
 func OpenBLASConfig() string {
@@ -60,175 +86,155 @@ func OpenBLASConfig() string {
 // SetBLASThreads sets OpenBLAS's own thread count (used by the sgemm reference benchmark).
 func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 
-// Gemm implements backend.Backend with cblas_sgemm.
-func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bm []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
+// floats returns the values of a host buffer (nil for nil).
+func floats(kernel string, buf backend.Buffer, n int) []float32 {
+	return ref.Floats(Name, kernel, buf, n)
+}
+
+// dest returns a wanted destination's values and whether to add into them.
+func dest(kernel string, d backend.Dest, n int) ([]float32, bool) {
+	if d.Buf == nil {
+		return nil, false
+	}
+	return floats(kernel, d.Buf, n), d.Accumulate
+}
+
+// Buffers are cached by power-of-two capacity so a training step reuses the
+// previous step's memory once the engine has released its graph.
+var (
+	pools                   [40]sync.Pool
+	reusedBytes, freshBytes atomic.Int64
+)
+
+func bucket(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return bits.Len(uint(n - 1))
+}
+
+// getBuf returns a slice of length n with undefined contents.
+func getBuf(n int) []float32 {
+	if n == 0 {
+		return nil
+	}
+	b := bucket(n)
+	if v := pools[b].Get(); v != nil {
+		reusedBytes.Add(int64(4 * n))
+		return (*v.(*[]float32))[:n]
+	}
+	freshBytes.Add(int64(4 << b))
+	return make([]float32, n, 1<<b)
+}
+
+// getZeroed returns a zeroed slice of length n.
+func getZeroed(n int) []float32 {
+	s := getBuf(n)
+	clear(s)
+	return s
+}
+
+func putBuf(s []float32) {
+	c := cap(s)
+	if c == 0 || c&(c-1) != 0 {
+		return // not from the pool
+	}
+	s = s[:c]
+	pools[bucket(c)].Put(&s)
+}
+
+// Alloc implements backend.Backend.
+func (b *Backend) Alloc(dtype backend.DType, n int) backend.Buffer {
+	switch {
+	case n < 0:
+		backend.Fail(Name, "Alloc", "negative length %d", n)
+	case dtype == backend.Float32:
+		return ref.Wrap(getBuf(n))
+	case dtype == backend.Int32:
+		return ref.WrapInt32(make([]int32, n))
+	}
+	backend.Fail(Name, "Alloc", "dtype %v is not implemented", dtype)
+	return nil
+}
+
+// Free implements backend.Backend: float storage goes back to the cache.
+func (b *Backend) Free(buf backend.Buffer) {
+	if buf == nil {
 		return
 	}
-	if k == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				row[j] *= beta
-			}
-		}
-		return
+	hb, ok := buf.(*ref.Buffer)
+	if !ok {
+		backend.Fail(Name, "Free", "buffer of type %T belongs to another backend", buf)
 	}
-	ta, tb := uint32(C.CblasNoTrans), uint32(C.CblasNoTrans)
-	aRows, bRows := m, k
-	if transA {
-		ta = uint32(C.CblasTrans)
-		aRows = k
-	}
-	if transB {
-		tb = uint32(C.CblasTrans)
-		bRows = n
-	}
-	// Bounds checks here keep a bad call a Go panic instead of a memory fault.
-	_ = a[(aRows-1)*lda]
-	_ = bm[(bRows-1)*ldb]
-	_ = c[(m-1)*ldc+n-1]
-	C.cblas_sgemm(C.CblasRowMajor, C.enum_CBLAS_TRANSPOSE(ta), C.enum_CBLAS_TRANSPOSE(tb),
-		C.blasint(m), C.blasint(n), C.blasint(k), C.float(alpha),
-		(*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda),
-		(*C.float)(unsafe.Pointer(&bm[0])), C.blasint(ldb), C.float(beta),
-		(*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+	putBuf(hb.Release())
 }
 
-// Parallel implements backend.Backend.
-func (b *Backend) Parallel(n int, fn func(lo, hi int)) {
-	w := b.workers
-	if w > n {
-		w = n
-	}
-	if w <= 1 {
-		if n > 0 {
-			fn(0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + w - 1) / w
-	for lo := chunk; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
-	}
-	fn(0, min(chunk, n))
-	wg.Wait()
+// FromHost implements backend.Backend.
+func (b *Backend) FromHost(dst backend.Buffer, src []float32) { b.ref.FromHost(dst, src) }
+
+// FromHostInt32 implements backend.Backend.
+func (b *Backend) FromHostInt32(dst backend.Buffer, src []int32) { b.ref.FromHostInt32(dst, src) }
+
+// ToHost implements backend.Backend.
+func (b *Backend) ToHost(dst []float32, src backend.Buffer) { b.ref.ToHost(dst, src) }
+
+// Sync implements backend.Backend: every kernel has finished when it returns.
+func (b *Backend) Sync() error { return nil }
+
+// MemStats implements backend.Backend.
+func (b *Backend) MemStats() backend.MemStats {
+	return backend.MemStats{FreshBytes: freshBytes.Load(), ReusedBytes: reusedBytes.Load()}
 }
 
-// validRange returns the output columns [lo, hi) whose input column
-// ox·stride+off lies inside [0, width).
-func validRange(outW, stride, off, width int) (int, int) {
-	lo := 0
-	if off < 0 {
-		lo = (-off + stride - 1) / stride
-	}
-	hi := outW
-	if last := width - 1 - off; last < 0 {
-		hi = 0
-	} else if m := last/stride + 1; m < hi {
-		hi = m
-	}
-	return min(lo, hi), hi
+// Fill implements backend.Backend.
+func (b *Backend) Fill(dst backend.Buffer, value float32) {
+	d := floats("Fill", dst, dst.Len())
+	b.parallelRange(len(d), func(lo, hi int) {
+		s := d[lo:hi]
+		if value == 0 {
+			clear(s)
+			return
+		}
+		for i := range s {
+			s[i] = value
+		}
+	})
 }
 
-// Im2Col implements backend.Backend. Each patch row is built from the valid
-// column range of the input row, so the inner loops carry no bounds tests.
-func (b *Backend) Im2Col(g backend.ConvGeometry, image, col []float32) {
-	ohw := g.OutH * g.OutW
-	row := 0
-	for c := 0; c < g.Channels; c++ {
-		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
-		for ky := 0; ky < g.KernelH; ky++ {
-			offY := ky*g.DilationH - g.PadH
-			for kx := 0; kx < g.KernelW; kx++ {
-				dst := col[row*ohw : (row+1)*ohw]
-				row++
-				offX := kx*g.DilationW - g.PadW
-				lo, hi := validRange(g.OutW, g.StrideW, offX, g.Width)
-				for oy := 0; oy < g.OutH; oy++ {
-					d := dst[oy*g.OutW : (oy+1)*g.OutW]
-					iy := oy*g.StrideH + offY
-					if iy < 0 || iy >= g.Height {
-						clear(d)
-						continue
-					}
-					clear(d[:lo])
-					clear(d[hi:])
-					if lo >= hi {
-						// This kernel column falls in the padding for every output.
-						continue
-					}
-					src := plane[iy*g.Width : (iy+1)*g.Width]
-					switch g.StrideW {
-					case 1:
-						copy(d[lo:hi], src[lo+offX:hi+offX])
-					case 2:
-						s := src[2*lo+offX:]
-						dd := d[lo:hi]
-						_ = s[2*(len(dd)-1)]
-						for j := range dd {
-							dd[j] = s[2*j]
-						}
-					default:
-						for ox := lo; ox < hi; ox++ {
-							d[ox] = src[ox*g.StrideW+offX]
-						}
-					}
-				}
-			}
-		}
-	}
-}
+// Kernels taken from the reference backend as they are: none of them is
+// hot enough in a detector's training step to need a CPU-specific form.
 
-// Col2Im implements backend.Backend.
-func (b *Backend) Col2Im(g backend.ConvGeometry, col, image []float32) {
-	ohw := g.OutH * g.OutW
-	row := 0
-	for c := 0; c < g.Channels; c++ {
-		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
-		for ky := 0; ky < g.KernelH; ky++ {
-			offY := ky*g.DilationH - g.PadH
-			for kx := 0; kx < g.KernelW; kx++ {
-				src := col[row*ohw : (row+1)*ohw]
-				row++
-				offX := kx*g.DilationW - g.PadW
-				lo, hi := validRange(g.OutW, g.StrideW, offX, g.Width)
-				if lo >= hi {
-					continue
-				}
-				for oy := 0; oy < g.OutH; oy++ {
-					iy := oy*g.StrideH + offY
-					if iy < 0 || iy >= g.Height {
-						continue
-					}
-					dst := plane[iy*g.Width : (iy+1)*g.Width]
-					s := src[oy*g.OutW+lo : oy*g.OutW+hi]
-					switch g.StrideW {
-					case 1:
-						d := dst[lo+offX : hi+offX]
-						d = d[:len(s)]
-						for j, v := range s {
-							d[j] += v
-						}
-					case 2:
-						d := dst[2*lo+offX:]
-						_ = d[2*(len(s)-1)]
-						for j, v := range s {
-							d[2*j] += v
-						}
-					default:
-						for j, v := range s {
-							dst[(lo+j)*g.StrideW+offX] += v
-						}
-					}
-				}
-			}
-		}
-	}
+// Gather implements backend.Backend.
+func (b *Backend) Gather(a backend.GatherArgs) { b.ref.Gather(a) }
+
+// ScatterAdd implements backend.Backend.
+func (b *Backend) ScatterAdd(a backend.GatherArgs) { b.ref.ScatterAdd(a) }
+
+// Where implements backend.Backend.
+func (b *Backend) Where(a backend.WhereArgs) { b.ref.Where(a) }
+
+// Softmax implements backend.Backend.
+func (b *Backend) Softmax(a backend.SoftmaxArgs) { b.ref.Softmax(a) }
+
+// SoftmaxBackward implements backend.Backend.
+func (b *Backend) SoftmaxBackward(a backend.SoftmaxBackwardArgs) { b.ref.SoftmaxBackward(a) }
+
+// ROIAlign implements backend.Backend.
+func (b *Backend) ROIAlign(a backend.ROIAlignArgs) { b.ref.ROIAlign(a) }
+
+// ROIAlignBackward implements backend.Backend.
+func (b *Backend) ROIAlignBackward(a backend.ROIAlignBackwardArgs) { b.ref.ROIAlignBackward(a) }
+
+// Loss implements backend.Backend.
+func (b *Backend) Loss(a backend.LossArgs) { b.ref.Loss(a) }
+
+// LossBackward implements backend.Backend.
+func (b *Backend) LossBackward(a backend.LossBackwardArgs) { b.ref.LossBackward(a) }
+
+// PairwiseDistance implements backend.Backend.
+func (b *Backend) PairwiseDistance(a backend.PairwiseDistanceArgs) { b.ref.PairwiseDistance(a) }
+
+// PairwiseDistanceBackward implements backend.Backend.
+func (b *Backend) PairwiseDistanceBackward(a backend.PairwiseDistanceBackwardArgs) {
+	b.ref.PairwiseDistanceBackward(a)
 }

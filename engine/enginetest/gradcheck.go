@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"syscall"
+	"time"
 
 	"github.com/gidedge/gidedge/engine"
 )
@@ -55,8 +57,8 @@ func GradCheck(t T, name string, tol Tolerance, f func() *engine.Tensor, inputs 
 	l.Backward()
 	analytic := make([][]float32, len(inputs))
 	for i, in := range inputs {
-		if g := in.Grad(); g != nil {
-			analytic[i] = append([]float32(nil), g...)
+		if g := in.GradToHost(); g != nil {
+			analytic[i] = g
 		} else {
 			analytic[i] = make([]float32, in.Len())
 		}
@@ -67,7 +69,7 @@ func GradCheck(t T, name string, tol Tolerance, f func() *engine.Tensor, inputs 
 			if !in.RequiresGrad() {
 				continue
 			}
-			data := in.Data()
+			data := in.ToHost()
 			idx := rng.Perm(len(data))
 			if tol.MaxElements > 0 && len(idx) > tol.MaxElements {
 				idx = idx[:tol.MaxElements]
@@ -75,10 +77,13 @@ func GradCheck(t T, name string, tol Tolerance, f func() *engine.Tensor, inputs 
 			for _, k := range idx {
 				orig := data[k]
 				data[k] = orig + tol.Step
+				in.CopyFromHost(data)
 				_, plus := loss()
 				data[k] = orig - tol.Step
+				in.CopyFromHost(data)
 				_, minus := loss()
 				data[k] = orig
+				in.CopyFromHost(data)
 				numeric := (plus - minus) / (2 * float64(tol.Step))
 				a := float64(analytic[i][k])
 				if math.Abs(a-numeric) > tol.Abs+tol.Rel*math.Max(math.Abs(a), math.Abs(numeric)) {
@@ -103,3 +108,23 @@ func Param(rng *rand.Rand, std float32, shape ...int) *engine.Tensor {
 
 // Describe formats a shape list for subtest names.
 func Describe(shapes ...[]int) string { return fmt.Sprint(shapes) }
+
+// Edit reads t's values to the host, lets fn change them and writes them
+// back: tests use it to shape inputs (move values off a kink, set a mask).
+func Edit(t *engine.Tensor, fn func(v []float32)) *engine.Tensor {
+	v := t.ToHost()
+	fn(v)
+	t.CopyFromHost(v)
+	return t
+}
+
+// CPUTime is the process's user and system time so far: benchmarks report
+// it beside wall time because other load on a shared machine distorts it
+// less.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -7,27 +7,32 @@ import (
 	"github.com/gidedge/gidedge/engine"
 )
 
+// Initialisers draw on the host and upload (see draw).
+
 // KaimingNormal fills t with N(0, 2/fan) (He et al., ReLU gain).
 func KaimingNormal(rng *rand.Rand, t *engine.Tensor, fan int) {
-	std := math.Sqrt(2 / float64(fan))
-	for i := range t.Data() {
-		t.Data()[i] = float32(rng.NormFloat64() * std)
-	}
+	Normal(rng, t, math.Sqrt(2/float64(fan)))
 }
 
 // XavierUniform fills t with U(−a, a), a = √(6/(fanIn+fanOut)).
 func XavierUniform(rng *rand.Rand, t *engine.Tensor, fanIn, fanOut int) {
 	a := math.Sqrt(6 / float64(fanIn+fanOut))
-	for i := range t.Data() {
-		t.Data()[i] = float32((2*rng.Float64() - 1) * a)
-	}
+	draw(t, func() float64 { return (2*rng.Float64() - 1) * a })
 }
 
 // Normal fills t with N(0, std²).
 func Normal(rng *rand.Rand, t *engine.Tensor, std float64) {
-	for i := range t.Data() {
-		t.Data()[i] = float32(rng.NormFloat64() * std)
+	draw(t, func() float64 { return rng.NormFloat64() * std })
+}
+
+// draw fills t with samples drawn on the host, in row-major order, and
+// uploads them: one seed gives the same weights on every device.
+func draw(t *engine.Tensor, sample func() float64) {
+	v := make([]float32, t.Len())
+	for i := range v {
+		v[i] = float32(sample())
 	}
+	t.CopyFromHost(v)
 }
 
 // PriorProbBias returns the bias that makes sigmoid output p at start,
@@ -37,11 +42,7 @@ func PriorProbBias(p float64) float32 {
 }
 
 // Fill sets every element of t to v.
-func Fill(t *engine.Tensor, v float32) {
-	for i := range t.Data() {
-		t.Data()[i] = v
-	}
-}
+func Fill(t *engine.Tensor, v float32) { t.Fill(v) }
 
 // XavierNormal fills t with N(0, 2/(fanIn+fanOut)) (Glorot, linear gain).
 func XavierNormal(rng *rand.Rand, t *engine.Tensor, fanIn, fanOut int) {
@@ -55,9 +56,7 @@ func KaimingUniform(rng *rand.Rand, t *engine.Tensor, fan int) {
 
 // Uniform fills t with U(lo, hi).
 func Uniform(rng *rand.Rand, t *engine.Tensor, lo, hi float64) {
-	for i := range t.Data() {
-		t.Data()[i] = float32(lo + (hi-lo)*rng.Float64())
-	}
+	draw(t, func() float64 { return lo + (hi-lo)*rng.Float64() })
 }
 
 // ConvFans returns the fan-in and fan-out of a convolution weight

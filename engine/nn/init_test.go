@@ -42,7 +42,7 @@ func TestInitialisers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fill()
-			mean, std, lo, hi := moments(w.Data())
+			mean, std, lo, hi := moments(w.ToHost())
 			if math.Abs(mean) > 0.05*tc.std || math.Abs(std-tc.std) > 0.03*tc.std {
 				t.Fatalf("mean %.4g std %.4g, want 0 and %.4g", mean, std, tc.std)
 			}

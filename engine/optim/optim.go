@@ -4,8 +4,11 @@
 //
 // Optimizers hold the parameters they were built with (nn.Params of a
 // model) and keep their state (momentum, moment estimates, step count) in
-// float32 tensors that State exposes by name, so a checkpoint can save them
-// and LoadState can restore them for a bit-exact resume.
+// float32 tensors on the parameters' device that State exposes by name, so
+// a checkpoint can save them and LoadState can restore them for a
+// bit-exact resume. The updates are device kernels (backend AdamW and SGD);
+// only per-step scalars (learning rate, bias corrections) are computed on
+// the host.
 //
 // Errors: constructors reject invalid settings, LoadState names the state
 // tensor that is missing or has the wrong shape, and ClipGradNorm reports a
@@ -19,13 +22,12 @@ import (
 	"slices"
 
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/nn"
 )
 
 // ErrState is wrapped when LoadState receives state that does not match the
 // optimizer's parameters.
-var ErrState = errors.New("optimizer state mismatch")
+var ErrState = errors.New("optim: optimizer state mismatch")
 
 // Optimizer applies one update per Step to the parameters it owns.
 type Optimizer interface {
@@ -100,7 +102,10 @@ func (b *base) ZeroGrad() {
 	}
 }
 
+// state names the buffers; it first writes the step count into its tensor
+// (one small upload), so Step itself needs no host transfer.
 func (b *base) state(buffers []string) []nn.Named {
+	b.stepCount.CopyFromHost([]float32{float32(b.steps)})
 	out := []nn.Named{{Name: "step", Tensor: b.stepCount}}
 	for _, s := range b.slots {
 		for i, name := range buffers {
@@ -132,21 +137,18 @@ func (b *base) loadState(buffers []string, state []nn.Named) error {
 			}
 		}
 	}
-	steps := given["step"].Data()[0]
+	steps := given["step"].Item()
 	if steps < 0 || float64(steps) != math.Trunc(float64(steps)) {
 		return fmt.Errorf("optim: state \"step\" holds %v, want a non-negative integer: %w", steps, ErrState)
 	}
 	for _, w := range want {
-		copy(w.Tensor.Data(), given[w.Name].Data())
+		w.Tensor.CopyFrom(given[w.Name])
 	}
 	b.steps = int(steps)
 	return nil
 }
 
-func (b *base) advance() {
-	b.steps++
-	b.stepCount.Data()[0] = float32(b.steps)
-}
+func (b *base) advance() { b.steps++ }
 
 // SGDConfig configures SGD.
 type SGDConfig struct {
@@ -186,33 +188,15 @@ func NewSGD(params []nn.Named, cfg SGDConfig) (*SGD, error) {
 
 // Step implements Optimizer.
 func (o *SGD) Step() {
-	lr, mom := o.lr, o.cfg.Momentum
 	for _, s := range o.slots {
-		g := s.param.Grad()
-		if g == nil {
+		if !s.param.HasGrad() {
 			continue
 		}
-		p := s.param.Data()
 		wd := o.cfg.WeightDecay
 		if !s.decay {
 			wd = 0
 		}
-		buf := s.bufs[0].Data()
-		parallelRange(len(g), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				gi := g[i] + wd*p[i]
-				if mom == 0 {
-					p[i] -= lr * gi
-					continue
-				}
-				buf[i] = mom*buf[i] + gi
-				if o.cfg.Nesterov {
-					p[i] -= lr * (gi + mom*buf[i])
-				} else {
-					p[i] -= lr * buf[i]
-				}
-			}
-		})
+		engine.SGDUpdate(s.param, s.bufs[0], o.lr, o.cfg.Momentum, wd, o.cfg.Nesterov)
 	}
 	o.advance()
 }
@@ -267,33 +251,21 @@ func NewAdamW(params []nn.Named, cfg AdamWConfig) (*AdamW, error) {
 // Step implements Optimizer.
 func (o *AdamW) Step() {
 	t := float64(o.steps + 1)
-	b1, b2 := o.cfg.Beta1, o.cfg.Beta2
-	bc1 := 1 - math.Pow(float64(b1), t)
-	bc2 := 1 - math.Pow(float64(b2), t)
-	stepSize := float32(float64(o.lr) / bc1)
-	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
-	eps := o.cfg.Eps
+	bc1 := 1 - math.Pow(float64(o.cfg.Beta1), t)
+	bc2 := 1 - math.Pow(float64(o.cfg.Beta2), t)
+	u := engine.AdamWScalars{
+		Beta1: o.cfg.Beta1, Beta2: o.cfg.Beta2, Eps: o.cfg.Eps,
+		StepSize: float32(float64(o.lr) / bc1), InvSqrtBC2: float32(1 / math.Sqrt(bc2)),
+	}
 	for _, s := range o.slots {
-		g := s.param.Grad()
-		if g == nil {
+		if !s.param.HasGrad() {
 			continue
 		}
-		p := s.param.Data()
-		m, v := s.bufs[0].Data(), s.bufs[1].Data()
-		shrink := float32(1)
+		u.Shrink = 1
 		if s.decay {
-			shrink = 1 - o.lr*o.cfg.WeightDecay
+			u.Shrink = 1 - o.lr*o.cfg.WeightDecay
 		}
-		parallelRange(len(g), func(lo, hi int) {
-			g, p, m, v := g[lo:hi], p[lo:hi], m[lo:hi], v[lo:hi]
-			for i, gi := range g {
-				p[i] *= shrink
-				m[i] = b1*m[i] + (1-b1)*gi
-				v[i] = b2*v[i] + (1-b2)*gi*gi
-				denom := float32(math.Sqrt(float64(v[i])))*invSqrtBC2 + eps
-				p[i] -= stepSize * m[i] / denom
-			}
-		})
+		engine.AdamWUpdate(s.param, s.bufs[0], s.bufs[1], u)
 	}
 	o.advance()
 }
@@ -304,49 +276,37 @@ func (o *AdamW) State() []nn.Named { return o.state(adamBuffers) }
 // LoadState implements Optimizer.
 func (o *AdamW) LoadState(state []nn.Named) error { return o.loadState(adamBuffers, state) }
 
-// parallelRange splits element-wise updates of large parameters across the
-// backend's workers; each element is updated by exactly one worker, so the
-// result does not depend on the split.
-func parallelRange(n int, fn func(lo, hi int)) {
-	const minChunk = 1 << 14
-	b := backend.Current()
-	chunks := min(b.Workers(), n/minChunk)
-	if chunks < 2 {
-		fn(0, n)
-		return
-	}
-	per := (n + chunks - 1) / chunks
-	b.Parallel(chunks, func(lo, hi int) {
-		for k := lo; k < hi; k++ {
-			fn(k*per, min(n, (k+1)*per))
-		}
-	})
-}
-
 // ClipGradNorm rescales the gradients of params so that their global L2 norm
 // is at most maxNorm (torch.nn.utils.clip_grad_norm_: scale by
 // maxNorm/(norm+1e-6) when that is below 1) and returns the norm before
-// clipping. A NaN or Inf gradient is reported naming the parameter, and no
-// gradient is changed.
+// clipping. The norm is reduced on the device and read once. A NaN or Inf
+// gradient is reported naming the parameter, and no gradient is changed.
 func ClipGradNorm(params []nn.Named, maxNorm float32) (float32, error) {
-	var sq float64
+	var withGrad []*engine.Tensor
 	for _, p := range params {
-		for i, g := range p.Tensor.Grad() {
-			if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
-				return float32(math.NaN()), fmt.Errorf("optim: gradient of %q %v is %v at flat index %d: %w", p.Name, p.Tensor.Shape(), g, i, engine.ErrNotFinite)
-			}
-			sq += float64(g) * float64(g)
+		if p.Tensor.HasGrad() {
+			withGrad = append(withGrad, p.Tensor)
 		}
 	}
-	norm := math.Sqrt(sq)
+	if len(withGrad) == 0 {
+		return 0, nil
+	}
+	norm := math.Sqrt(float64(engine.GradSquaredNorm(withGrad)))
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		// Find the culprit: one host read per parameter, only on failure.
+		for _, p := range params {
+			for i, g := range p.Tensor.GradToHost() {
+				if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+					return float32(math.NaN()), fmt.Errorf("optim: gradient of %q %v is %v at flat index %d: %w", p.Name, p.Tensor.Shape(), g, i, engine.ErrNotFinite)
+				}
+			}
+		}
+		return float32(norm), fmt.Errorf("optim: gradient norm is %v (the sum of squares overflowed float32): %w", norm, engine.ErrNotFinite)
+	}
 	coef := float64(maxNorm) / (norm + 1e-6)
 	if coef < 1 {
-		c := float32(coef)
-		for _, p := range params {
-			g := p.Tensor.Grad()
-			for i := range g {
-				g[i] *= c
-			}
+		for _, t := range withGrad {
+			engine.ScaleGrad(t, float32(coef))
 		}
 	}
 	return float32(norm), nil

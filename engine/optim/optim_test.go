@@ -11,13 +11,13 @@ import (
 )
 
 func param(name string, vals ...float32) nn.Named {
-	return nn.Named{Name: name, Tensor: engine.New(vals, len(vals)).SetRequiresGrad(true)}
+	return nn.Named{Name: name, Tensor: engine.FromHost(vals, len(vals)).SetRequiresGrad(true)}
 }
 
 // setGrad gives p the gradient g through a tiny graph (sum(p·g)).
 func setGrad(p *engine.Tensor, g ...float32) {
 	p.ZeroGrad()
-	engine.Sum(engine.Mul(p, engine.New(g, len(g)))).Backward()
+	engine.Sum(engine.Mul(p, engine.FromHost(g, len(g)))).Backward()
 }
 
 func close32(t *testing.T, what string, got, want float32) {
@@ -39,17 +39,17 @@ func TestSGDHandComputed(t *testing.T) {
 	setGrad(b.Tensor, -1)
 	opt.Step()
 	// buf_w = [0.5+0.01, 1−0.02] = [0.51, 0.98]; w = [1−0.051, −2−0.098]
-	close32(t, "w0 step 1", w.Tensor.Data()[0], 0.949)
-	close32(t, "w1 step 1", w.Tensor.Data()[1], -2.098)
-	close32(t, "b step 1", b.Tensor.Data()[0], 0.6)
+	close32(t, "w0 step 1", w.Tensor.ToHost()[0], 0.949)
+	close32(t, "w1 step 1", w.Tensor.ToHost()[1], -2.098)
+	close32(t, "b step 1", b.Tensor.ToHost()[0], 0.6)
 	// step 2: buf = 0.9·buf + g'.
 	setGrad(w.Tensor, 0.5, 1)
 	setGrad(b.Tensor, -1)
 	opt.Step()
 	g0 := float32(0.5 + 0.01*0.949)
 	buf0 := 0.9*float32(0.51) + g0
-	close32(t, "w0 step 2", w.Tensor.Data()[0], 0.949-0.1*buf0)
-	close32(t, "b step 2", b.Tensor.Data()[0], 0.6+0.1*(0.9*1+1))
+	close32(t, "w0 step 2", w.Tensor.ToHost()[0], 0.949-0.1*buf0)
+	close32(t, "b step 2", b.Tensor.ToHost()[0], 0.6+0.1*(0.9*1+1))
 	if opt.Steps() != 2 {
 		t.Fatalf("steps %d", opt.Steps())
 	}
@@ -66,15 +66,15 @@ func TestSGDNesterovAndPlain(t *testing.T) {
 	opt, _ := NewSGD([]nn.Named{p}, SGDConfig{LR: 0.5})
 	setGrad(p.Tensor, 2)
 	opt.Step()
-	close32(t, "plain", p.Tensor.Data()[0], 0)
+	close32(t, "plain", p.Tensor.ToHost()[0], 0)
 	q := param("q", 1)
 	nes, _ := NewSGD([]nn.Named{q}, SGDConfig{LR: 0.1, Momentum: 0.5, Nesterov: true})
 	setGrad(q.Tensor, 2)
 	nes.Step() // buf = 2; update g + 0.5·buf = 3
-	close32(t, "nesterov 1", q.Tensor.Data()[0], 0.7)
+	close32(t, "nesterov 1", q.Tensor.ToHost()[0], 0.7)
 	setGrad(q.Tensor, 2)
 	nes.Step() // buf = 3; update 2 + 1.5 = 3.5
-	close32(t, "nesterov 2", q.Tensor.Data()[0], 0.35)
+	close32(t, "nesterov 2", q.Tensor.ToHost()[0], 0.35)
 }
 
 func TestAdamWHandComputed(t *testing.T) {
@@ -86,17 +86,17 @@ func TestAdamWHandComputed(t *testing.T) {
 	// Step 1: m̂ = g, v̂ = g², update = lr·g/(|g|+eps) = ±lr; decay first.
 	setGrad(p.Tensor, 0.2, -3)
 	opt.Step()
-	close32(t, "p0 step 1", p.Tensor.Data()[0], 1*(1-0.05)-0.1*0.2/(0.2+1e-8))
-	close32(t, "p1 step 1", p.Tensor.Data()[1], -1*(1-0.05)+0.1)
+	close32(t, "p0 step 1", p.Tensor.ToHost()[0], 1*(1-0.05)-0.1*0.2/(0.2+1e-8))
+	close32(t, "p1 step 1", p.Tensor.ToHost()[1], -1*(1-0.05)+0.1)
 	// Step 2 by the formula, computed in float64.
-	before := float64(p.Tensor.Data()[0])
+	before := float64(p.Tensor.ToHost()[0])
 	setGrad(p.Tensor, 0.4, 0)
 	opt.Step()
 	m := 0.9*0.1*0.2 + 0.1*0.4
 	v := 0.999*0.001*0.04 + 0.001*0.16
 	mh, vh := m/(1-0.81), v/(1-0.999*0.999)
 	want := before*(1-0.05) - 0.1*mh/(math.Sqrt(vh)+1e-8)
-	close32(t, "p0 step 2", p.Tensor.Data()[0], float32(want))
+	close32(t, "p0 step 2", p.Tensor.ToHost()[0], float32(want))
 }
 
 func TestResumeIsExact(t *testing.T) {
@@ -139,9 +139,10 @@ func TestResumeIsExact(t *testing.T) {
 				setGrad(resumedParam.Tensor, g...)
 				c.Step()
 			}
-			for i, v := range full.Tensor.Data() {
-				if resumedParam.Tensor.Data()[i] != v {
-					t.Fatalf("element %d: resumed %v, uninterrupted %v", i, resumedParam.Tensor.Data()[i], v)
+			rv := resumedParam.Tensor.ToHost()
+			for i, v := range full.Tensor.ToHost() {
+				if rv[i] != v {
+					t.Fatalf("element %d: resumed %v, uninterrupted %v", i, rv[i], v)
 				}
 			}
 		})
@@ -205,15 +206,15 @@ func TestClipGradNorm(t *testing.T) {
 	}
 	close32(t, "norm", norm, 5)
 	coef := float32(1 / (5 + 1e-6))
-	close32(t, "clipped a", a.Tensor.Grad()[0], 3*coef)
-	close32(t, "clipped b", b.Tensor.Grad()[0], 4*coef)
+	close32(t, "clipped a", a.Tensor.GradToHost()[0], 3*coef)
+	close32(t, "clipped b", b.Tensor.GradToHost()[0], 4*coef)
 	// Under the limit nothing changes.
 	setGrad(b.Tensor, 0.5)
 	a.Tensor.ZeroGrad()
-	if _, err := ClipGradNorm([]nn.Named{a, b}, 1); err != nil || b.Tensor.Grad()[0] != 0.5 {
-		t.Fatalf("unclipped gradient changed to %v (%v)", b.Tensor.Grad()[0], err)
+	if _, err := ClipGradNorm([]nn.Named{a, b}, 1); err != nil || b.Tensor.GradToHost()[0] != 0.5 {
+		t.Fatalf("unclipped gradient changed to %v (%v)", b.Tensor.GradToHost()[0], err)
 	}
-	b.Tensor.Grad()[0] = float32(math.NaN())
+	b.Tensor.GradTensor().CopyFromHost([]float32{float32(math.NaN())})
 	if _, err := ClipGradNorm([]nn.Named{a, b}, 1); !errors.Is(err, engine.ErrNotFinite) || !strings.Contains(err.Error(), `"b"`) {
 		t.Fatalf("NaN gradient: got %v", err)
 	}
@@ -229,15 +230,16 @@ func TestLargeParameterSplit(t *testing.T) {
 		vals[i] = float32(i%97) / 97
 		grads[i] = float32(i%31)/31 - 0.5
 	}
-	p := nn.Named{Name: "big", Tensor: engine.New(append([]float32(nil), vals...), n).SetRequiresGrad(true)}
+	p := nn.Named{Name: "big", Tensor: engine.FromHost(append([]float32(nil), vals...), n).SetRequiresGrad(true)}
 	setGrad(p.Tensor, grads...)
 	opt, _ := NewAdamW([]nn.Named{p}, AdamWConfig{LR: 0.01, WeightDecay: 0.1})
 	opt.Step()
+	got := p.Tensor.ToHost()
 	for i, v := range vals {
 		g := float64(grads[i])
 		want := float64(v)*(1-0.001) - 0.01*g/(math.Abs(g)+1e-8)
-		if math.Abs(float64(p.Tensor.Data()[i])-want) > 1e-6 {
-			t.Fatalf("element %d: got %v want %v", i, p.Tensor.Data()[i], want)
+		if math.Abs(float64(got[i])-want) > 1e-6 {
+			t.Fatalf("element %d: got %v want %v", i, got[i], want)
 		}
 	}
 }

@@ -1,12 +1,10 @@
-package engine
+package cpu
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/gidedge/gidedge/engine/backend"
 )
 
 // TestShiftConvMatchesIm2Col runs both convolution algorithms on the same
@@ -31,18 +29,20 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(tc.h), uint64(tc.w)))
 			cg := tc.c / tc.groups
-			oh := ConvOutSize(tc.h, tc.k, tc.stride, tc.pad, tc.dil)
-			ow := ConvOutSize(tc.w, tc.k, tc.stride, tc.pad, tc.dil)
-			g := backend.ConvGeometry{Channels: cg, Height: tc.h, Width: tc.w, KernelH: tc.k, KernelW: tc.k,
+			oh := (tc.h+2*tc.pad-tc.dil*(tc.k-1)-1)/tc.stride + 1
+			ow := (tc.w+2*tc.pad-tc.dil*(tc.k-1)-1)/tc.stride + 1
+			g := planeGeom{Channels: cg, Height: tc.h, Width: tc.w, KernelH: tc.k, KernelW: tc.k,
 				StrideH: tc.stride, StrideW: tc.stride, PadH: tc.pad, PadW: tc.pad, DilationH: tc.dil, DilationW: tc.dil, OutH: oh, OutW: ow}
-			x := RandN(rng, 1, tc.n, tc.c, tc.h, tc.w).data
-			w := RandN(rng, 1, tc.cout, cg, tc.k, tc.k).data
-			bias := RandN(rng, 1, tc.cout).data
-			gy := RandN(rng, 1, tc.n, tc.cout, oh, ow).data
+			x := randn(rng, tc.n*tc.c*tc.h*tc.w)
+			w := randn(rng, tc.cout*cg*tc.k*tc.k)
+			bias := randn(rng, tc.cout)
+			gy := randn(rng, tc.n*tc.cout*oh*ow)
 			want := make([]float32, tc.n*tc.cout*oh*ow)
 			got := make([]float32, len(want))
-			convForward(x, w, bias, want, tc.n, tc.c, tc.cout, tc.groups, g)
-			packed := shiftConvForward(x, w, bias, got, tc.n, tc.c, tc.cout, tc.groups, g)
+			b := New(2)
+			b.convForward(x, w, bias, want, tc.n, tc.c, tc.cout, tc.groups, g)
+			packed := packTaps(w, tc.cout, cg, tc.k*tc.k)
+			b.shiftConvForward(x, packed, bias, got, tc.n, tc.c, tc.cout, tc.groups, g)
 			compare(t, "output", got, want)
 			grads := func(shift bool) (gx, gw, gb []float32) {
 				gx, gw, gb = make([]float32, len(x)), make([]float32, len(w)), make([]float32, len(bias))
@@ -50,9 +50,9 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 					gx[i] = 0.5 // gradients accumulate into what is there
 				}
 				if shift {
-					shiftConvBackward(x, packed, gy, gx, gw, gb, false, tc.n, tc.c, tc.cout, tc.groups, g)
+					b.shiftConvBackward(x, packed, gy, gx, gw, gb, false, tc.n, tc.c, tc.cout, tc.groups, g)
 				} else {
-					convBackward(x, w, gy, gx, gw, gb, false, tc.n, tc.c, tc.cout, tc.groups, g)
+					b.convBackward(x, w, gy, gx, gw, gb, false, tc.n, tc.c, tc.cout, tc.groups, g)
 				}
 				return
 			}
@@ -69,9 +69,9 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 					gx[i] = float32(math.NaN())
 				}
 				if shift {
-					shiftConvBackward(x, packed, gy, gx, nil, nil, true, tc.n, tc.c, tc.cout, tc.groups, g)
+					b.shiftConvBackward(x, packed, gy, gx, nil, nil, true, tc.n, tc.c, tc.cout, tc.groups, g)
 				} else {
-					convBackward(x, w, gy, gx, nil, nil, true, tc.n, tc.c, tc.cout, tc.groups, g)
+					b.convBackward(x, w, gy, gx, nil, nil, true, tc.n, tc.c, tc.cout, tc.groups, g)
 				}
 				for i := range gx {
 					gx[i] += 0.5
@@ -80,6 +80,14 @@ func TestShiftConvMatchesIm2Col(t *testing.T) {
 			}
 		})
 	}
+}
+
+func randn(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
 }
 
 func compare(t *testing.T, what string, got, want []float32) {
@@ -92,7 +100,7 @@ func compare(t *testing.T, what string, got, want []float32) {
 }
 
 func TestUseShiftConv(t *testing.T) {
-	probe := backend.ConvGeometry{Channels: 16, Height: 64, Width: 64, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, OutH: 64, OutW: 64}
+	probe := planeGeom{Channels: 16, Height: 64, Width: 64, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, OutH: 64, OutW: 64}
 	if !useShiftConv(probe) {
 		t.Error("a 3×3 conv on a 64² map with 16 channels should take the shifted path")
 	}
@@ -107,7 +115,7 @@ func TestUseShiftConv(t *testing.T) {
 	pointwise.KernelH, pointwise.KernelW, pointwise.PadH, pointwise.PadW = 1, 1, 0, 0
 	rgb := probe
 	rgb.Channels = 3
-	for name, g := range map[string]backend.ConvGeometry{"8² map": small, "1×1": pointwise, "3 channels": rgb} {
+	for name, g := range map[string]planeGeom{"8² map": small, "1×1": pointwise, "3 channels": rgb} {
 		if useShiftConv(g) {
 			t.Errorf("%s should use im2col", name)
 		}

@@ -1,0 +1,5 @@
+package enginetest
+
+// The tests run on the device $GIDEDGE_DEVICE names (cpu by default);
+// the Makefile runs them on ref as well.
+import _ "github.com/gidedge/gidedge/engine/devices"
