@@ -10,13 +10,26 @@ export OPENBLAS_NUM_THREADS ?= 1
 # Packages where goroutines share state; they also run under the race detector.
 RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
 
-.PHONY: setup build test vet demo clean
+.PHONY: setup setup-arm64 build build-arm64 test test-arm64 vet demo clean
 
 setup:
 	@scripts/setup.sh
 
 build: setup
 	$(GO) build -o $(BIN) ./cmd/gidedge
+
+# arm64 (Jetson-class) cross build with cgo, and its checks under qemu-user:
+# Debian's cross compilers and an arm64 sysroot in third_party/ (docs/jetson.md).
+setup-arm64: setup
+	@scripts/setup.sh --arm64
+
+build-arm64: setup-arm64
+	scripts/build_arm64.sh bin/linux-arm64/gidedge
+
+# The emulated checks compare bin/linux-arm64/gidedge under qemu with bin/gidedge.
+test-arm64: build build-arm64
+	$(GO) vet -tags emulated ./cmd/gidedge
+	$(GO) test -count=1 -tags emulated -timeout 20m -run TestArm64Emulated -v ./cmd/gidedge
 
 vet: setup
 	$(GO) vet ./...
@@ -25,6 +38,7 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
+	$(MAKE) test-arm64
 
 # The whole product on the embedded default: synthetic data, teacher, student,
 # GID, evaluation, ONNX export, INT8, latency and runs/demo/REPORT.md.

@@ -111,7 +111,7 @@ func detectEmulation(goarch string, readFile func(string) ([]byte, error), mainT
 	}
 	if exe, machine, err := elfMachineOf(mainThreadExe); err == nil && !slices.Contains(native.machines, machine) {
 		e.Emulator = exe
-		e.Evidence = append(e.Evidence, fmt.Sprintf("the process executes %s, a %s ELF file", exe, machineName(machine)))
+		e.Evidence = append(e.Evidence, fmt.Sprintf("the process executes %s (ELF machine %s)", exe, machineName(machine)))
 		if e.Host == "" {
 			e.Host = machineName(machine)
 		}

@@ -64,11 +64,11 @@ func TestDetectEmulation(t *testing.T) {
 		{"native arm64 (Jetson)", "arm64", map[string]string{"/proc/sys/kernel/arch": "aarch64\n", "/proc/cpuinfo": armCpuinfo}, elf.EM_AARCH64, false, "", nil},
 		{"32-bit arm on a 64-bit kernel", "arm", map[string]string{"/proc/sys/kernel/arch": "aarch64\n", "/proc/cpuinfo": armCpuinfo}, elf.EM_AARCH64, false, "", nil},
 		{"qemu 7.2, explicit call", "arm64", map[string]string{"/proc/sys/kernel/arch": "x86_64\n", "/proc/cpuinfo": x86Cpuinfo}, elf.EM_X86_64, true, "x86_64",
-			[]string{"kernel is x86_64", "x86-64 ELF", "describes an x86 CPU"}},
+			[]string{"kernel is x86_64", "ELF machine x86-64", "describes an x86 CPU"}},
 		// The sysroot serves an arm64 cpuinfo to keep ONNX Runtime alive, and
 		// an old kernel has no arch sysctl: the exe link still tells.
 		{"emulated cpuinfo, no arch sysctl", "arm64", map[string]string{"/proc/cpuinfo": armCpuinfo}, elf.EM_X86_64, true, "x86-64",
-			[]string{"x86-64 ELF"}},
+			[]string{"ELF machine x86-64"}},
 		// binfmt_misc without the credentials flag: the exe is the program
 		// itself, the kernel arch gives it away.
 		{"binfmt, program as exe", "arm64", map[string]string{"/proc/sys/kernel/arch": "x86_64\n", "/proc/cpuinfo": armCpuinfo}, elf.EM_AARCH64, true, "x86_64",
