@@ -17,7 +17,6 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
-	"image"
 	"io"
 	"math"
 	"net"
@@ -31,11 +30,10 @@ import (
 	"testing"
 	"time"
 
-	"gocv.io/x/gocv"
-
 	"github.com/gidedge/gidedge/benchlat"
 	"github.com/gidedge/gidedge/internal/pins"
 	"github.com/gidedge/gidedge/internal/sharedtest"
+	"github.com/gidedge/gidedge/internal/videotest"
 	"github.com/gidedge/gidedge/serve"
 )
 
@@ -77,11 +75,7 @@ type emulated struct {
 
 func newEmulated(t *testing.T) emulated {
 	t.Helper()
-	root, err := pins.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := pins.Load(filepath.Join(root, pins.FileName))
+	root, v, err := pins.LoadRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +379,7 @@ func TestArm64Emulated(t *testing.T) {
 			model = nanodet
 		}
 		video := filepath.Join(t.TempDir(), "person.avi")
-		writePersonVideo(t, video, 20)
+		videotest.WritePersonVideo(t, video, 20)
 		addr := freeAddr(t)
 		url := startServer(t, "arm64 serve --camera", e.armCmd(ctx, "serve", "--model", model, "--camera", video,
 			"--timeout", "10m", "--log-level", "warn", "--addr", addr), addr)
@@ -397,8 +391,8 @@ func TestArm64Emulated(t *testing.T) {
 			if status.FramesProcessed >= 1 {
 				var latest serve.FrameDetections
 				getJSON(t, url+"/v1/detections/latest", &latest, http.StatusOK)
-				if latest.Width != 480 || latest.Height != 640 {
-					t.Fatalf("camera frame %dx%d, want the 480x640 video frames", latest.Width, latest.Height)
+				if latest.Width != videotest.Width || latest.Height != videotest.Height {
+					t.Fatalf("camera frame %dx%d, want the %dx%d video frames", latest.Width, latest.Height, videotest.Width, videotest.Height)
 				}
 				person := false
 				for _, d := range latest.Detections {
@@ -432,31 +426,5 @@ func getJSON(t *testing.T, url string, v any, codes ...int) {
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		t.Fatalf("GET %s: %v in %s", url, err, body)
-	}
-}
-
-// writePersonVideo writes frames of COCO128 image 36 (a person) resized to
-// 480x640 as an MJPG .avi with the x86-64 OpenCV; the arm64 build decodes it.
-func writePersonVideo(t *testing.T, path string, frames int) {
-	t.Helper()
-	src := gocv.IMRead(filepath.Join(sharedtest.Dir(t, "data", "coco128", "images"), "000000000036.jpg"), gocv.IMReadColor)
-	defer src.Close()
-	if src.Empty() {
-		t.Fatal("gocv could not read the test image")
-	}
-	frame := gocv.NewMat()
-	defer frame.Close()
-	gocv.Resize(src, &frame, image.Pt(480, 640), 0, 0, gocv.InterpolationLinear)
-	vw, err := gocv.VideoWriterFile(path, "MJPG", 10, 480, 640, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range frames {
-		if err := vw.Write(frame); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := vw.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -115,3 +115,12 @@ func Root() (string, error) {
 		dir = parent
 	}
 }
+
+// LoadRoot finds the repository root and reads its versions file.
+func LoadRoot() (root string, v Versions, err error) {
+	if root, err = Root(); err != nil {
+		return "", Versions{}, err
+	}
+	v, err = Load(filepath.Join(root, FileName))
+	return root, v, err
+}

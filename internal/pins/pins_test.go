@@ -13,11 +13,7 @@ import (
 
 func load(t *testing.T) (string, pins.Versions) {
 	t.Helper()
-	root, err := pins.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := pins.Load(filepath.Join(root, pins.FileName))
+	root, v, err := pins.LoadRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
