@@ -15,22 +15,27 @@ ort_dir="$root/third_party/onnxruntime-$ort_version"
 
 say() { printf 'setup: %s\n' "$*"; }
 
-need_pkgs=(build-essential pkg-config libopenblas-dev libopencv-dev chromium)
-install_packages() {
-  local missing=()
-  for p in "${need_pkgs[@]}"; do
+# apt_install_missing LABEL PACKAGE...: installs those of the Debian packages
+# that are not installed yet (as root or through sudo), or says they are there.
+apt_install_missing() {
+  local label="$1" missing=() p
+  shift
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "system packages present"
+    say "$label present"
     return
   fi
   say "installing ${missing[*]}"
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 }
+
+need_pkgs=(build-essential pkg-config libopenblas-dev libopencv-dev chromium)
+install_packages() { apt_install_missing "system packages" "${need_pkgs[@]}"; }
 
 # ONNX Runtime ships inside the npm package onnxruntime-node; we take only the
 # shared libraries (x64 and arm64) out of it into a git-ignored folder.
@@ -86,19 +91,7 @@ arm64_opencv_headers_only=(ml stitching)
 arm64_skip=(libllvm15 libz3-4 libgl1-mesa-dri proj-data gdal-data iso-codes fonts-dejavu-core xkb-data shared-mime-info)
 
 install_arm64_tools() {
-  local need=(crossbuild-essential-arm64 qemu-user-static debian-archive-keyring) missing=()
-  for p in "${need[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    say "arm64 cross toolchain and qemu-user present"
-    return
-  fi
-  say "installing ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+  apt_install_missing "arm64 cross toolchain and qemu-user" crossbuild-essential-arm64 qemu-user-static debian-archive-keyring
 }
 
 # apt-get on the private arm64 state: an empty dpkg status, so a simulated
