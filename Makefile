@@ -14,13 +14,26 @@ NOCGO_PKGS := ./engine ./engine/backend ./engine/ref ./engine/nn ./engine/optim
 # Tests that run a second time, -short, on the reference backend (GIDEDGE_DEVICE=ref).
 REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export
 
-.PHONY: setup build test vet demo clean ptx
+.PHONY: setup setup-arm64 build build-arm64 test test-arm64 vet demo clean ptx
 
 setup:
 	@scripts/setup.sh
 
 build: setup
 	$(GO) build -o $(BIN) ./cmd/gidedge
+
+# arm64 (Jetson-class) cross build with cgo, and its checks under qemu-user:
+# Debian's cross compilers and an arm64 sysroot in third_party/ (docs/jetson.md).
+setup-arm64: setup
+	@scripts/setup.sh --arm64
+
+build-arm64: setup-arm64
+	scripts/build_arm64.sh bin/linux-arm64/gidedge
+
+# The emulated checks compare bin/linux-arm64/gidedge under qemu with bin/gidedge.
+test-arm64: build build-arm64
+	$(GO) vet -tags emulated ./cmd/gidedge
+	$(GO) test -count=1 -tags emulated -timeout 20m -run TestArm64Emulated -v ./cmd/gidedge
 
 vet: setup
 	$(GO) vet ./...
@@ -33,6 +46,7 @@ test: setup
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
 	# Without cgo the CUDA binding still compiles and reports itself unavailable.
 	CGO_ENABLED=0 $(GO) test -count=1 ./engine/cuda/driver
+	$(MAKE) test-arm64
 
 # The CUDA kernels' PTX (engine/cuda/kernels/ptx), compiled by clang-16 from
 # the .cu sources; commit the result. The tests fail when it is stale.

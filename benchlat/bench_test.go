@@ -117,7 +117,7 @@ func TestParseTegrastats(t *testing.T) {
 			4.979, 46.5, true},
 		{"nano jetpack 4",
 			"RAM 1645/3956MB (lfb 4x2MB) SWAP 0/1978MB (cached 0MB) CPU [9%@102,7%@102,off,off] EMC_FREQ 0% GR3D_FREQ 0% PLL@27C CPU@29.5C PMIC@100C GPU@28C AO@35.5C thermal@28.75C POM_5V_IN 1864/1864 POM_5V_GPU 0/0 POM_5V_CPU 288/288",
-			1.864, 100, true},
+			1.864, 35.5, true}, // PMIC@100C is a placeholder, AO@35.5C the hottest real sensor
 		{"rails without a total", "GPU@40C VDD_GPU 1000mW/1000mW VDD_CPU 500mW/500mW", 1.5, 40, true},
 		{"switched-off sensor", "CV0@-256C GPU@41C", 0, 41, false},
 	}
@@ -128,6 +128,47 @@ func TestParseTegrastats(t *testing.T) {
 				t.Fatalf("reading %+v, want %.3f W %.1f °C", r, tc.watts, tc.temp)
 			}
 		})
+	}
+}
+
+// TestTegrastatsFixtures parses the tegrastats lines recorded on real
+// Jetsons (testdata/tegrastats.txt, each with its source) and checks the
+// power and temperature each states.
+func TestTegrastatsFixtures(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "tegrastats.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var device, source string
+	var watts, celsius float64
+	var expect bool
+	n := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "source: "):
+			source, expect = strings.TrimPrefix(line, "source: "), false
+		case strings.HasPrefix(line, "device: "):
+			device = strings.TrimPrefix(line, "device: ")
+		case strings.HasPrefix(line, "expect: "):
+			if _, err := fmt.Sscanf(strings.TrimPrefix(line, "expect: "), "%g %g", &watts, &celsius); err != nil {
+				t.Fatalf("testdata/tegrastats.txt:%d: %v", i+1, err)
+			}
+			expect = true
+		default:
+			if !expect || source == "" || device == "" {
+				t.Fatalf("testdata/tegrastats.txt:%d: a line without its source, device and expect fields", i+1)
+			}
+			r := ParseTegrastats(line)
+			if !r.HasPower || math.Abs(r.Watts-watts) > 1e-9 || !r.HasTemp || r.Celsius != celsius {
+				t.Errorf("%s (%s): got %+v, want %.3f W and %g °C", device, source, r, watts, celsius)
+			}
+			expect = false
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("testdata/tegrastats.txt holds %d lines, want the Orin, Xavier and TX2 recordings", n)
 	}
 }
 
@@ -153,6 +194,9 @@ func TestSysfsPower(t *testing.T) {
 		"sys/class/thermal/thermal_zone0/temp": "45500\n",
 		"sys/class/thermal/thermal_zone1/temp": "51250\n",
 		"sys/class/thermal/thermal_zone2/temp": "-256000\n",
+		// The PMIC zone reads a constant 100 C; it is not a temperature.
+		"sys/class/thermal/thermal_zone3/temp": "100000\n",
+		"sys/class/thermal/thermal_zone3/type": "PMIC-Die\n",
 	})
 	src := detectPower(root, t.TempDir()) // a PATH without tegrastats
 	if src == nil || src.Name != "sysfs" {
@@ -292,6 +336,7 @@ func TestReport(t *testing.T) {
 func FuzzParseTegrastats(f *testing.F) {
 	f.Add("RAM 1645/3956MB CPU@29.5C PMIC@100C POM_5V_IN 1864/1864 POM_5V_GPU 0/0")
 	f.Add("cpu@45.656C gpu@-256C VDD_IN 4979mW/4979mW VDD_SOC 1437mW/1437mW")
+	f.Add("CV0@-256C CPU@44.562C tj@44.343C VDD_GPU_SOC 2340mW/2340mW VIN_SYS_5V0 4025mW/4025mW NC 0mW/0mW")
 	f.Fuzz(func(t *testing.T, line string) {
 		r := ParseTegrastats(line)
 		if math.IsNaN(r.Watts) || r.Watts < 0 || (r.HasTemp && math.IsNaN(r.Celsius)) {
@@ -340,5 +385,33 @@ func TestMeasureInterleaved(t *testing.T) {
 	}
 	if _, err := MeasureInterleaved(context.Background(), []Target{a}, [][]byte{{1}}, Options{N: 3, Concurrency: 1}, 4); err == nil {
 		t.Fatal("more rounds than requests accepted")
+	}
+}
+
+func TestReportSaysEmulated(t *testing.T) {
+	rep := Report{N: 1, Images: 1, Host: Host{OS: "linux", Arch: "arm64", CPUs: 2, Emulation: "arm64 program under qemu-aarch64-static on x86_64 (the kernel is x86_64 (/proc/sys/kernel/arch))"}}
+	rep.Add(Result{Model: "m", Mode: "in-process", Concurrency: 1, P50MS: 500})
+	rep.Finish()
+	var table, js bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "EMULATED: arm64 program under qemu-aarch64-static") || !strings.Contains(table.String(), "not arm64 hardware") {
+		t.Errorf("table does not say it ran under emulation:\n%s", table.String())
+	}
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Host Host `json:"host"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil || got.Host.Emulation != rep.Host.Emulation {
+		t.Fatalf("JSON host %+v (%v), want the emulation line", got.Host, err)
+	}
+	// A native run prints no such line.
+	rep.Host.Emulation = ""
+	table.Reset()
+	if err := rep.WriteTable(&table); err != nil || strings.Contains(table.String(), "EMULATED") {
+		t.Fatalf("native table says EMULATED (%v):\n%s", err, table.String())
 	}
 }

@@ -134,14 +134,28 @@ var (
 	tegraRail = regexp.MustCompile(`\b([A-Z][A-Z0-9_]+) ([0-9]+)(?:mW)?/([0-9]+)(?:mW)?\b`)
 )
 
+// isInputRail names the rails that measure the whole module's input.
+func isInputRail(name string) bool { return name == "VDD_IN" || name == "POM_5V_IN" }
+
+// isCarrierRail names rails a module's monitor reports that feed the carrier
+// board rather than the module: AGX Orin's VIN_SYS_5V0 powers the I/O ports
+// (benchlat/testdata/tegrastats.txt cites the source). Modules without an
+// input rail are summed without them.
+func isCarrierRail(name string) bool { return name == "VIN_SYS_5V0" }
+
+// isPlaceholderSensor names thermal sensors that report a constant instead of
+// a temperature: the PMIC zone reads 100 C on Nano, TX2 and Xavier.
+func isPlaceholderSensor(name string) bool { return strings.HasPrefix(strings.ToUpper(name), "PMIC") }
+
 // ParseTegrastats reads one tegrastats line: board input power (VDD_IN or
-// POM_5V_IN, else the sum of the rails) and the hottest thermal sensor.
-// Sensors reporting -256C (switched off) are ignored.
+// POM_5V_IN, else the sum of the module's rails) and the hottest thermal
+// sensor. Sensors reporting -256C (switched off) and the PMIC placeholder are
+// ignored.
 func ParseTegrastats(line string) PowerReading {
 	var r PowerReading
 	for _, m := range tegraTemp.FindAllStringSubmatch(line, -1) {
 		c, err := strconv.ParseFloat(m[2], 64)
-		if err != nil || c <= -200 {
+		if err != nil || c <= -200 || isPlaceholderSensor(m[1]) {
 			continue
 		}
 		if !r.HasTemp || c > r.Celsius {
@@ -157,10 +171,12 @@ func ParseTegrastats(line string) PowerReading {
 		if err != nil {
 			continue
 		}
-		if m[1] == "VDD_IN" || m[1] == "POM_5V_IN" {
+		if isInputRail(m[1]) {
 			total = mw
 		}
-		sum += mw
+		if !isCarrierRail(m[1]) {
+			sum += mw
+		}
 		r.HasPower = true
 	}
 	if total > 0 {
@@ -189,10 +205,13 @@ func (p *PowerSource) readSysfs() PowerReading {
 			}
 			w := mv * ma / 1e6
 			label, _ := os.ReadFile(lf)
-			if name := strings.TrimSpace(string(label)); name == "VDD_IN" || name == "POM_5V_IN" {
+			name := strings.TrimSpace(string(label))
+			if isInputRail(name) {
 				total = w
 			}
-			sum += w
+			if !isCarrierRail(name) {
+				sum += w
+			}
 			r.HasPower = true
 		}
 	}
@@ -204,7 +223,7 @@ func (p *PowerSource) readSysfs() PowerReading {
 		}
 		idx := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "in_power"), "_input")
 		name, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "rail_name_"+idx))
-		if n := strings.TrimSpace(string(name)); n == "POM_5V_IN" || n == "VDD_IN" {
+		if isInputRail(strings.TrimSpace(string(name))) {
 			total = mw / 1000
 		}
 		sum += mw / 1000
@@ -219,6 +238,9 @@ func (p *PowerSource) readSysfs() PowerReading {
 	for _, z := range zones {
 		milli, err := readNumber(z)
 		if err != nil || milli <= -200000 {
+			continue
+		}
+		if kind, err := os.ReadFile(filepath.Join(filepath.Dir(z), "type")); err == nil && isPlaceholderSensor(strings.TrimSpace(string(kind))) {
 			continue
 		}
 		if c := milli / 1000; !r.HasTemp || c > r.Celsius {

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/gidedge/gidedge/internal/hostinfo"
 )
 
 // Host describes where the numbers were measured.
@@ -21,6 +23,10 @@ type Host struct {
 	Runtime  string `json:"runtime,omitempty"`
 	Provider string `json:"provider,omitempty"`
 	Power    string `json:"power_source,omitempty"`
+	// Emulation is set when an emulator runs this program on a CPU of
+	// another architecture (qemu-user in CI's arm64 checks): the times then
+	// describe the emulator, not the device.
+	Emulation string `json:"emulation,omitempty"`
 }
 
 // Overhead is how much slower end-to-end is than in-process at the median.
@@ -47,7 +53,7 @@ type Report struct {
 
 // HostInfo fills what Go and /proc know about this machine.
 func HostInfo() Host {
-	h := Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	h := Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Emulation: hostinfo.DetectEmulation().String()}
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -112,6 +118,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, ", provider %s", h.Provider)
 	}
 	fmt.Fprintln(w)
+	if h.Emulation != "" {
+		fmt.Fprintf(w, "EMULATED: %s; these times measure the emulator, not %s hardware\n", h.Emulation, h.Arch)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	hasMAP, hasPower, hasOverhead := false, false, false
 	for _, x := range r.Results {

@@ -237,6 +237,14 @@ func TestProviderUnavailable(t *testing.T) {
 			if !errors.Is(err, ErrProviderUnavailable) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "--provider cpu") {
 				t.Fatalf("err = %v, want ErrProviderUnavailable naming %s", err, p)
 			}
+			// The npm library has the provider bridge but no provider
+			// libraries beside it: the error must pass on ONNX Runtime's
+			// reason and name the library to put there.
+			for _, want := range []string{"Failed to load library", "libonnxruntime_providers_" + p + ".so"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v, want it to mention %q", err, want)
+				}
+			}
 		})
 	}
 	if _, err := Open(model, Options{Session: SessionOptions{Provider: "tpu"}}); err == nil || !strings.Contains(err.Error(), `provider "tpu"`) {

@@ -174,8 +174,8 @@ func newSession(m *model, opts SessionOptions) (*session, error) {
 
 func appendProvider(so *onnxruntime.SessionOptions, opts SessionOptions) error {
 	unavailable := func(name string, err error) error {
-		return fmt.Errorf("%w: %s: ONNX Runtime %s at %s was built without it (%v); the library scripts/setup.sh installs is CPU-only: on Jetson use JetPack's onnxruntime-gpu build (see docs/jetson.md) or --provider cpu",
-			ErrProviderUnavailable, name, ort.Version(), ort.LibraryPath(), err)
+		return fmt.Errorf("%w: %s: ONNX Runtime %s at %s could not add it (%v): the library was built without it, or libonnxruntime_providers_%s.so or the CUDA libraries it loads are missing beside it or on LD_LIBRARY_PATH; the library scripts/setup.sh installs is CPU-only: on Jetson use the image's build (see docs/jetson.md) or --provider cpu",
+			ErrProviderUnavailable, name, ort.Version(), ort.LibraryPath(), err, name)
 	}
 	device := fmt.Sprint(opts.DeviceID)
 	switch opts.Provider {

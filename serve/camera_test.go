@@ -8,50 +8,13 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"gocv.io/x/gocv"
-
-	"github.com/gidedge/gidedge/internal/sharedtest"
+	"github.com/gidedge/gidedge/internal/videotest"
 )
-
-// writeVideo writes frames of coco128 image 36 (a person, resized to
-// 480x640) as an MJPG .avi at 10 fps, atomically: the camera never sees a
-// half-written file.
-func writeVideo(t testing.TB, path string, frames int) {
-	t.Helper()
-	src := gocv.IMRead(filepath.Join(sharedtest.Dir(t), "data", "coco128", "images", "000000000036.jpg"), gocv.IMReadColor)
-	defer src.Close()
-	if src.Empty() {
-		t.Fatal("gocv could not read the test image")
-	}
-	frame := gocv.NewMat()
-	defer frame.Close()
-	gocv.Resize(src, &frame, image.Pt(480, 640), 0, 0, gocv.InterpolationLinear)
-	tmp := filepath.Join(filepath.Dir(path), "partial-"+filepath.Base(path))
-	vw, err := gocv.VideoWriterFile(tmp, "MJPG", 10, 480, 640, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !vw.IsOpened() {
-		t.Fatal("gocv VideoWriter did not open (is OpenCV built with a video backend?)")
-	}
-	for range frames {
-		if err := vw.Write(frame); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := vw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func cameraStatus(t testing.TB, url string) (int, CameraStatus) {
 	t.Helper()
@@ -95,7 +58,7 @@ func firstMJPEGFrame(t testing.TB, url string) image.Image {
 
 func TestCameraFromVideoFile(t *testing.T) {
 	video := filepath.Join(t.TempDir(), "camera.avi")
-	writeVideo(t, video, 6)
+	videotest.WritePersonVideo(t, video, 6)
 	s := newTestServer(t, Config{Camera: video, CameraBackoffMin: 20 * time.Millisecond})
 	l := startLive(t, s, context.Background())
 
@@ -167,7 +130,7 @@ func TestCameraFailureThenReconnect(t *testing.T) {
 		t.Fatalf("latest detections before any frame: %d, want 503", code)
 	}
 
-	writeVideo(t, video, 3)
+	videotest.WritePersonVideo(t, video, 3)
 	eventually(t, 10*time.Second, "camera ready after the source appears", func() (bool, error) {
 		code, st := cameraStatus(t, l.url)
 		return code == 200 && st.Ready, nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gidedge/gidedge/internal/videotest"
 )
 
 // chromium runs headless Chromium on url with the given mode flags and
@@ -41,7 +43,7 @@ func TestViewerInChromium(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	video := filepath.Join(t.TempDir(), "camera.avi")
-	writeVideo(t, video, 6)
+	videotest.WritePersonVideo(t, video, 6)
 	s := newTestServer(t, Config{Camera: video, Token: "viewer-token"})
 	l := startLive(t, s, context.Background())
 	eventually(t, 15*time.Second, "first camera detections", func() (bool, error) {
