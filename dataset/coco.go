@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // cocoFile is the part of a COCO instances JSON that Load uses.
@@ -295,7 +297,7 @@ func WriteCOCO(path string, ds *Dataset) error {
 	if err != nil {
 		return fmt.Errorf("dataset: write %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/infer"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // drawScoreThreshold is the lowest score drawn: evaluation keeps scores
@@ -115,7 +117,7 @@ func drawDetections(path string, ds *dataset.Dataset, picks []dataset.Image, col
 	if err := png.Encode(&buf, canvas); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // drawBox outlines b (source pixels, times scale) with a 2-pixel line and

@@ -22,6 +22,8 @@ import (
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/infer"
 	"github.com/gidedge/gidedge/serve"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // LatencyResult holds the fp32/int8 timings.
@@ -161,7 +163,7 @@ func (r *runner) runLatency(ctx context.Context, st *stageRun) ([]string, error)
 		return nil, err
 	}
 	path := filepath.Join(ps.latency, "latency.json")
-	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return nil, err
 	}
 	r.res.Latency = lr

@@ -115,7 +115,7 @@ func truncateRecords(path string, step int) error {
 		}
 		buf.Write(append(line, '\n'))
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // PlotMetrics draws a run's metrics.jsonl to a PNG: the loss and its parts
@@ -206,15 +206,7 @@ func PlotMetrics(jsonlPath, pngPath, title string) error {
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return fmt.Errorf("train: plot %s: %w", pngPath, err)
 	}
-	return writeFileAtomic(pngPath, buf.Bytes())
-}
-
-// writeFileAtomic writes data so readers see the old file or the whole new one.
-func writeFileAtomic(path string, data []byte) error {
-	if err := atomicfile.WriteFile(path, data); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(pngPath, buf.Bytes())
 }
 
 // writeJSONAtomic writes v as indented JSON.
@@ -223,5 +215,5 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("train: encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'))
 }
