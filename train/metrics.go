@@ -36,7 +36,9 @@ type Record struct {
 	Epoch int       `json:"epoch"` // 1-based epoch the record belongs to
 	// Step is the global step count when the record was made.
 	Step int `json:"step"`
-	// Training records.
+	// Training records. Steps is how many steps the record averages:
+	// LogEvery, fewer at the end of an epoch or right after a resume.
+	Steps        int                `json:"steps,omitempty"`
 	LR           float64            `json:"lr,omitempty"`
 	Loss         float64            `json:"loss,omitempty"`
 	Parts        map[string]float64 `json:"parts,omitempty"`
