@@ -415,6 +415,9 @@ func (r *runner) runEvaluate(ctx context.Context, st *stageRun) ([]string, error
 	if err != nil {
 		return nil, err
 	}
+	if err := test.WriteReport(r.log, "      "); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(r.paths.eval, 0o755); err != nil {
 		return nil, err
 	}

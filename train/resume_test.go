@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/dataset/synth"
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/checkpoint"
@@ -303,5 +305,50 @@ func TestEmptySplitSaysSo(t *testing.T) {
 	_, err = Run(context.Background(), Options{Config: tinyConfig(t, "fcos-tiny"), Data: dir, ValSplit: NoEval, Out: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "has no images") || strings.Contains(err.Error(), "--batch") {
 		t.Fatalf("got %v, want a 'has no images' error without the batch advice", err)
+	}
+}
+
+// TestTrainReportsRepairs gives the training split a box with negative size:
+// `train` must report dropping it with the same words `eval` uses.
+func TestTrainReportsRepairs(t *testing.T) {
+	data := tinySet(t)
+	dir := t.TempDir()
+	raw, err := os.ReadFile(filepath.Join(data, "annotations", "instances_train.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	anns := f["annotations"].([]any)
+	bad := maps.Clone(anns[0].(map[string]any))
+	bad["id"], bad["bbox"] = 9999, []any{40, 40, -10, 5}
+	f["annotations"] = append(anns, bad)
+	if err := os.MkdirAll(filepath.Join(dir, "annotations"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(data, "images"), filepath.Join(dir, "images")); err != nil {
+		t.Fatal(err)
+	}
+	edited, _ := json.Marshal(f)
+	if err := os.WriteFile(filepath.Join(dir, "annotations", "instances_train.json"), edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dataset.Load(dir, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := ds.Report.Repairs[0].String()
+	if !strings.Contains(line, "zero area") {
+		t.Fatalf("the edited set reports %q, want a zero-area repair", line)
+	}
+	var log strings.Builder
+	opts := Options{Config: tinyConfig(t, "fcos-tiny"), Data: dir, ValSplit: NoEval, Out: t.TempDir(), Batch: 4, StopAfter: 1, Log: &log}
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "train:   "+line) || !strings.Contains(log.String(), `dataset `+filepath.Base(dir)+` (coco, split "train")`) {
+		t.Fatalf("train log does not report the repair %q:\n%s", line, log.String())
 	}
 }

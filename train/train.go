@@ -157,6 +157,7 @@ func (r *run) fresh() error {
 	if err != nil {
 		return fmt.Errorf("train: training split %q: %w", r.opts.TrainSplit, err)
 	}
+	_ = train.WriteReport(r.logLine, "train: ")
 	names := train.ClassNames()
 	switch {
 	case cfg.NumClasses == 0:
@@ -249,6 +250,7 @@ func (r *run) restore() (map[string]*engine.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: training split %q: %w", r.hp.TrainSplit, err)
 	}
+	_ = train.WriteReport(r.logLine, "train: ")
 	if err := CheckClasses(d, train); err != nil {
 		return nil, err
 	}
@@ -335,6 +337,7 @@ func (r *run) loadData(train *dataset.Dataset) error {
 		if r.val, err = dataset.Load(r.opts.Data, r.hp.ValSplit); err != nil {
 			return fmt.Errorf("train: validation split %q (use --val-split %s to train without evaluation): %w", r.hp.ValSplit, NoEval, err)
 		}
+		_ = r.val.WriteReport(r.logLine, "train: ")
 		if err := CheckClasses(r.model, r.val); err != nil {
 			return err
 		}
