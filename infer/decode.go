@@ -60,6 +60,34 @@ func ImageSize(data []byte) (format string, width, height int, err error) {
 	return format, width, height, nil
 }
 
+// ImageInfo is what an encoded image's header says.
+type ImageInfo struct {
+	Format        string // "jpeg" or "png"
+	Width, Height int
+}
+
+// Pixels is Width x Height.
+func (i ImageInfo) Pixels() int64 { return int64(i.Width) * int64(i.Height) }
+
+// CheckImage reads the header (ImageSize) and refuses an image above
+// maxPixels (0 means MaxImagePixels) with ErrImageTooLarge, before any
+// pixel is decoded.
+func CheckImage(data []byte, maxPixels int64) (ImageInfo, error) {
+	format, w, h, err := ImageSize(data)
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	info := ImageInfo{Format: format, Width: w, Height: h}
+	if maxPixels <= 0 {
+		maxPixels = MaxImagePixels
+	}
+	if info.Pixels() > maxPixels {
+		return info, fmt.Errorf("%w: %s is %dx%d (%.1f megapixels), the limit is %.1f megapixels",
+			ErrImageTooLarge, format, w, h, float64(info.Pixels())/1e6, float64(maxPixels)/1e6)
+	}
+	return info, nil
+}
+
 // DecodeFor decodes a JPEG or PNG for preprocessing pre. The header is read
 // first: an image above maxPixels (width x height; 0 means MaxImagePixels)
 // is ErrImageTooLarge before any pixel is decoded. A JPEG is decoded by
@@ -69,17 +97,11 @@ func ImageSize(data []byte) (format string, width, height int, err error) {
 // the resize to the model input then happens in pre.ApplyImage. EXIF
 // orientation is ignored, as annotations and the Go decoders do.
 func DecodeFor(data []byte, pre Preprocess, maxPixels int64) (*Image, error) {
-	format, w, h, err := ImageSize(data)
+	info, err := CheckImage(data, maxPixels)
 	if err != nil {
 		return nil, err
 	}
-	if maxPixels <= 0 {
-		maxPixels = MaxImagePixels
-	}
-	if int64(w)*int64(h) > maxPixels {
-		return nil, fmt.Errorf("%w: %s is %dx%d (%.1f megapixels), the limit is %.1f megapixels",
-			ErrImageTooLarge, format, w, h, float64(w)*float64(h)/1e6, float64(maxPixels)/1e6)
-	}
+	format, w, h := info.Format, info.Width, info.Height
 	reduction := 1
 	flags := gocv.IMReadColor | gocv.IMReadIgnoreOrientation
 	if format == "jpeg" {

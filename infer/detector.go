@@ -473,7 +473,7 @@ func (d *Detector) RunTensors(ctx context.Context, inputs []RawTensor) ([]RawTen
 	for _, info := range d.desc.Inputs {
 		in, ok := byName[info.Name]
 		if !ok {
-			return nil, fmt.Errorf("infer: input %q missing (model inputs: %s)", info.Name, tensorNames(d.desc.Inputs))
+			return nil, fmt.Errorf("infer: input %q missing (model inputs: %s)", info.Name, TensorList(d.desc.Inputs))
 		}
 		delete(byName, info.Name)
 		data, ok := in.Data.([]float32)
@@ -490,7 +490,7 @@ func (d *Detector) RunTensors(ctx context.Context, inputs []RawTensor) ([]RawTen
 		values = append(values, t)
 	}
 	for name := range byName {
-		return nil, fmt.Errorf("infer: input %q is not a model input (model inputs: %s)", name, tensorNames(d.desc.Inputs))
+		return nil, fmt.Errorf("infer: input %q is not a model input (model inputs: %s)", name, TensorList(d.desc.Inputs))
 	}
 	w, err := d.acquire(ctx)
 	if err != nil {
@@ -536,7 +536,8 @@ func checkShape(info TensorInfo, shape []int64, n int) error {
 	return nil
 }
 
-func tensorNames(ts []TensorInfo) string {
+// TensorList formats tensors as "name DATATYPE[shape], ..." for messages.
+func TensorList(ts []TensorInfo) string {
 	var names []string
 	for _, t := range ts {
 		names = append(names, fmt.Sprintf("%s %s%v", t.Name, t.Datatype, t.Shape))
