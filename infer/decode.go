@@ -160,15 +160,22 @@ func (p Preprocess) Reduction(w, h int) int {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// jpegComplete reports whether the last scan of a JPEG is followed by an
-// end-of-image marker. libjpeg decodes a truncated file with a warning and
-// grey rows where data is missing; the Go decoder refused such files and so
+// jpegComplete reports whether a JPEG's last scan is followed by an
+// end-of-image marker: libjpeg decodes a truncated file with a warning and
+// grey rows where data is missing, where the Go decoder refused it, and so
 // does this check. Inside entropy-coded data 0xFF is always followed by 0x00
-// or a restart marker, so FF D9 can only be the marker itself.
+// or a restart marker, so FF D9 is the marker itself; the last one must not
+// be followed by another scan (FF DA). Scanning from the end finds it in a
+// few bytes in a complete file.
 func jpegComplete(data []byte) bool {
-	lastScan := bytes.LastIndex(data, []byte{0xff, 0xda})
-	end := bytes.LastIndex(data, []byte{0xff, 0xd9})
-	return lastScan >= 0 && end > lastScan
+	end := -1
+	for i := len(data) - 2; i >= 0; i-- {
+		if data[i] == 0xff && data[i+1] == 0xd9 {
+			end = i
+			break
+		}
+	}
+	return end > 0 && !bytes.Contains(data[end:], []byte{0xff, 0xda})
 }
 
 // DefaultMaxPixels is the image size limit a server uses unless told

@@ -199,8 +199,9 @@ func (s *Server) admitRequest() (func(), error) {
 
 // decodeSlot waits (up to ctx) for a place to decode: at most Decoders
 // images or infer bodies are decoded at once, and of those at most one
-// large one, so a few huge uploads cannot take every core from the normal
-// requests. It returns the release function.
+// large one (which also runs at a lower CPU priority, runLowPriority), so a
+// few huge uploads cannot take every core from the normal requests. It
+// returns the release function.
 func (s *Server) decodeSlot(ctx context.Context, large bool) (func(), error) {
 	if large {
 		select {
@@ -264,20 +265,31 @@ func (s *Server) handleDetect(c echo.Context) error {
 
 	start := time.Now()
 	pre := m.desc.Input
-	free, err := s.decodeSlot(ctx, largeImage(info, pre))
+	large := largeImage(info, pre)
+	free, err := s.decodeSlot(ctx, large)
 	if err != nil {
 		return err
 	}
 	decodeStart := time.Now()
 	slotWait := decodeStart.Sub(start)
-	img, err := infer.DecodeFor(data, pre, m.maxPixels)
-	if err != nil {
-		free()
-		return err
+	var (
+		in     *infer.Input
+		decode time.Duration
+	)
+	work := func() {
+		var img *infer.Image
+		if img, err = infer.DecodeFor(data, pre, m.maxPixels); err != nil {
+			return
+		}
+		decode = time.Since(decodeStart)
+		in, err = m.det.PrepareImage(img)
+		img.Close()
 	}
-	decode := time.Since(decodeStart)
-	in, err := m.det.PrepareImage(img)
-	img.Close()
+	if large {
+		runLowPriority(work)
+	} else {
+		work()
+	}
 	free()
 	if err != nil {
 		return err

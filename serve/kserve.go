@@ -113,7 +113,8 @@ func (s *Server) handleInfer(c echo.Context) error {
 	_ = http.NewResponseController(c.Response()).SetReadDeadline(deadline)
 
 	start := time.Now()
-	free, err := s.decodeSlot(ctx, req.ContentLength < 0 || req.ContentLength > largeBody)
+	large := req.ContentLength < 0 || req.ContentLength > largeBody
+	free, err := s.decodeSlot(ctx, large)
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,13 @@ func (s *Server) handleInfer(c echo.Context) error {
 	decodeStart := time.Now()
 	m, done := s.models.acquire()
 	defer done()
-	in, err := decodeInferRequest(ctx, body, m.desc.Inputs, int(limit/2))
+	var in *inferRequest
+	work := func() { in, err = decodeInferRequest(ctx, body, m.desc.Inputs, int(limit/2)) }
+	if large {
+		runLowPriority(work)
+	} else {
+		work()
+	}
 	free()
 	if err != nil {
 		return s.requestError(ctx, err)

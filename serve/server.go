@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/malloctrim"
 	"github.com/gidedge/gidedge/internal/sysmem"
 )
 
@@ -60,6 +61,8 @@ type Server struct {
 	decoders  chan struct{} // images and infer bodies being decoded
 	largeSlot chan struct{} // of which large ones (one at a time)
 	draining  atomic.Bool   // responses now close their connection
+	busy      atomic.Int64  // requests being served (streams excluded)
+	lastBusy  atomic.Int64  // unix nanoseconds the last request ended
 
 	shutdown     chan struct{} // closed when draining starts: ends MJPEG streams
 	shutdownOnce sync.Once
@@ -187,6 +190,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving", "addr", ln.Addr().String(), "model", desc.Name, "adapter", desc.Adapter,
 		"provider", desc.Provider, "sessions", desc.Sessions, "camera", s.cfg.Camera)
 
+	trimCtx, stopTrim := context.WithCancel(context.Background())
+	defer stopTrim()
+	go s.trimWhenIdle(trimCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -283,6 +289,36 @@ func (s *Server) closeWhenDraining(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// idleTrimAfter is how long the server must be idle before it hands freed
+// memory back to the system.
+const idleTrimAfter = time.Second
+
+// trimWhenIdle returns the memory a burst used (large bodies, big tensors,
+// decoded images) to the system once no request has run for idleTrimAfter:
+// the Go runtime and glibc would otherwise keep it for reuse and an idle
+// server's resident memory would stay at its peak. Once per idle spell it
+// collects and scavenges the Go heap (a few milliseconds for a server's
+// small live heap) and trims the C heap.
+func (s *Server) trimWhenIdle(ctx context.Context) {
+	tick := time.NewTicker(idleTrimAfter / 2)
+	defer tick.Stop()
+	var trimmedAt int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		last := s.lastBusy.Load()
+		if last == 0 || s.busy.Load() > 0 || last == trimmedAt || time.Since(time.Unix(0, last)) < idleTrimAfter {
+			continue
+		}
+		trimmedAt = last
+		debug.FreeOSMemory()
+		malloctrim.Trim() // what OpenCV and ONNX Runtime freed
+	}
+}
+
 // setMemoryLimit applies Config.MemoryLimit and exports the result.
 func (s *Server) setMemoryLimit() {
 	limit := s.cfg.MemoryLimit
@@ -351,7 +387,12 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		stream := route == "/v1/stream.mjpeg"
 		if !stream {
 			s.metrics.inFlight.Inc()
-			defer s.metrics.inFlight.Dec()
+			s.busy.Add(1)
+			defer func() {
+				s.lastBusy.Store(time.Now().UnixNano())
+				s.busy.Add(-1)
+				s.metrics.inFlight.Dec()
+			}()
 		}
 		start := time.Now()
 		if err := next(c); err != nil {
