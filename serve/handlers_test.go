@@ -368,6 +368,8 @@ func TestMetricsAndPages(t *testing.T) {
 		`gidedge_http_in_flight_requests 1`, // the /metrics request itself
 		`gidedge_model_info{adapter="nanodet",model="nanodet_m_320",provider="cpu",sessions="1"} 1`,
 		`process_resident_memory_bytes`,
+		`go_memstats_heap_inuse_bytes`,
+		`gidedge_memory_limit_bytes`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)
