@@ -197,33 +197,34 @@ func (s *Server) admitRequest() (func(), error) {
 	}
 }
 
-// decodeSlot waits (up to ctx) for a place to decode: at most Decoders
-// images or infer bodies are decoded at once, and of those at most one
-// large one (which also runs at a lower CPU priority, runLowPriority), so a
-// few huge uploads cannot take every core from the normal requests. It
-// returns the release function.
-func (s *Server) decodeSlot(ctx context.Context, large bool) (func(), error) {
+// decode runs work in a decode slot, waiting for one up to ctx: at most
+// Decoders images or infer bodies are decoded at once, and of those at most
+// one large one, which also runs at a lower CPU priority (runLowPriority), so
+// a few huge uploads cannot take the CPU from the normal requests and the
+// model. It returns how long it waited for the slot.
+func (s *Server) decode(ctx context.Context, large bool, work func()) (time.Duration, error) {
+	start := time.Now()
 	if large {
 		select {
 		case s.largeSlot <- struct{}{}:
+			defer func() { <-s.largeSlot }()
 		case <-ctx.Done():
-			return nil, fmt.Errorf("serve: waiting to decode: %w", ctx.Err())
+			return time.Since(start), fmt.Errorf("serve: waiting to decode: %w", ctx.Err())
 		}
 	}
 	select {
 	case s.decoders <- struct{}{}:
+		defer func() { <-s.decoders }()
 	case <-ctx.Done():
-		if large {
-			<-s.largeSlot
-		}
-		return nil, fmt.Errorf("serve: waiting to decode: %w", ctx.Err())
+		return time.Since(start), fmt.Errorf("serve: waiting to decode: %w", ctx.Err())
 	}
-	return func() {
-		<-s.decoders
-		if large {
-			<-s.largeSlot
-		}
-	}, nil
+	waited := time.Since(start)
+	if large {
+		runLowPriority(work)
+	} else {
+		work()
+	}
+	return waited, nil
 }
 
 // largeImage says whether decoding an image of this size takes the large
@@ -263,34 +264,24 @@ func (s *Server) handleDetect(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
 	defer cancel()
 
-	start := time.Now()
 	pre := m.desc.Input
-	large := largeImage(info, pre)
-	free, err := s.decodeSlot(ctx, large)
-	if err != nil {
-		return err
-	}
-	decodeStart := time.Now()
-	slotWait := decodeStart.Sub(start)
 	var (
 		in     *infer.Input
 		decode time.Duration
 	)
-	work := func() {
+	slotWait, slotErr := s.decode(ctx, largeImage(info, pre), func() {
+		start := time.Now()
 		var img *infer.Image
 		if img, err = infer.DecodeFor(data, pre, m.maxPixels); err != nil {
 			return
 		}
-		decode = time.Since(decodeStart)
+		decode = time.Since(start)
 		in, err = m.det.PrepareImage(img)
 		img.Close()
+	})
+	if slotErr != nil {
+		return slotErr
 	}
-	if large {
-		runLowPriority(work)
-	} else {
-		work()
-	}
-	free()
 	if err != nil {
 		return err
 	}

@@ -112,29 +112,26 @@ func (s *Server) handleInfer(c echo.Context) error {
 	deadline, _ := ctx.Deadline()
 	_ = http.NewResponseController(c.Response()).SetReadDeadline(deadline)
 
-	start := time.Now()
-	large := req.ContentLength < 0 || req.ContentLength > largeBody
-	free, err := s.decodeSlot(ctx, large)
-	if err != nil {
-		return err
-	}
-	slotWait := time.Since(start)
 	body := http.MaxBytesReader(c.Response(), req.Body, limit)
-	decodeStart := time.Now()
 	m, done := s.models.acquire()
 	defer done()
-	var in *inferRequest
-	work := func() { in, err = decodeInferRequest(ctx, body, m.desc.Inputs, int(limit/2)) }
-	if large {
-		runLowPriority(work)
-	} else {
-		work()
+	var (
+		in     *inferRequest
+		decode time.Duration
+	)
+	large := req.ContentLength < 0 || req.ContentLength > largeBody
+	slotWait, slotErr := s.decode(ctx, large, func() {
+		start := time.Now()
+		in, err = decodeInferRequest(ctx, body, m.desc.Inputs, int(limit/2))
+		decode = time.Since(start)
+	})
+	if slotErr != nil {
+		return slotErr
 	}
-	free()
 	if err != nil {
 		return s.requestError(ctx, err)
 	}
-	s.metrics.stageSeconds.WithLabelValues("decode").Observe(time.Since(decodeStart).Seconds())
+	s.metrics.stageSeconds.WithLabelValues("decode").Observe(decode.Seconds())
 
 	runStart := time.Now()
 	outs, err := m.det.RunTensors(ctx, in.Inputs)

@@ -1,7 +1,8 @@
-// Package sysmem says how much memory this process may use: the machine's
-// MemTotal, or the container's cgroup limit when that is lower. Servers size
-// their limits from it (image size, Go's soft memory limit) so one default
-// fits a 4 GB Jetson and a 64 GB workstation.
+// Package sysmem says how much memory this process may use (Total: the
+// machine's MemTotal, or the container's cgroup limit when that is lower)
+// and how much it uses (Resident: VmRSS). Servers size their limits from
+// Total (image size, Go's soft memory limit) so one default fits a 4 GB
+// Jetson and a 64 GB workstation; benchmarks report Resident.
 //
 // Errors name the file that could not be read.
 package sysmem
@@ -32,8 +33,14 @@ func Total() (int64, error) {
 	return total, nil
 }
 
-// memTotal reads MemTotal (kB) from a meminfo file.
-func memTotal(path string) (int64, error) {
+// Resident is this process's resident memory in bytes (VmRSS).
+func Resident() (int64, error) { return kBField("/proc/self/status", "VmRSS") }
+
+// memTotal reads MemTotal from a meminfo file.
+func memTotal(path string) (int64, error) { return kBField(path, "MemTotal") }
+
+// kBField reads a "Key:   123 kB" line of a /proc file, in bytes.
+func kBField(path, key string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("sysmem: %w", err)
@@ -41,15 +48,15 @@ func memTotal(path string) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil || kb <= 0 {
-				return 0, fmt.Errorf("sysmem: %s: MemTotal %q, want a number of kB", path, strings.TrimSpace(v))
+				return 0, fmt.Errorf("sysmem: %s: %s %q, want a number of kB", path, key, strings.TrimSpace(v))
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("sysmem: %s has no MemTotal line", path)
+	return 0, fmt.Errorf("sysmem: %s has no %s line", path, key)
 }
 
 // cgroupLimit reads one cgroup limit file; ok is false when the file is

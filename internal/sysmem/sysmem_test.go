@@ -16,6 +16,13 @@ func TestTotalOnThisMachine(t *testing.T) {
 	}
 }
 
+func TestResident(t *testing.T) {
+	n, err := Resident()
+	if err != nil || n < 1<<20 {
+		t.Fatalf("Resident = %d, %v", n, err)
+	}
+}
+
 func TestParsers(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
