@@ -79,11 +79,7 @@ func evaluateONNX(ctx context.Context, model string, ds *dataset.Dataset, result
 		if err != nil {
 			return nil, err
 		}
-		img, err := infer.DecodeImage(data)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", im.Path, err)
-		}
-		res, err := det.Detect(ctx, img, inproc.EvalParams)
+		res, err := det.DetectEncoded(ctx, data, inproc.EvalParams)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", im.Path, err)
 		}
@@ -235,11 +231,8 @@ func serverCheck(ctx context.Context, sc *ServerCheck, model, image string) erro
 		return err
 	}
 	defer det.Close()
-	img, err := infer.DecodeImage(data)
-	if err != nil {
-		return err
-	}
-	local, err := det.Detect(ctx, img, infer.Params{})
+	// The same pipeline the server runs (decode, preprocessing, session).
+	local, err := det.DetectEncoded(ctx, data, infer.Params{})
 	if err != nil {
 		return err
 	}
