@@ -9,10 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gidedge/gidedge/internal/sysmem"
 )
 
 // HTTPTarget POSTs images to a gidedge server's /v1/detect.
@@ -154,20 +155,9 @@ func (t *HTTPTarget) Close() error {
 
 // SelfRSS is this process's resident memory, from /proc/self/status.
 func SelfRSS() (int64, error) {
-	f, err := os.Open("/proc/self/status")
+	n, err := sysmem.Resident()
 	if err != nil {
 		return 0, fmt.Errorf("benchlat: resident memory: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("benchlat: /proc/self/status VmRSS %q: %w", v, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("benchlat: /proc/self/status has no VmRSS")
+	return n, nil
 }

@@ -116,6 +116,9 @@ func runBenchLatency(ctx context.Context, o benchLatencyOptions, stdout, stderr 
 		if ds, err = dataset.Load(o.Data, o.Split); err != nil {
 			return fmt.Errorf("bench latency: --data: %w", err)
 		}
+		if err := ds.WriteReport(stderr, "bench latency: "); err != nil {
+			return err
+		}
 	}
 	images, err := benchImages(o, ds)
 	if err != nil {

@@ -179,8 +179,8 @@ func runEval(ctx context.Context, o evalOptions, stdout io.Writer) error {
 		noun = "detection"
 	}
 	fmt.Fprintf(stdout, "%s: %d %s on %d images of %s (%s, split %q)\n", source, len(dets), noun, len(ds.Images), ds.Name, ds.Format, o.Split)
-	for _, line := range ds.Report.Lines() {
-		fmt.Fprintf(stdout, "  %s\n", line)
+	if err := ds.WriteReport(stdout, "  "); err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout)
 	if err := m.WriteSummary(stdout); err != nil {

@@ -28,6 +28,8 @@ type serveOptions struct {
 	Queue          int
 	Timeout        time.Duration
 	MaxBody        int64
+	MaxPixels      int64
+	Decoders       int
 	Token          string
 	Drain          time.Duration
 	TensorRTCache  string
@@ -79,6 +81,8 @@ it out of the process list.`,
 	f.IntVar(&o.Queue, "queue", 0, "requests that may wait for a session before 503 (0: 4 x sessions, -1: none)")
 	f.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-request deadline (504 after it)")
 	f.Int64Var(&o.MaxBody, "max-body", 10<<20, "largest request body in bytes (413 above it)")
+	f.Int64Var(&o.MaxPixels, "max-pixels", 0, "largest image in pixels, read from its header (413 above it; 0: 16x the model input per side, bounded by memory)")
+	f.IntVar(&o.Decoders, "decoders", 0, "images or infer bodies decoded at once, one of them large (0: the number of CPUs)")
 	f.StringVar(&o.Token, "token", "", "require 'Authorization: Bearer TOKEN' (default $GIDEDGE_TOKEN)")
 	f.DurationVar(&o.Drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	f.StringVar(&o.TensorRTCache, "trt-cache", "", "folder for TensorRT engine caches (tensorrt provider)")
@@ -101,6 +105,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		ModelPath: o.Model, Addr: o.Addr, Provider: o.Provider, DeviceID: o.DeviceID,
 		Sessions: o.Sessions, IntraOpThreads: o.Threads, QueueSize: o.Queue,
 		RequestTimeout: o.Timeout, MaxBodyBytes: o.MaxBody, DrainTimeout: o.Drain,
+		MaxPixels: o.MaxPixels, Decoders: o.Decoders,
 		Token: o.Token, Camera: o.Camera, CameraBackoffMax: o.CameraRetryMax,
 		TensorRTCache: o.TensorRTCache, TensorRTFP16: o.TensorRTFP16, Adapter: o.Adapter,
 		Version: buildinfo.Version,

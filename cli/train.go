@@ -145,6 +145,9 @@ func trainDryRun(o trainOptions, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := ds.WriteReport(stdout, ""); err != nil {
+			return err
+		}
 		classes = ds.ClassNames()
 		source = fmt.Sprintf("%d classes of %s", len(classes), o.Run.Data)
 	} else {

@@ -3,12 +3,16 @@ package dataset
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // cocoFile is the part of a COCO instances JSON that Load uses.
@@ -73,7 +77,7 @@ func (c crowdFlag) MarshalJSON() ([]byte, error) {
 func parseCOCO(data []byte) (*cocoFile, error) {
 	var f cocoFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("malformed json: %w", err)
+		return nil, locateCOCOError(data, err)
 	}
 	images := make(map[int64]bool, len(f.Images))
 	for i, im := range f.Images {
@@ -120,6 +124,70 @@ func parseCOCO(data []byte) (*cocoFile, error) {
 		}
 	}
 	return &f, nil
+}
+
+// locateCOCOError turns a failed decode of the whole file into an error
+// naming the entry at fault (annotations[3] (id 4): field bbox holds a
+// string, want a number). Only a failing file pays for the second pass.
+func locateCOCOError(data []byte, err error) error {
+	var lists struct {
+		Images      []json.RawMessage `json:"images"`
+		Annotations []json.RawMessage `json:"annotations"`
+		Categories  []json.RawMessage `json:"categories"`
+	}
+	if json.Unmarshal(data, &lists) != nil {
+		return fmt.Errorf("malformed json: %w", plainJSONError(err))
+	}
+	for _, l := range []struct {
+		field string
+		items []json.RawMessage
+		into  func() any
+	}{
+		{"images", lists.Images, func() any { return new(cocoImage) }},
+		{"annotations", lists.Annotations, func() any { return new(cocoAnnotation) }},
+		{"categories", lists.Categories, func() any { return new(cocoCategory) }},
+	} {
+		for i, raw := range l.items {
+			if e := json.Unmarshal(raw, l.into()); e != nil {
+				var id struct {
+					ID *int64 `json:"id"`
+				}
+				if json.Unmarshal(raw, &id) == nil && id.ID != nil {
+					return fmt.Errorf("%s[%d] (id %d): %w", l.field, i, *id.ID, plainJSONError(e))
+				}
+				return fmt.Errorf("%s[%d]: %w", l.field, i, plainJSONError(e))
+			}
+		}
+	}
+	return fmt.Errorf("malformed json: %w", plainJSONError(err))
+}
+
+// plainJSONError says a type mismatch in JSON terms rather than Go's
+// (field bbox holds a string, want a number).
+func plainJSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	want := "a " + te.Type.Kind().String()
+	switch te.Type.Kind() {
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "a number"
+	case reflect.Slice, reflect.Array:
+		want = "an array"
+	case reflect.Struct, reflect.Map:
+		want = "an object"
+	case reflect.String:
+		want = "a string"
+	case reflect.Bool:
+		want = "true or false"
+	}
+	field := te.Field
+	if field == "" {
+		field = "the document"
+	}
+	return fmt.Errorf("field %s holds a %s, want %s", field, te.Value, want)
 }
 
 func loadCOCO(dir, split string, opts LoadOptions) (*Dataset, error) {
@@ -182,6 +250,9 @@ func loadCOCO(dir, split string, opts LoadOptions) (*Dataset, error) {
 	pos := make(map[int64]int, len(f.Images))
 	for i, ci := range f.Images {
 		p, err := cocoImagePath(dir, split, ci.FileName)
+		if errors.Is(err, ErrOutsideRoot) {
+			return nil, fmt.Errorf("dataset: %s: images[%d] (id %d): %w", path, i, ci.ID, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: images[%d] (id %d): %v", ErrMissingImage, path, i, ci.ID, err)
 		}
@@ -227,16 +298,22 @@ func sameClasses(cats []Category, want []string, path string) error {
 
 // cocoImagePath finds an image file: COCO layouts put them under images/,
 // images/<split>/ (or <split>/, as train2017/), or next to the annotations.
+// A file_name that leads outside dir (absolute elsewhere, or climbing out
+// with "..") is ErrOutsideRoot: annotations never make Load read other files.
 func cocoImagePath(dir, split, fileName string) (string, error) {
-	if filepath.IsAbs(fileName) {
-		if isFile(fileName) {
-			return fileName, nil
-		}
-		return "", fmt.Errorf("image %s not found", fileName)
-	}
 	rel := filepath.FromSlash(fileName)
+	if filepath.IsAbs(rel) {
+		r, err := filepath.Rel(dir, filepath.Clean(rel))
+		if err != nil || !filepath.IsLocal(r) {
+			return "", fmt.Errorf("file_name %q is not inside %s: %w", fileName, dir, ErrOutsideRoot)
+		}
+		rel = r
+	}
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("file_name %q leads outside %s: %w", fileName, dir, ErrOutsideRoot)
+	}
 	candidates := []string{filepath.Join(dir, "images", rel)}
-	if split != "" {
+	if split != "" && filepath.IsLocal(split) {
 		candidates = append(candidates, filepath.Join(dir, "images", split, rel), filepath.Join(dir, split, rel))
 	}
 	candidates = append(candidates, filepath.Join(dir, rel))
@@ -265,11 +342,13 @@ func WriteCOCO(path string, ds *Dataset) error {
 	imagesDir := filepath.Join(ds.Root, "images")
 	var annID int64
 	for _, im := range ds.Images {
-		name := im.Path
-		if r, err := filepath.Rel(imagesDir, im.Path); err == nil && !strings.HasPrefix(r, "..") {
+		var name string
+		if r, err := filepath.Rel(imagesDir, im.Path); err == nil && filepath.IsLocal(r) {
 			name = r
-		} else if r, err := filepath.Rel(ds.Root, im.Path); err == nil && !strings.HasPrefix(r, "..") {
+		} else if r, err := filepath.Rel(ds.Root, im.Path); err == nil && filepath.IsLocal(r) {
 			name = r
+		} else {
+			return fmt.Errorf("dataset: write %s: image %d (%s) is outside the dataset folder %s, where Load would refuse it: %w", path, im.ID, im.Path, ds.Root, ErrOutsideRoot)
 		}
 		f.Images = append(f.Images, cocoImage{ID: im.ID, FileName: filepath.ToSlash(name), Width: im.Width, Height: im.Height})
 		for _, o := range im.Objects {
@@ -295,7 +374,7 @@ func WriteCOCO(path string, ds *Dataset) error {
 	if err != nil {
 		return fmt.Errorf("dataset: write %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil

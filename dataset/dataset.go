@@ -24,6 +24,9 @@ var (
 	ErrNoSplit = errors.New("dataset: no such split")
 	// ErrFormat reports a folder that is neither a VOC nor a COCO dataset.
 	ErrFormat = errors.New("dataset: unrecognised dataset folder")
+	// ErrOutsideRoot reports an annotation whose image path (a COCO
+	// file_name, a VOC <filename>) leads outside the dataset folder.
+	ErrOutsideRoot = errors.New("dataset: image path outside the dataset folder")
 )
 
 // Box is an axis-aligned box, x1, y1, x2, y2 in pixels of the original

@@ -22,11 +22,16 @@
 // repaired and counted, never silent: a box crossing the image border is
 // clipped, a box with zero or negative area after clipping is dropped, an
 // exact duplicate (same class, same box) is dropped; each kind becomes one
-// summary line of Dataset.Report. Everything else is an error that names the
-// file and field and says what was expected: an unknown class name (the
-// message lists the known ones), a missing image file (checked at load), an
+// summary line of Dataset.Report, and Dataset.WriteReport is the one text
+// of it that every command loading data prints. Everything else is an error
+// that names the file and field (a COCO entry as annotations[3] (id 4)) and
+// says what was expected: an unknown class name (the message lists the known
+// ones), a missing image file (checked at load), an image path that leads
+// outside the dataset folder (a COCO file_name or VOC <filename> with ".." or
+// an absolute path elsewhere: annotations never make Load read other files;
+// symbolic links placed inside the folder by its owner are followed), an
 // image that does not decode (found when a batch is built), malformed XML or
 // JSON. Errors are lowercase, start with "dataset:" and wrap their cause with
 // %w; conditions callers test are sentinels (ErrUnknownClass,
-// ErrMissingImage, ErrDecode, ErrNoSplit).
+// ErrMissingImage, ErrOutsideRoot, ErrDecode, ErrNoSplit).
 package dataset

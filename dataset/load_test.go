@@ -69,6 +69,29 @@ func TestLoadVOCQuirks(t *testing.T) {
 	}
 }
 
+func TestWriteReport(t *testing.T) {
+	ds, err := Load(fixture("voc_quirks"), "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := ds.WriteReport(&b, "> "); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if want := `> dataset voc_quirks (voc, split "train"): 2 images, 5 objects (1 crowd/difficult)`; lines[0] != want {
+		t.Fatalf("first line %q, want %q", lines[0], want)
+	}
+	if len(lines) != len(ds.Report.Lines()) {
+		t.Fatalf("%d lines, want one per report line (%d):\n%s", len(lines), len(ds.Report.Lines()), b.String())
+	}
+	for i, l := range ds.Report.Lines()[1:] {
+		if lines[i+1] != ">   "+l {
+			t.Errorf("line %d is %q, want %q", i+1, lines[i+1], ">   "+l)
+		}
+	}
+}
+
 func TestLoadVOCSizeFromImage(t *testing.T) {
 	ds, err := Load(fixture("voc_quirks"), "test")
 	if err != nil {
@@ -118,6 +141,16 @@ func TestLoadErrors(t *testing.T) {
 		{"coco classes differ from a checkpoint's", "coco_quirks", "", LoadOptions{Classes: []string{"car", "bus"}}, ErrUnknownClass,
 			[]string{"has categories car, bus, zebra, want car, bus"}},
 		{"not a dataset", "", "", LoadOptions{}, ErrFormat, []string{"neither"}},
+		{"missing image path said once", "voc_missing_image", "", LoadOptions{}, ErrMissingImage,
+			[]string{"image not found at " + filepath.Join(fixture("voc_missing_image"), "JPEGImages", "gone.jpg") + " (nor gone"}},
+		{"coco file_name climbing out", "coco_escape", "", LoadOptions{}, ErrOutsideRoot,
+			[]string{"instances.json", "images[1] (id 7)", `file_name "../../../../../../../../etc/passwd" leads outside`}},
+		{"coco absolute file_name elsewhere", "coco_escape_abs", "", LoadOptions{}, ErrOutsideRoot,
+			[]string{"instances.json", "images[0] (id 3)", `file_name "/etc/passwd" is not inside`}},
+		{"voc filename climbing out", "voc_escape", "", LoadOptions{}, ErrOutsideRoot,
+			[]string{"a.xml", `<filename> "../../../../../../../../etc/passwd" leads outside`}},
+		{"coco bbox of strings names the annotation", "coco_bbox_strings", "", LoadOptions{}, nil,
+			[]string{"instances.json", "annotations[3] (id 4): field bbox holds a string, want a number"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -109,6 +110,22 @@ func (r LoadReport) Lines() []string {
 
 // String joins Lines with newlines.
 func (r LoadReport) String() string { return strings.Join(r.Lines(), "\n") }
+
+// WriteReport prints what Load read and every repair it made: the one
+// report every command that loads a dataset shows, so a box dropped by
+// `gidedge train` is reported exactly as `gidedge eval` reports it. The
+// first line names the dataset, format and split; repairs and notes follow,
+// indented by two more spaces. Each line starts with indent.
+func (d *Dataset) WriteReport(w io.Writer, indent string) error {
+	lines := d.Report.Lines()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%sdataset %s (%s, split %q): %s\n", indent, d.Name, d.Format, d.Split, lines[0])
+	for _, l := range lines[1:] {
+		fmt.Fprintf(&b, "%s  %s\n", indent, l)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
 
 // reportBuilder collects repairs while a dataset is read.
 type reportBuilder struct {

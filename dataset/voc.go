@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"image"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -191,6 +193,9 @@ func loadVOC(dir, split string, opts LoadOptions) (*Dataset, error) {
 		}
 		annPath := filepath.Join(annDir, stem+".xml")
 		imgPath, err := vocImagePath(dir, stem, f.Filename)
+		if errors.Is(err, ErrOutsideRoot) {
+			return nil, fmt.Errorf("dataset: %s: %w", annPath, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrMissingImage, annPath, err)
 		}
@@ -353,11 +358,18 @@ func vocImageIDs(stems []string) (map[string]int64, bool) {
 	return ids, true
 }
 
+// vocImagePath finds an annotation's image in JPEGImages/: the file its
+// <filename> names (by base name, as VOC tools write it), else the stem with
+// one of vocImageExts. A <filename> that is absolute or climbs out with ".."
+// is ErrOutsideRoot rather than quietly read as its base name.
 func vocImagePath(dir, stem, filename string) (string, error) {
 	imgDir := filepath.Join(dir, "JPEGImages")
 	var tried []string
 	if filename != "" {
-		p := filepath.Join(imgDir, filepath.Base(filename))
+		if !filepath.IsLocal(filepath.FromSlash(filename)) {
+			return "", fmt.Errorf("<filename> %q leads outside %s: %w", filename, imgDir, ErrOutsideRoot)
+		}
+		p := filepath.Join(imgDir, filepath.Base(filepath.FromSlash(filename)))
 		if isFile(p) {
 			return p, nil
 		}
@@ -368,11 +380,11 @@ func vocImagePath(dir, stem, filename string) (string, error) {
 		if isFile(p) {
 			return p, nil
 		}
-		if ext == ".jpg" {
+		if ext == ".jpg" && !slices.Contains(tried, p) {
 			tried = append(tried, p)
 		}
 	}
-	return "", fmt.Errorf("image not found at %s (or with .jpeg/.png)", strings.Join(tried, " or "))
+	return "", fmt.Errorf("image not found at %s (nor %s with .jpeg or .png)", strings.Join(tried, " or "), stem)
 }
 
 // imageSize reads the size from an image header without decoding pixels.

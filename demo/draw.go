@@ -14,6 +14,7 @@ import (
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/atomicfile"
 	"github.com/gidedge/gidedge/internal/overlay"
 )
 
@@ -113,7 +114,7 @@ func drawDetections(path string, ds *dataset.Dataset, picks []dataset.Image, col
 	if err := png.Encode(&buf, canvas); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // drawBox outlines b (source pixels, times scale, inside the panel at

@@ -22,6 +22,8 @@ import (
 	"github.com/gidedge/gidedge/evaluate"
 	"github.com/gidedge/gidedge/infer"
 	"github.com/gidedge/gidedge/serve"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // LatencyResult holds the fp32/int8 timings.
@@ -77,11 +79,7 @@ func evaluateONNX(ctx context.Context, model string, ds *dataset.Dataset, result
 		if err != nil {
 			return nil, err
 		}
-		img, err := infer.DecodeImage(data)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", im.Path, err)
-		}
-		res, err := det.Detect(ctx, img, inproc.EvalParams)
+		res, err := det.DetectEncoded(ctx, data, inproc.EvalParams)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", im.Path, err)
 		}
@@ -161,7 +159,7 @@ func (r *runner) runLatency(ctx context.Context, st *stageRun) ([]string, error)
 		return nil, err
 	}
 	path := filepath.Join(ps.latency, "latency.json")
-	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return nil, err
 	}
 	r.res.Latency = lr
@@ -233,11 +231,8 @@ func serverCheck(ctx context.Context, sc *ServerCheck, model, image string) erro
 		return err
 	}
 	defer det.Close()
-	img, err := infer.DecodeImage(data)
-	if err != nil {
-		return err
-	}
-	local, err := det.Detect(ctx, img, infer.Params{})
+	// The same pipeline the server runs (decode, preprocessing, session).
+	local, err := det.DetectEncoded(ctx, data, infer.Params{})
 	if err != nil {
 		return err
 	}

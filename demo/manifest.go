@@ -82,7 +82,7 @@ func (m *Manifest) write(dir string) error {
 	if err != nil {
 		return fmt.Errorf("demo: manifest: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(data, '\n'))
+	return atomicfile.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'))
 }
 
 // valid reports whether the record still describes dir: same key and every
@@ -188,12 +188,4 @@ func relPath(dir, path string) (string, error) {
 		return "", fmt.Errorf("demo: output %s is outside the demo folder %s", path, dir)
 	}
 	return filepath.ToSlash(rel), nil
-}
-
-// writeFileAtomic writes data so readers see the old file or the whole new one.
-func writeFileAtomic(path string, data []byte) error {
-	if err := atomicfile.WriteFile(path, data); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/gidedge/gidedge/train"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // series is one named curve.
@@ -118,7 +120,7 @@ func savePlots(path string, width, height vg.Length, plots ...*plot.Plot) error 
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // plotTraining writes the loss curves of the three runs (and the

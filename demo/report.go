@@ -14,6 +14,7 @@ import (
 
 	"github.com/gidedge/gidedge/benchlat"
 	"github.com/gidedge/gidedge/dataset"
+	"github.com/gidedge/gidedge/internal/atomicfile"
 	"github.com/gidedge/gidedge/internal/buildinfo"
 	"github.com/gidedge/gidedge/internal/human"
 )
@@ -73,17 +74,17 @@ func (r *runner) runReport(ctx context.Context, st *stageRun) ([]string, error) 
 		return nil, err
 	}
 	blocks := r.reportBlocks()
-	if err := writeFileAtomic(r.paths.report, []byte(renderMarkdown(blocks))); err != nil {
+	if err := atomicfile.WriteFile(r.paths.report, []byte(renderMarkdown(blocks))); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(r.paths.html, []byte(renderHTML("gidedge demo report", blocks))); err != nil {
+	if err := atomicfile.WriteFile(r.paths.html, []byte(renderHTML("gidedge demo report", blocks))); err != nil {
 		return nil, err
 	}
 	data, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(r.paths.result, append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(r.paths.result, append(data, '\n')); err != nil {
 		return nil, err
 	}
 	return []string{r.paths.report, r.paths.html, r.paths.result, figDir}, nil

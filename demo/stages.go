@@ -18,6 +18,8 @@ import (
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/quantize"
 	"github.com/gidedge/gidedge/train"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // Stage ids, in order.
@@ -312,7 +314,7 @@ func (r *runner) trainStage(id, title, dir, cfgPath, name string, epochs int, lr
 		if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(cfgPath, cfg.JSON()); err != nil {
+		if err := atomicfile.WriteFile(cfgPath, cfg.JSON()); err != nil {
 			return nil, err
 		}
 		resume, err := prepareRunDir(dir, st)
@@ -406,12 +408,15 @@ func prepareRunDir(dir string, st *stageRun) (resume bool, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
 	}
-	return false, writeFileAtomic(filepath.Join(dir, keyFile), []byte(st.key+"\n"))
+	return false, atomicfile.WriteFile(filepath.Join(dir, keyFile), []byte(st.key+"\n"))
 }
 
 func (r *runner) runEvaluate(ctx context.Context, st *stageRun) ([]string, error) {
 	test, err := dataset.Load(r.paths.synth, "test")
 	if err != nil {
+		return nil, err
+	}
+	if err := test.WriteReport(r.log, "      "); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(r.paths.eval, 0o755); err != nil {

@@ -6,8 +6,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"os"
-	"path/filepath"
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
@@ -73,17 +71,5 @@ func writePNG(path string, img image.Image) error {
 	if err := png.Encode(&buf, img); err != nil {
 		return fmt.Errorf("distill: encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf.Bytes())
-}
-
-// writeFileAtomic creates path's folder and writes data so readers see the
-// old file or the whole new one.
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("distill: %w", err)
-	}
-	if err := atomicfile.WriteFile(path, data); err != nil {
-		return fmt.Errorf("distill: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, buf.Bytes())
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/train"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // SettingsFile is the run-folder file that records how a run distils.
@@ -134,7 +136,7 @@ func Run(ctx context.Context, opts RunOptions) (*Result, error) {
 	}
 	if !opts.Train.Resume {
 		b, _ := json.MarshalIndent(set, "", "  ")
-		if err := writeFileAtomic(settingsPath, append(b, '\n')); err != nil {
+		if err := atomicfile.WriteFile(settingsPath, append(b, '\n')); err != nil {
 			return nil, err
 		}
 	}

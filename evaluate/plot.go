@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/gidedge/gidedge/internal/atomicfile"
 )
 
 // maxPlottedClasses bounds the per-class curves on one plot; beyond it only
@@ -94,5 +96,5 @@ func PlotPR(path string, m *Metrics, title string) error {
 	if _, err := wt.WriteTo(&buf); err != nil {
 		return fmt.Errorf("evaluate: plot %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }

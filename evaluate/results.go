@@ -107,13 +107,5 @@ func WriteResults(path string, dets []Detection) error {
 		b.Write(line)
 	}
 	b.WriteString("\n]\n")
-	return writeFileAtomic(path, b.Bytes())
-}
-
-// writeFileAtomic writes data so readers see the old file or the whole new one.
-func writeFileAtomic(path string, data []byte) error {
-	if err := atomicfile.WriteFile(path, data); err != nil {
-		return fmt.Errorf("evaluate: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, b.Bytes())
 }

@@ -78,8 +78,9 @@ func TestWriteResultsRoundTrip(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("write left %d files, want only results.json", len(entries))
 	}
-	if err := WriteResults(filepath.Join(dir, "missing", "r.json"), dets); err == nil {
-		t.Fatal("writing into a missing folder succeeded")
+	blocked := filepath.Join(path, "r.json") // below a file: no folder can be made there
+	if err := WriteResults(blocked, dets); err == nil || !strings.Contains(err.Error(), blocked) {
+		t.Fatalf("writing below a file: got %v, want an error naming %s", err, blocked)
 	}
 }
 

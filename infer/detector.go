@@ -33,9 +33,12 @@ type Options struct {
 	// Adapter forces a model family ("gidedge", "nanodet", "ultraface");
 	// empty chooses from the model's metadata and output names.
 	Adapter string
+	// MaxPixels bounds the images DetectEncoded accepts (0: MaxImagePixels).
+	MaxPixels int64
 }
 
-// Timing is where the time of one detection went.
+// Timing is where the time of one detection went. Preprocessing happens
+// before a session is taken, so it is never part of Wait for others.
 type Timing struct {
 	Wait        time.Duration // waiting for a free session
 	Preprocess  time.Duration
@@ -69,17 +72,20 @@ type Description struct {
 // decode and NMS. It is safe for concurrent use; calls beyond the number of
 // sessions wait for a free one.
 type Detector struct {
-	desc    Description
-	adapter Adapter
-	workers chan *worker
-	done    chan struct{}
-	once    sync.Once
+	desc      Description
+	adapter   Adapter
+	maxPixels int64
+	workers   chan *worker
+	// inputs keeps input tensors for reuse: a request fills one before it
+	// takes a session, so there can be more of them than sessions.
+	inputs chan *onnxruntime.Tensor[float32]
+	done   chan struct{}
+	once   sync.Once
 }
 
 // worker is one session with buffers bound to it.
 type worker struct {
 	sess    *session
-	input   *onnxruntime.Tensor[float32]
 	static  []onnxruntime.Value // preallocated outputs; nil where the shape is dynamic
 	outputs []onnxruntime.Value // per-run slice handed to ONNX Runtime
 	names   []string
@@ -121,12 +127,14 @@ func Open(path string, opts Options) (*Detector, error) {
 			Inputs: m.sig.Inputs, Outputs: m.sig.Outputs, Metadata: m.sig.Metadata,
 			Sessions: opts.Sessions, Provider: provider,
 		},
-		adapter: a,
-		workers: make(chan *worker, opts.Sessions),
-		done:    make(chan struct{}),
+		adapter:   a,
+		maxPixels: opts.MaxPixels,
+		workers:   make(chan *worker, opts.Sessions),
+		inputs:    make(chan *onnxruntime.Tensor[float32], 2*opts.Sessions+2),
+		done:      make(chan struct{}),
 	}
 	for range opts.Sessions {
-		w, err := newWorker(m, pre, opts.Session)
+		w, err := newWorker(m, opts.Session)
 		if err != nil {
 			close(d.done)
 			d.destroyIdle()
@@ -137,17 +145,12 @@ func Open(path string, opts Options) (*Detector, error) {
 	return d, nil
 }
 
-func newWorker(m *model, pre Preprocess, opts SessionOptions) (*worker, error) {
+func newWorker(m *model, opts SessionOptions) (*worker, error) {
 	s, err := newSession(m, opts)
 	if err != nil {
 		return nil, err
 	}
 	w := &worker{sess: s}
-	w.input, err = onnxruntime.NewEmptyTensor[float32](onnxruntime.NewShape(1, 3, int64(pre.Height), int64(pre.Width)))
-	if err != nil {
-		w.destroy()
-		return nil, fmt.Errorf("infer: input tensor: %w", err)
-	}
 	for _, o := range m.sig.Outputs {
 		w.names = append(w.names, o.Name)
 		var v onnxruntime.Value
@@ -183,9 +186,6 @@ func staticShape(s []int64) (onnxruntime.Shape, bool) {
 }
 
 func (w *worker) destroy() {
-	if w.input != nil {
-		_ = w.input.Destroy()
-	}
 	for _, v := range w.static {
 		if v != nil {
 			_ = v.Destroy()
@@ -204,6 +204,14 @@ func (d *Detector) Close() error {
 		close(d.done)
 		for range d.desc.Sessions {
 			(<-d.workers).destroy()
+		}
+		for {
+			select {
+			case t := <-d.inputs:
+				_ = t.Destroy()
+			default:
+				return
+			}
 		}
 	})
 	return nil
@@ -245,21 +253,132 @@ func (d *Detector) acquire(ctx context.Context) (*worker, error) {
 
 func (d *Detector) release(w *worker) { d.workers <- w }
 
-// Detect finds objects in img. Zero fields of p take the model's defaults.
-func (d *Detector) Detect(ctx context.Context, img image.Image, p Params) (*Result, error) {
+// Input is a model input tensor filled by Prepare, PreparePacked or
+// PrepareImage, waiting for Run. It holds a pooled tensor: pass it to Run,
+// which hands it back, or Release it.
+type Input struct {
+	d          *Detector
+	tensor     *onnxruntime.Tensor[float32]
+	tr         Transform
+	preprocess time.Duration
+}
+
+// Release hands the tensor back to the detector's pool (Run does it too;
+// a second call is a no-op).
+func (in *Input) Release() {
+	if in == nil || in.tensor == nil {
+		return
+	}
+	t := in.tensor
+	in.tensor = nil
+	select {
+	case <-in.d.done:
+		_ = t.Destroy()
+		return
+	default:
+	}
+	select {
+	case in.d.inputs <- t:
+	default:
+		_ = t.Destroy()
+	}
+}
+
+// input takes a tensor from the pool or makes one.
+func (d *Detector) input() (*onnxruntime.Tensor[float32], error) {
+	select {
+	case t := <-d.inputs:
+		return t, nil
+	default:
+	}
+	pre := d.desc.Input
+	t, err := onnxruntime.NewEmptyTensor[float32](onnxruntime.NewShape(1, 3, int64(pre.Height), int64(pre.Width)))
+	if err != nil {
+		return nil, fmt.Errorf("infer: input tensor: %w", err)
+	}
+	return t, nil
+}
+
+// prepare fills a pooled tensor through fill, outside any session.
+func (d *Detector) prepare(fill func([]float32) (Transform, error)) (*Input, error) {
+	select {
+	case <-d.done:
+		return nil, ErrClosed
+	default:
+	}
+	start := time.Now()
+	t, err := d.input()
+	if err != nil {
+		return nil, err
+	}
+	in := &Input{d: d, tensor: t}
+	if in.tr, err = fill(t.GetData()); err != nil {
+		in.Release()
+		return nil, err
+	}
+	in.preprocess = time.Since(start)
+	return in, nil
+}
+
+// Prepare preprocesses img into a model input.
+func (d *Detector) Prepare(img image.Image) (*Input, error) {
 	if img == nil {
 		return nil, fmt.Errorf("infer: detect: nil image")
 	}
-	b := img.Bounds()
-	return d.detect(ctx, b.Dx(), b.Dy(), p, func(dst []float32) (Transform, error) { return d.desc.Input.Apply(img, dst) })
+	return d.prepare(func(dst []float32) (Transform, error) { return d.desc.Input.Apply(img, dst) })
+}
+
+// PreparePacked preprocesses an interleaved 8-bit frame (a camera's BGR Mat).
+func (d *Detector) PreparePacked(img Packed) (*Input, error) {
+	return d.prepare(func(dst []float32) (Transform, error) { return d.desc.Input.ApplyPacked(img, dst) })
+}
+
+// PrepareImage preprocesses an image from DecodeFor.
+func (d *Detector) PrepareImage(im *Image) (*Input, error) {
+	return d.prepare(func(dst []float32) (Transform, error) { return d.desc.Input.ApplyImage(im, dst) })
+}
+
+// Detect finds objects in img. Zero fields of p take the model's defaults.
+func (d *Detector) Detect(ctx context.Context, img image.Image, p Params) (*Result, error) {
+	in, err := d.Prepare(img)
+	if err != nil {
+		return nil, err
+	}
+	return d.Run(ctx, in, p)
 }
 
 // DetectPacked is Detect for an interleaved 8-bit frame (a camera's BGR Mat).
 func (d *Detector) DetectPacked(ctx context.Context, img Packed, p Params) (*Result, error) {
-	return d.detect(ctx, img.Width, img.Height, p, func(dst []float32) (Transform, error) { return d.desc.Input.ApplyPacked(img, dst) })
+	in, err := d.PreparePacked(img)
+	if err != nil {
+		return nil, err
+	}
+	return d.Run(ctx, in, p)
 }
 
-func (d *Detector) detect(ctx context.Context, width, height int, p Params, fill func([]float32) (Transform, error)) (*Result, error) {
+// DetectEncoded decodes a JPEG or PNG (DecodeFor, with Options.MaxPixels)
+// and detects objects in it: the whole pipeline a server runs for one
+// request, in this process.
+func (d *Detector) DetectEncoded(ctx context.Context, data []byte, p Params) (*Result, error) {
+	im, err := DecodeFor(data, d.desc.Input, d.maxPixels)
+	if err != nil {
+		return nil, err
+	}
+	in, err := d.PrepareImage(im)
+	im.Close()
+	if err != nil {
+		return nil, err
+	}
+	return d.Run(ctx, in, p)
+}
+
+// Run takes a session (waiting while all are busy, up to ctx), runs the
+// model on in, decodes and suppresses the detections, and hands in back.
+func (d *Detector) Run(ctx context.Context, in *Input, p Params) (*Result, error) {
+	defer in.Release()
+	if in == nil || in.tensor == nil || in.d != d {
+		return nil, fmt.Errorf("infer: run: input not prepared by this detector or already used")
+	}
 	p = p.Or(d.desc.Defaults)
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -270,14 +389,10 @@ func (d *Detector) detect(ctx context.Context, width, height int, p Params, fill
 		return nil, err
 	}
 	defer d.release(w)
-	res := &Result{Width: width, Height: height}
-	t0 := time.Now()
-	res.Timing.Wait = t0.Sub(start)
-	tr, err := fill(w.input.GetData())
-	if err != nil {
-		return nil, err
-	}
+	res := &Result{Width: in.tr.SrcWidth, Height: in.tr.SrcHeight}
 	t1 := time.Now()
+	res.Timing.Wait = t1.Sub(start)
+	res.Timing.Preprocess = in.preprocess
 	copy(w.outputs, w.static)
 	defer func() {
 		for i, v := range w.outputs {
@@ -287,7 +402,7 @@ func (d *Detector) detect(ctx context.Context, width, height int, p Params, fill
 			w.outputs[i] = nil
 		}
 	}()
-	if err := w.sess.run(ctx, []onnxruntime.Value{w.input}, w.outputs); err != nil {
+	if err := w.sess.run(ctx, []onnxruntime.Value{in.tensor}, w.outputs); err != nil {
 		return nil, fmt.Errorf("infer: model %s: run: %w", d.desc.Path, err)
 	}
 	t2 := time.Now()
@@ -301,8 +416,7 @@ func (d *Detector) detect(ctx context.Context, width, height int, p Params, fill
 	if err != nil {
 		return nil, fmt.Errorf("infer: model %s: decode: %w", d.desc.Path, err)
 	}
-	res.Detections = d.finish(w.cands, tr, p)
-	res.Timing.Preprocess = t1.Sub(t0)
+	res.Detections = d.finish(w.cands, in.tr, p)
 	res.Timing.Infer = t2.Sub(t1)
 	res.Timing.Postprocess = time.Since(t2)
 	return res, nil
@@ -357,7 +471,7 @@ func (d *Detector) RunTensors(ctx context.Context, inputs []RawTensor) ([]RawTen
 	for _, info := range d.desc.Inputs {
 		in, ok := byName[info.Name]
 		if !ok {
-			return nil, fmt.Errorf("infer: input %q missing (model inputs: %s)", info.Name, tensorNames(d.desc.Inputs))
+			return nil, fmt.Errorf("infer: input %q missing (model inputs: %s)", info.Name, TensorList(d.desc.Inputs))
 		}
 		delete(byName, info.Name)
 		data, ok := in.Data.([]float32)
@@ -374,7 +488,7 @@ func (d *Detector) RunTensors(ctx context.Context, inputs []RawTensor) ([]RawTen
 		values = append(values, t)
 	}
 	for name := range byName {
-		return nil, fmt.Errorf("infer: input %q is not a model input (model inputs: %s)", name, tensorNames(d.desc.Inputs))
+		return nil, fmt.Errorf("infer: input %q is not a model input (model inputs: %s)", name, TensorList(d.desc.Inputs))
 	}
 	w, err := d.acquire(ctx)
 	if err != nil {
@@ -420,7 +534,8 @@ func checkShape(info TensorInfo, shape []int64, n int) error {
 	return nil
 }
 
-func tensorNames(ts []TensorInfo) string {
+// TensorList formats tensors as "name DATATYPE[shape], ..." for messages.
+func TensorList(ts []TensorInfo) string {
 	var names []string
 	for _, t := range ts {
 		names = append(names, fmt.Sprintf("%s %s%v", t.Name, t.Datatype, t.Shape))

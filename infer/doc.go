@@ -1,8 +1,12 @@
-// Package infer runs ONNX object detectors on images: it turns an image into
-// the model's input tensor (Preprocess), runs ONNX Runtime sessions from a
-// pool (Detector), decodes the model's outputs through an adapter chosen from
-// the model's metadata or output names (gidedge exports, NanoDet, UltraFace),
-// and applies a class-aware non-maximum suppression.
+// Package infer runs ONNX object detectors on images: it decodes an encoded
+// JPEG or PNG for the model (DecodeFor: header first against a pixel limit,
+// then libjpeg-turbo or libpng through OpenCV, a JPEG at the DCT scale the
+// model's input needs), turns it into the model's input tensor in one pass
+// (Preprocess, into a pooled tensor before any session is taken), runs ONNX
+// Runtime sessions from a pool (Detector.Run), decodes the model's outputs
+// through an adapter chosen from the model's metadata or output names
+// (gidedge exports, NanoDet, UltraFace), and applies a class-aware
+// non-maximum suppression.
 //
 // Tensors are float32 NCHW with batch 1. Boxes are x1, y1, x2, y2: in
 // model-input pixels inside adapters, and in source-image pixels in every

@@ -180,16 +180,27 @@ func (p Preprocess) Apply(img image.Image, dst []float32) (Transform, error) {
 // ApplyPacked is Apply for an interleaved 8-bit image; it reads the pixels in
 // place, which is how camera frames avoid a conversion to image.Image.
 func (p Preprocess) ApplyPacked(src Packed, dst []float32) (Transform, error) {
+	return p.applyScaled(src, src.Width, src.Height, dst)
+}
+
+// applyScaled preprocesses src, which holds an srcWidth x srcHeight image
+// possibly decoded at a reduced size: the transform and the resized size
+// come from the original size, the pixels from src. Letterbox, resize,
+// normalisation and the HWC to CHW transpose happen in one pass over dst.
+func (p Preprocess) applyScaled(src Packed, srcWidth, srcHeight int, dst []float32) (Transform, error) {
 	if err := p.Validate(); err != nil {
 		return Transform{}, err
 	}
 	if err := src.validate(); err != nil {
 		return Transform{}, err
 	}
+	if srcWidth < src.Width || srcHeight < src.Height {
+		return Transform{}, fmt.Errorf("infer: preprocess: pixels are %dx%d, more than the %dx%d image they stand for", src.Width, src.Height, srcWidth, srcHeight)
+	}
 	if len(dst) != p.TensorLen() {
 		return Transform{}, fmt.Errorf("infer: preprocess: destination has %d values, want 3x%dx%d = %d", len(dst), p.Height, p.Width, p.TensorLen())
 	}
-	t := p.Plan(src.Width, src.Height)
+	t := p.Plan(srcWidth, srcHeight)
 
 	// Byte offset inside a source pixel of each model channel.
 	var off [3]int
@@ -207,19 +218,60 @@ func (p Preprocess) ApplyPacked(src Packed, dst []float32) (Transform, error) {
 	rw, rh := p.Width, p.Height
 	px, py := 0, 0
 	if p.Resize == ResizeLetter {
-		rw, rh = p.letterboxSize(src.Width, src.Height)
+		rw, rh = p.letterboxSize(srcWidth, srcHeight)
 		px, py = int(t.PadX), int(t.PadY)
-		plane := p.Width * p.Height
-		for c := range 3 {
-			fill := p.PadValue*gain[c] + bias[c]
-			d := dst[c*plane : (c+1)*plane]
-			for i := range d {
-				d[i] = fill
+		fillBorder(dst, p.Width, p.Height, px, py, rw, rh, p.PadValue, gain, bias)
+	}
+	if src.Width == rw && src.Height == rh {
+		convertPacked(src, off, gain, bias, dst, p.Width, p.Height, px, py)
+	} else {
+		resizeBilinear(src, off, gain, bias, dst, p.Width, p.Height, px, py, rw, rh)
+	}
+	return t, nil
+}
+
+// fillBorder writes the normalised pad value into every position of the
+// width x height planes outside the rw x rh window at (px, py).
+func fillBorder(dst []float32, width, height, px, py, rw, rh int, pad float32, gain, bias [3]float32) {
+	plane := width * height
+	for c := range 3 {
+		fill := pad*gain[c] + bias[c]
+		d := dst[c*plane : (c+1)*plane]
+		for y := range height {
+			row := d[y*width : (y+1)*width]
+			if y < py || y >= py+rh {
+				for i := range row {
+					row[i] = fill
+				}
+				continue
+			}
+			for i := range px {
+				row[i] = fill
+			}
+			for i := px + rw; i < width; i++ {
+				row[i] = fill
 			}
 		}
 	}
-	resizeBilinear(src, off, gain, bias, dst, p.Width, p.Height, px, py, rw, rh)
-	return t, nil
+}
+
+// convertPacked copies src, already of the window's size, into the window
+// at (px, py) of the CHW tensor dst, applying v*gain[c]+bias[c].
+func convertPacked(src Packed, off [3]int, gain, bias [3]float32, dst []float32, width, height, px, py int) {
+	plane := width * height
+	d0, d1, d2 := dst[:plane], dst[plane:2*plane], dst[2*plane:]
+	bpp := src.BytesPerPixel
+	for y := range src.Height {
+		row := src.Pix[y*src.Stride : y*src.Stride+src.Width*bpp]
+		base := (y+py)*width + px
+		o0, o1, o2 := d0[base:base+src.Width], d1[base:base+src.Width], d2[base:base+src.Width]
+		for x := range src.Width {
+			px := row[x*bpp : x*bpp+3]
+			o0[x] = float32(px[off[0]])*gain[0] + bias[0]
+			o1[x] = float32(px[off[1]])*gain[1] + bias[1]
+			o2[x] = float32(px[off[2]])*gain[2] + bias[2]
+		}
+	}
 }
 
 // resizeBilinear samples src into the rw x rh window at (px, py) of the CHW

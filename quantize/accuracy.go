@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"io"
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/evaluate"
@@ -20,12 +21,17 @@ type labelled struct {
 	images []image.Image
 }
 
-// loadLabelled loads a VOC or COCO split and decodes its images (the first
-// limit when limit > 0).
-func loadLabelled(dir, split string, limit int) (*labelled, error) {
+// loadLabelled loads a VOC or COCO split, reports what it read to log (nil:
+// nowhere) and decodes its images (the first limit when limit > 0).
+func loadLabelled(dir, split string, limit int, log io.Writer) (*labelled, error) {
 	ds, err := dataset.Load(dir, split)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: labels: %w", err)
+	}
+	if log != nil {
+		if err := ds.WriteReport(log, "quantize: "); err != nil {
+			return nil, err
+		}
 	}
 	if limit > 0 && len(ds.Images) > limit {
 		ds.Images = ds.Images[:limit]

@@ -270,7 +270,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	var labels *labelled
 	if opts.Labels != "" {
 		logf("loading labels from %s", opts.Labels)
-		if labels, err = loadLabelled(opts.Labels, opts.LabelsSplit, opts.LabelImages); err != nil {
+		if labels, err = loadLabelled(opts.Labels, opts.LabelsSplit, opts.LabelImages, opts.Log); err != nil {
 			return nil, err
 		}
 	}

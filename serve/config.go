@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/gidedge/gidedge/infer"
@@ -30,8 +31,22 @@ type Config struct {
 	MaxBodyBytes   int64         // default 10 MB
 	DrainTimeout   time.Duration // SIGTERM drain limit, default 30s
 
-	// Token, when set, is required as "Authorization: Bearer <token>" (or
-	// ?access_token= for the browser viewer) on every route but health probes.
+	// MaxPixels bounds the images /v1/detect decodes (width x height, read
+	// from the header before any pixel); 0 means infer.DefaultMaxPixels for
+	// the model's input, this machine's memory and Decoders.
+	MaxPixels int64
+	// Decoders is how many images or infer bodies are decoded at once,
+	// at most one of them large (default: the number of CPUs).
+	Decoders int
+	// MemoryLimit is the Go runtime's soft memory limit Serve sets, so
+	// memory freed after a burst goes back to the system: 0 means a quarter
+	// of the memory available (unless GOMEMLIMIT is set), -1 leaves the
+	// runtime's setting alone.
+	MemoryLimit int64
+
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every route but health probes; the viewer page and the MJPEG stream
+	// also take ?access_token= (browsers cannot set headers on <img>).
 	Token string
 
 	// Camera is a V4L2 index ("0"), a video file or an RTSP/HTTP URL; empty
@@ -69,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
+	if c.Decoders <= 0 {
+		c.Decoders = runtime.GOMAXPROCS(0)
+	}
 	if c.CameraBackoffMin <= 0 {
 		c.CameraBackoffMin = 500 * time.Millisecond
 	}
@@ -93,6 +111,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("serve: no model: set --model to an ONNX detector")
 	case c.QueueSize < 0:
 		return fmt.Errorf("serve: queue size %d, want >= 0 (or -1 for none)", c.QueueSize)
+	case c.MaxPixels < 0:
+		return fmt.Errorf("serve: max pixels %d, want > 0 (or 0 for the default)", c.MaxPixels)
+	case c.MemoryLimit < -1:
+		return fmt.Errorf("serve: memory limit %d, want > 0, 0 for the default or -1 to leave it", c.MemoryLimit)
 	}
 	return nil
 }

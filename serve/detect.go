@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -111,37 +112,77 @@ func (s *Server) readImage(c echo.Context) ([]byte, error) {
 	}
 	switch mediaType {
 	case "image/jpeg", "image/png", "application/octet-stream":
-		return io.ReadAll(req.Body)
+		return readBody(req.Body, req.ContentLength)
 	case "multipart/form-data":
 		if params["boundary"] == "" {
 			return nil, badRequest("serve: multipart/form-data without a boundary")
 		}
-		mr, err := req.MultipartReader()
-		if err != nil {
-			return nil, badRequest("serve: multipart body: %v", err)
-		}
-		for {
-			part, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				return nil, badRequest("serve: multipart field \"image\" missing")
-			}
-			if err != nil {
-				var tooBig *http.MaxBytesError
-				if errors.As(err, &tooBig) {
-					return nil, err
-				}
-				return nil, badRequest("serve: multipart body: %v", err)
-			}
-			if part.FormName() == "image" {
-				data, err := io.ReadAll(part)
-				part.Close()
-				return data, err
-			}
-			part.Close()
-		}
+		return readMultipartImage(req.Body, params["boundary"])
 	}
 	return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
 		fmt.Sprintf("serve: Content-Type %q not supported; send image/jpeg, image/png or multipart/form-data with field \"image\"", mediaType))
+}
+
+// readBody reads a whole body, sized up front when its length is known.
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, length+1) // one more byte shows a body longer than it said
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return buf[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	rest, err := io.ReadAll(r)
+	return append(buf[:n], rest...), err
+}
+
+// readMultipartImage returns the one part named "image" of a multipart
+// body. Other fields are read past; a second "image" is refused rather than
+// silently ignored.
+func readMultipartImage(body io.Reader, boundary string) ([]byte, error) {
+	mr := multipart.NewReader(body, boundary)
+	var image []byte
+	found := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			if !found {
+				return nil, badRequest("serve: multipart field \"image\" missing")
+			}
+			return image, nil
+		}
+		if err != nil {
+			return nil, multipartError(err)
+		}
+		if part.FormName() == "image" {
+			if found {
+				part.Close()
+				return nil, badRequest("serve: multipart field \"image\" appears twice; send one image per request")
+			}
+			found = true
+			if image, err = io.ReadAll(part); err != nil {
+				part.Close()
+				return nil, multipartError(err)
+			}
+		} else if _, err := io.Copy(io.Discard, part); err != nil {
+			part.Close()
+			return nil, multipartError(err)
+		}
+		part.Close()
+	}
+}
+
+// multipartError keeps a body-limit error (413) and makes the rest 400s.
+func multipartError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return err
+	}
+	return badRequest("serve: multipart body: %v", err)
 }
 
 // admitRequest takes a place in the bounded queue or refuses with 503.
@@ -156,12 +197,62 @@ func (s *Server) admitRequest() (func(), error) {
 	}
 }
 
+// decode runs work in a decode slot, waiting for one up to ctx: at most
+// Decoders images or infer bodies are decoded at once, and of those at most
+// one large one, which also runs at a lower CPU priority (runLowPriority), so
+// a few huge uploads cannot take the CPU from the normal requests and the
+// model. It returns how long it waited for the slot.
+func (s *Server) decode(ctx context.Context, large bool, work func()) (time.Duration, error) {
+	start := time.Now()
+	if large {
+		select {
+		case s.largeSlot <- struct{}{}:
+			defer func() { <-s.largeSlot }()
+		case <-ctx.Done():
+			return time.Since(start), fmt.Errorf("serve: waiting to decode: %w", ctx.Err())
+		}
+	}
+	select {
+	case s.decoders <- struct{}{}:
+		defer func() { <-s.decoders }()
+	case <-ctx.Done():
+		return time.Since(start), fmt.Errorf("serve: waiting to decode: %w", ctx.Err())
+	}
+	waited := time.Since(start)
+	if large {
+		runLowPriority(work)
+	} else {
+		work()
+	}
+	return waited, nil
+}
+
+// largeImage says whether decoding an image of this size takes the large
+// slot: more than four times the model input's pixels once decoded (JPEGs
+// at their reduced scale).
+func largeImage(info infer.ImageInfo, pre infer.Preprocess) bool {
+	r := int64(1)
+	if info.Format == "jpeg" {
+		r = int64(pre.Reduction(info.Width, info.Height))
+	}
+	decoded := ((int64(info.Width) + r - 1) / r) * ((int64(info.Height) + r - 1) / r)
+	return decoded > 4*int64(pre.Width)*int64(pre.Height)
+}
+
 func (s *Server) handleDetect(c echo.Context) error {
 	params, err := parseParams(c.QueryParams())
 	if err != nil {
 		return err
 	}
 	data, err := s.readImage(c)
+	if err != nil {
+		return err
+	}
+	m, done := s.models.acquire()
+	defer done()
+	// The header alone refuses what is too large or not an image, before
+	// the request takes a place in the queue.
+	info, err := infer.CheckImage(data, m.maxPixels)
 	if err != nil {
 		return err
 	}
@@ -173,20 +264,33 @@ func (s *Server) handleDetect(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
 	defer cancel()
 
-	start := time.Now()
-	img, err := infer.DecodeImage(data)
+	pre := m.desc.Input
+	var (
+		in     *infer.Input
+		decode time.Duration
+	)
+	slotWait, slotErr := s.decode(ctx, largeImage(info, pre), func() {
+		start := time.Now()
+		var img *infer.Image
+		if img, err = infer.DecodeFor(data, pre, m.maxPixels); err != nil {
+			return
+		}
+		decode = time.Since(start)
+		in, err = m.det.PrepareImage(img)
+		img.Close()
+	})
+	if slotErr != nil {
+		return slotErr
+	}
 	if err != nil {
 		return err
 	}
-	decode := time.Since(start)
 	s.metrics.stageSeconds.WithLabelValues("decode").Observe(decode.Seconds())
-
-	m, done := s.models.acquire()
-	defer done()
-	res, err := m.det.Detect(ctx, img, params)
+	res, err := m.det.Run(ctx, in, params)
 	if err != nil {
-		return s.inferError(err)
+		return err // deadline: 504; anything else is the server's: 500, both through handleError
 	}
+	res.Timing.Wait += slotWait
 	s.metrics.observeTiming(res.Timing)
 	t := res.Timing
 	return c.JSON(http.StatusOK, DetectResponse{
@@ -195,16 +299,4 @@ func (s *Server) handleDetect(c echo.Context) error {
 		TimingMS: TimingJSON{Decode: ms(decode), Queue: ms(t.Wait), Preprocess: ms(t.Preprocess),
 			Infer: ms(t.Infer), Postprocess: ms(t.Postprocess)},
 	})
-}
-
-// inferError maps errors of infer calls: bad parameters are the client's.
-func (s *Server) inferError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		return err
-	}
-	return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 }

@@ -1,27 +1,9 @@
 package serve
 
 import (
-	"encoding/json"
 	"net/url"
 	"testing"
 )
-
-func FuzzFlattenFloats(f *testing.F) {
-	f.Add(`[1, 2.5, -3]`)
-	f.Add(`[[1, 2], [3, [4]]]`)
-	f.Add(`[[1], "x"]`)
-	f.Fuzz(func(t *testing.T, raw string) {
-		got, err := flattenFloats(json.RawMessage(raw))
-		if err != nil {
-			return
-		}
-		// Whatever was accepted is valid JSON made only of numbers and arrays.
-		var v any
-		if json.Unmarshal([]byte(raw), &v) != nil {
-			t.Fatalf("accepted invalid JSON %q as %v", raw, got)
-		}
-	})
-}
 
 func FuzzParseParams(f *testing.F) {
 	f.Add("score_threshold=0.3&iou_threshold=0.5&max_detections=10")

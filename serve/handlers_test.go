@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,6 +36,13 @@ func TestDetectRoute(t *testing.T) {
 	fw, _ := mw.CreateFormFile("image", "person.jpg")
 	_, _ = fw.Write(jpg)
 	_ = mw.Close()
+	var twoImages bytes.Buffer
+	mw4 := multipart.NewWriter(&twoImages)
+	for range 2 {
+		fw, _ := mw4.CreateFormFile("image", "person.jpg")
+		_, _ = fw.Write(jpg)
+	}
+	_ = mw4.Close()
 	var noField bytes.Buffer
 	mw2 := multipart.NewWriter(&noField)
 	_ = mw2.WriteField("picture", "x")
@@ -99,6 +110,8 @@ func TestDetectRoute(t *testing.T) {
 		{"bad max", "/v1/detect?max_detections=0", "image/jpeg", jpg, 400, "max_detections"},
 		{"multipart without image", "/v1/detect", mw2.FormDataContentType(), noField.Bytes(), 400, `field "image" missing`},
 		{"multipart without boundary", "/v1/detect", "multipart/form-data", form.Bytes(), 400, "boundary"},
+		{"multipart with two images", "/v1/detect", mw4.FormDataContentType(), twoImages.Bytes(), 400, `field "image" appears twice`},
+		{"image above the pixel limit", "/v1/detect", "image/png", hugePNG(t), 413, "limit is 26.2 megapixels"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +148,43 @@ func TestDetectRoute(t *testing.T) {
 	})
 }
 
+// hugePNG is a small file whose header says 8192x8192 (a PNG of one flat
+// colour compresses to little): the limit must refuse it from the header.
+func hugePNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, 8192, 8192))
+	var b bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestReloadFailureIsA500WithTheReason(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	data, err := os.ReadFile(ultrafacePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(model, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, Config{ModelPath: model, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+	if err := os.WriteFile(model, []byte("not onnx"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg := errorBody(t, do(t, s, http.MethodPost, "/v2/repository/models/m/load", "", nil), 500)
+	if !strings.Contains(msg, "serve: reload model") || !strings.Contains(msg, model) {
+		t.Fatalf("500 without the reason: %q", msg)
+	}
+	// The old model still serves.
+	if rec := do(t, s, http.MethodGet, "/v2/models/m/ready", "", nil); rec.Code != 200 {
+		t.Fatalf("after a failed reload: %d", rec.Code)
+	}
+}
+
 func TestTimeoutGives504(t *testing.T) {
 	s := newTestServer(t, Config{RequestTimeout: 1}) // 1ns: expired before the run
 	defer s.Close()
@@ -159,9 +209,28 @@ func TestBearerToken(t *testing.T) {
 	if rec := do(t, s, http.MethodPost, "/v1/detect", "image/jpeg", jpg, "Authorization", "Bearer s3cret"); rec.Code != 200 {
 		t.Fatalf("right token: %d %s", rec.Code, rec.Body)
 	}
-	if rec := do(t, s, http.MethodGet, "/?access_token=s3cret", "", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), "access_token=s3cret") {
+	// The scheme is case-insensitive (RFC 9110 section 11.1).
+	for _, scheme := range []string{"bearer", "BEARER", "Bearer "} {
+		if rec := do(t, s, http.MethodPost, "/v1/detect", "image/jpeg", jpg, "Authorization", scheme+" s3cret"); rec.Code != 200 {
+			t.Fatalf("scheme %q: %d %s", scheme, rec.Code, rec.Body)
+		}
+	}
+	errorBody(t, do(t, s, http.MethodPost, "/v1/detect", "image/jpeg", jpg, "Authorization", "Basic s3cret"), 401)
+	if rec := do(t, s, http.MethodGet, "/?access_token=s3cret", "", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"s3cret"`) {
 		t.Fatalf("viewer with query token: %d", rec.Code)
 	}
+	// The stream takes the query token too (no camera here: 404 once past auth).
+	errorBody(t, do(t, s, http.MethodGet, "/v1/stream.mjpeg?access_token=s3cret", "", nil), 404)
+	errorBody(t, do(t, s, http.MethodGet, "/v1/stream.mjpeg?access_token=wrong", "", nil), 401)
+	// Other routes refuse it, and no route takes it beside a header.
+	if msg := errorBody(t, do(t, s, http.MethodPost, "/v1/detect?access_token=s3cret", "image/jpeg", jpg), 401); !strings.Contains(msg, "only by the viewer") {
+		t.Fatal(msg)
+	}
+	errorBody(t, do(t, s, http.MethodGet, "/v1/camera?access_token=s3cret", "", nil), 401)
+	if msg := errorBody(t, do(t, s, http.MethodGet, "/?access_token=s3cret", "", nil, "Authorization", "Basic x"), 400); !strings.Contains(msg, "both") {
+		t.Fatal(msg)
+	}
+	errorBody(t, do(t, s, http.MethodGet, "/?access_token=s3cret", "", nil, "Authorization", "Bearer s3cret"), 400)
 	for _, probe := range []string{"/healthz", "/v2/health/live", "/v2/health/ready"} {
 		if rec := do(t, s, http.MethodGet, probe, "", nil); rec.Code != 200 {
 			t.Fatalf("%s without token: %d", probe, rec.Code)
@@ -227,13 +296,16 @@ func TestKServeRoutes(t *testing.T) {
 		code             int
 		want             string
 	}{
-		{"not json", "/v2/models/ultraface_rfb_320/infer", "{", 400, "infer request JSON"},
+		{"not json", "/v2/models/ultraface_rfb_320/infer", "{", 400, "invalid JSON at byte 1"},
 		{"unknown field", "/v2/models/ultraface_rfb_320/infer", `{"inputz":[]}`, 400, "unknown field"},
 		{"no inputs", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[]}`, 400, "no inputs"},
 		{"wrong datatype", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[{"name":"input","shape":[1],"datatype":"INT8","data":[1]}]}`, 400, `datatype "INT8"`},
-		{"wrong shape", "/v2/models/ultraface_rfb_320/infer", nested, 400, "has shape [1 1]"},
-		{"bad data", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[{"name":"input","shape":[1],"datatype":"FP32","data":["a"]}]}`, 400, "want numbers"},
-		{"wrong name", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, 400, `input "input" missing`},
+		{"wrong shape", "/v2/models/ultraface_rfb_320/infer", nested, 400, `shape [1 1], the model input "input" is [1 3 240 320]`},
+		{"bad data", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[{"name":"input","shape":[1,1,1,1],"datatype":"FP32","data":["a"]}]}`, 400, "shape [1 1 1 1]"},
+		{"string value", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[{"data":["a"]}]}`, 400, "want a number"},
+		{"extra value", "/v2/models/ultraface_rfb_320/infer", strings.Replace(string(body), `"data":[0,`, `"data":[0,0,`, 1), 400, "more than the 230400 values"},
+		{"beyond float32", "/v2/models/ultraface_rfb_320/infer", strings.Replace(string(body), `"data":[0,`, `"data":[1e39,`, 1), 400, "beyond the float32 range"},
+		{"wrong name", "/v2/models/ultraface_rfb_320/infer", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, 400, `not a model input (model inputs: input FP32[1 3 240 320])`},
 		{"unknown model", "/v2/models/yolo/infer", `{"inputs":[]}`, 404, `model "yolo" not found`},
 		{"unknown output", "/v2/models/ultraface_rfb_320/infer", strings.Replace(string(body), `"name":"scores"`, `"name":"logits"`, 1), 400, `output "logits"`},
 	}
@@ -244,6 +316,28 @@ func TestKServeRoutes(t *testing.T) {
 				t.Fatalf("error %q, want %q", msg, tc.want)
 			}
 		})
+	}
+
+	// The same tensor nested as its shape [1,3,240,320] gives the same
+	// outputs, bit for bit, as the flat request.
+	grey := make([]float32, 3*240*320)
+	for i := range grey {
+		grey[i] = float32(i%251) / 251
+	}
+	flatReq, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "input", "shape": []int{1, 3, 240, 320}, "datatype": "FP32", "data": grey}}})
+	rows := make([][][][]float32, 1)
+	rows[0] = make([][][]float32, 3)
+	for c := range 3 {
+		rows[0][c] = make([][]float32, 240)
+		for y := range 240 {
+			rows[0][c][y] = grey[(c*240+y)*320 : (c*240+y+1)*320]
+		}
+	}
+	nestedReq, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "input", "shape": []int{1, 3, 240, 320}, "datatype": "FP32", "data": rows}}})
+	flatRec := do(t, s, http.MethodPost, "/v2/models/ultraface_rfb_320/infer", "application/json", flatReq)
+	nestedRec := do(t, s, http.MethodPost, "/v2/models/ultraface_rfb_320/infer", "application/json", nestedReq)
+	if flatRec.Code != 200 || nestedRec.Code != 200 || flatRec.Body.String() != nestedRec.Body.String() {
+		t.Fatalf("flat %d and nested %d requests differ: %.200s / %.200s", flatRec.Code, nestedRec.Code, flatRec.Body, nestedRec.Body)
 	}
 
 	rec = do(t, s, http.MethodPost, "/v2/repository/models/ultraface_rfb_320/load", "", nil)
@@ -274,6 +368,8 @@ func TestMetricsAndPages(t *testing.T) {
 		`gidedge_http_in_flight_requests 1`, // the /metrics request itself
 		`gidedge_model_info{adapter="nanodet",model="nanodet_m_320",provider="cpu",sessions="1"} 1`,
 		`process_resident_memory_bytes`,
+		`go_memstats_heap_inuse_bytes`,
+		`gidedge_memory_limit_bytes`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -1,12 +1,10 @@
 package serve
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -29,24 +27,6 @@ type modelMetadata struct {
 	Platform string             `json:"platform"`
 	Inputs   []infer.TensorInfo `json:"inputs"`
 	Outputs  []infer.TensorInfo `json:"outputs"`
-}
-
-// InferTensor is a tensor in a KServe v2 infer request or response; Data is
-// row-major, flat or nested.
-type InferTensor struct {
-	Name     string          `json:"name"`
-	Shape    []int64         `json:"shape"`
-	Datatype string          `json:"datatype"`
-	Data     json.RawMessage `json:"data"`
-}
-
-// InferRequest is the body of POST /v2/models/{name}/infer.
-type InferRequest struct {
-	ID      string        `json:"id,omitempty"`
-	Inputs  []InferTensor `json:"inputs"`
-	Outputs []struct {
-		Name string `json:"name"`
-	} `json:"outputs,omitempty"`
 }
 
 type inferOutput struct {
@@ -106,39 +86,20 @@ func (s *Server) handleModelReady(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"name": desc.Name, "ready": true})
 }
 
+// handleInfer runs the model on caller-supplied tensors. The body is parsed
+// only after the request is admitted, under its deadline and a decode slot,
+// and streamed into tensors of the declared shapes: a large or slow body
+// costs its own place in the queue, a bounded amount of memory and at most
+// --timeout.
 func (s *Server) handleInfer(c echo.Context) error {
 	if _, err := s.modelNamed(c.Param("name")); err != nil {
 		return err
 	}
 	req := c.Request()
-	if req.ContentLength > s.cfg.MaxBodyBytes {
-		return &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
+	limit := s.cfg.MaxBodyBytes
+	if req.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		return err
-	}
-	var in InferRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return badRequest("serve: infer request JSON: %v", err)
-	}
-	if len(in.Inputs) == 0 {
-		return badRequest("serve: infer request has no inputs")
-	}
-	tensors := make([]infer.RawTensor, len(in.Inputs))
-	for i, t := range in.Inputs {
-		if t.Datatype != "FP32" {
-			return badRequest("serve: input %q datatype %q, want FP32", t.Name, t.Datatype)
-		}
-		data, err := flattenFloats(t.Data)
-		if err != nil {
-			return badRequest("serve: input %q data: %v", t.Name, err)
-		}
-		tensors[i] = infer.RawTensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape, Data: data}
-	}
-
 	release, err := s.admitRequest()
 	if err != nil {
 		return err
@@ -146,10 +107,34 @@ func (s *Server) handleInfer(c echo.Context) error {
 	defer release()
 	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
 	defer cancel()
+	// A client that sends slower than the deadline is cut off there, not
+	// at the server's read timeout.
+	deadline, _ := ctx.Deadline()
+	_ = http.NewResponseController(c.Response()).SetReadDeadline(deadline)
+
+	body := http.MaxBytesReader(c.Response(), req.Body, limit)
 	m, done := s.models.acquire()
 	defer done()
-	start := time.Now()
-	outs, err := m.det.RunTensors(ctx, tensors)
+	var (
+		in     *inferRequest
+		decode time.Duration
+	)
+	large := req.ContentLength < 0 || req.ContentLength > largeBody
+	slotWait, slotErr := s.decode(ctx, large, func() {
+		start := time.Now()
+		in, err = decodeInferRequest(ctx, body, m.desc.Inputs, int(limit/2))
+		decode = time.Since(start)
+	})
+	if slotErr != nil {
+		return slotErr
+	}
+	if err != nil {
+		return s.requestError(ctx, err)
+	}
+	s.metrics.stageSeconds.WithLabelValues("decode").Observe(decode.Seconds())
+
+	runStart := time.Now()
+	outs, err := m.det.RunTensors(ctx, in.Inputs)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return err
@@ -158,11 +143,12 @@ func (s *Server) handleInfer(c echo.Context) error {
 		// remains is a request the model cannot take.
 		return badRequest("%v", err)
 	}
-	s.metrics.stageSeconds.WithLabelValues("infer").Observe(time.Since(start).Seconds())
+	s.metrics.stageSeconds.WithLabelValues("queue").Observe(slotWait.Seconds())
+	s.metrics.stageSeconds.WithLabelValues("infer").Observe(time.Since(runStart).Seconds())
 
 	want := map[string]bool{}
-	for _, o := range in.Outputs {
-		want[o.Name] = true
+	for _, name := range in.Outputs {
+		want[name] = true
 	}
 	resp := inferResponse{ModelName: m.desc.Name, ModelVersion: "1", ID: in.ID}
 	for _, o := range outs {
@@ -178,36 +164,24 @@ func (s *Server) handleInfer(c echo.Context) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
-// flattenFloats decodes a flat or nested JSON array of numbers.
-func flattenFloats(raw json.RawMessage) ([]float32, error) {
-	var flat []float32
-	if err := json.Unmarshal(raw, &flat); err == nil {
-		return flat, nil
+// largeBody is the infer body size above which decoding takes the large
+// slot (a 320x320 image tensor in JSON is about 2 MB).
+const largeBody = 1 << 20
+
+// requestError sorts an infer body error: the deadline (504), the body
+// limit (413), a failed read (the connection's), or a bad request (400).
+func (s *Server) requestError(ctx context.Context, err error) error {
+	var tooBig *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("serve: reading the infer request: %w", ctx.Err())
+	case errors.As(err, &tooBig):
+		return err
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("serve: reading the infer request: %w", context.DeadlineExceeded)
 	}
-	var nested any
-	if err := json.Unmarshal(raw, &nested); err != nil {
-		return nil, err
-	}
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch x := v.(type) {
-		case float64:
-			flat = append(flat, float32(x))
-		case []any:
-			for _, e := range x {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-		default:
-			return fmt.Errorf("want numbers or arrays of numbers, found %T", v)
-		}
-		return nil
-	}
-	if err := walk(nested); err != nil {
-		return nil, err
-	}
-	return flat, nil
+	return badRequest("serve: infer request: %v", err)
 }
 
 // handleLoad reloads the served model from its file (KServe repository
@@ -218,7 +192,7 @@ func (s *Server) handleLoad(c echo.Context) error {
 	}
 	desc, err := s.Reload()
 	if err != nil {
-		return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+		return err // 500 through handleError, with the reason
 	}
 	return c.JSON(http.StatusOK, map[string]any{"name": desc.Name, "loaded": true, "adapter": desc.Adapter})
 }

@@ -1,7 +1,10 @@
 package serve
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -209,5 +212,128 @@ func TestLiveHotReloadUnderTraffic(t *testing.T) {
 	wg.Wait()
 	if failed.Load() > 0 || sent.Load() < 6 {
 		t.Fatalf("%d of %d requests failed across reloads", failed.Load(), sent.Load())
+	}
+}
+
+// TestLiveDrainWithKeepAliveClients stops the server (as SIGTERM does)
+// while keep-alive clients send requests back to back and others sit idle
+// on open connections. The busy clients speak HTTP/1.1 on a raw connection
+// as simple clients do, with no background check that the server closed it:
+// a drain that closed connections between their requests would cut them.
+// Every request the server read must be answered with 200; the only failure
+// a client may see is a refused connection once the port is closed.
+func TestLiveDrainWithKeepAliveClients(t *testing.T) {
+	jpg := personJPEG(t)
+	rounds := 3
+	if testing.Short() {
+		rounds = 1
+	}
+	for round := range rounds {
+		s := newTestServer(t, Config{Sessions: 1, QueueSize: 12})
+		l := startLive(t, s, context.Background())
+		addr := strings.TrimPrefix(l.url, "http://")
+		var (
+			wg         sync.WaitGroup
+			answered   atomic.Int32
+			refused    atomic.Int32
+			stopping   = make(chan struct{})
+			mu         sync.Mutex
+			unexpected []string
+		)
+		fail := func(format string, args ...any) {
+			mu.Lock()
+			unexpected = append(unexpected, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		}
+		request := fmt.Sprintf("POST /v1/detect HTTP/1.1\r\nHost: %s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s", addr, len(jpg), jpg)
+		busy := func(id int) {
+			var conn net.Conn
+			var br *bufio.Reader
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
+			for i := 0; i < 400; i++ {
+				if conn == nil {
+					c, err := net.Dial("tcp", addr)
+					if errors.Is(err, syscall.ECONNREFUSED) {
+						refused.Add(1)
+						return
+					}
+					if err != nil {
+						fail("client %d dial: %v", id, err)
+						return
+					}
+					conn, br = c, bufio.NewReader(c)
+				}
+				if _, err := io.WriteString(conn, request); err != nil {
+					fail("client %d request %d: write: %v", id, i, err)
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					fail("client %d request %d: read: %v", id, i, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					fail("client %d request %d: status %d", id, i, resp.StatusCode)
+				}
+				answered.Add(1)
+				if resp.Close { // the server asked: reconnect
+					conn.Close()
+					conn = nil
+				}
+				// The client's own work between requests: the connection
+				// sits idle for a moment.
+				time.Sleep(time.Duration(i%4) * time.Millisecond)
+			}
+		}
+		idle := func(id int) {
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+			for i := 0; i < 400; i++ {
+				resp, err := c.Post(l.url+"/v1/detect", "image/jpeg", bytes.NewReader(jpg))
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					refused.Add(1)
+					return
+				}
+				if err != nil {
+					fail("idle client %d request %d: %v", id, i, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				answered.Add(1)
+				select {
+				case <-stopping:
+					time.Sleep(2 * drainIdleGrace) // idle across the drain
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+		for id := range 8 {
+			wg.Go(func() { busy(id) })
+		}
+		for id := range 2 {
+			wg.Go(func() { idle(id) })
+		}
+		eventually(t, 20*time.Second, "traffic", func() (bool, error) { return answered.Load() >= 12, nil })
+		close(stopping)
+		l.stop()
+		wg.Wait()
+		if err := <-l.done; err != nil {
+			t.Fatalf("round %d: Serve returned %v", round, err)
+		}
+		l.done <- nil // for the cleanup
+		if len(unexpected) > 0 {
+			t.Fatalf("round %d: %d answered, %d refused, and clients saw %v", round, answered.Load(), refused.Load(), unexpected)
+		}
+		if refused.Load() != 10 {
+			t.Fatalf("round %d: %d of 10 clients ended on a refused connection", round, refused.Load())
+		}
 	}
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	modelInfo      *prometheus.GaugeVec   // model, adapter, provider, sessions
 	reloads        *prometheus.CounterVec // result: ok, error
 	streamClients  prometheus.Gauge
+	memoryLimit    prometheus.Gauge
 
 	cameraUp         prometheus.Gauge
 	cameraFrames     *prometheus.CounterVec // result: read, processed, dropped
@@ -56,6 +57,9 @@ func newMetrics() *metrics {
 		streamClients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gidedge_stream_clients", Help: "Open MJPEG stream connections.",
 		}),
+		memoryLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gidedge_memory_limit_bytes", Help: "The Go runtime's soft memory limit (compare process_resident_memory_bytes and go_memstats_heap_inuse_bytes).",
+		}),
 		cameraUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gidedge_camera_up", Help: "1 when the camera delivers frames, else 0.",
 		}),
@@ -67,7 +71,7 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.requests, m.requestSeconds, m.stageSeconds, m.inFlight, m.rejected, m.modelInfo,
-		m.reloads, m.streamClients, m.cameraUp, m.cameraFrames, m.cameraReconnects,
+		m.reloads, m.streamClients, m.memoryLimit, m.cameraUp, m.cameraFrames, m.cameraReconnects,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -11,17 +11,19 @@ import (
 // modelHandle is one loaded detector; refs counts the requests using it so
 // a reload closes it only after the last of them finishes.
 type modelHandle struct {
-	det      *infer.Detector
-	desc     infer.Description
-	loadedAt time.Time
-	refs     sync.WaitGroup
+	det       *infer.Detector
+	desc      infer.Description
+	maxPixels int64 // image size limit for this model's input
+	loadedAt  time.Time
+	refs      sync.WaitGroup
 }
 
 // modelHolder swaps detectors atomically: a request takes the current handle
 // (and a reference) under a read lock, a reload replaces it under the write
 // lock, so no request ever sees a closed detector.
 type modelHolder struct {
-	open func() (*infer.Detector, error)
+	open      func() (*infer.Detector, error)
+	maxPixels func(infer.Preprocess) int64
 
 	mu  sync.RWMutex
 	cur *modelHandle
@@ -30,12 +32,19 @@ type modelHolder struct {
 	retiring sync.WaitGroup // old handles still draining
 }
 
-func newModelHolder(open func() (*infer.Detector, error)) (*modelHolder, error) {
+func newModelHolder(open func() (*infer.Detector, error), maxPixels func(infer.Preprocess) int64) (*modelHolder, error) {
+	h := &modelHolder{open: open, maxPixels: maxPixels}
 	det, err := open()
 	if err != nil {
 		return nil, err
 	}
-	return &modelHolder{open: open, cur: &modelHandle{det: det, desc: det.Describe(), loadedAt: time.Now()}}, nil
+	h.cur = h.handle(det)
+	return h, nil
+}
+
+func (h *modelHolder) handle(det *infer.Detector) *modelHandle {
+	desc := det.Describe()
+	return &modelHandle{det: det, desc: desc, maxPixels: h.maxPixels(desc.Input), loadedAt: time.Now()}
 }
 
 // acquire returns the current model and the function that releases it.
@@ -63,7 +72,7 @@ func (h *modelHolder) reload() (infer.Description, error) {
 	if err != nil {
 		return infer.Description{}, fmt.Errorf("serve: reload model: %w", err)
 	}
-	next := &modelHandle{det: det, desc: det.Describe(), loadedAt: time.Now()}
+	next := h.handle(det)
 	h.mu.Lock()
 	old := h.cur
 	h.cur = next

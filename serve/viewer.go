@@ -21,6 +21,7 @@ type viewerData struct {
 	CameraState              string
 	StreamURL                string
 	LatestURL, CameraURL     string
+	Token                    string // for the script's Authorization header
 	HasFrame                 bool
 	Frame                    uint64
 	Detections               []DetectionJSON
@@ -31,15 +32,17 @@ type viewerData struct {
 func (s *Server) handleViewer(c echo.Context) error {
 	desc, _ := s.models.describe()
 	d := viewerData{Model: desc.Name, Adapter: desc.Adapter, Provider: desc.Provider, CameraState: "none"}
-	// The page's own requests carry the token the page was opened with,
-	// since <img> and fetch from a bookmark cannot set Authorization.
+	// The page's own requests carry the token it was opened with: the
+	// stream's <img> in the query (it cannot set headers), the script's
+	// fetches in an Authorization header, as every other route wants.
 	suffix := ""
 	if tok := c.QueryParam("access_token"); tok != "" && s.cfg.Token != "" {
 		suffix = "?access_token=" + url.QueryEscape(tok)
+		d.Token = tok
 	}
 	d.StreamURL = "/v1/stream.mjpeg" + suffix
-	d.LatestURL = "/v1/detections/latest" + suffix
-	d.CameraURL = "/v1/camera" + suffix
+	d.LatestURL = "/v1/detections/latest"
+	d.CameraURL = "/v1/camera"
 	if s.camera != nil {
 		d.HasCamera = true
 		st := s.camera.snapshot()

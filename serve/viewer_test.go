@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,8 +48,14 @@ func TestViewerInChromium(t *testing.T) {
 	s := newTestServer(t, Config{Camera: video, Token: "viewer-token"})
 	l := startLive(t, s, context.Background())
 	eventually(t, 15*time.Second, "first camera detections", func() (bool, error) {
-		code, _, err := get(l.url + "/v1/detections/latest?access_token=viewer-token")
-		return code == 200, err
+		req, _ := http.NewRequest(http.MethodGet, l.url+"/v1/detections/latest", nil)
+		req.Header.Set("Authorization", "Bearer viewer-token")
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, nil
 	})
 
 	dom := chromium(t, l.url+"/?access_token=viewer-token", "--dump-dom")

@@ -36,7 +36,9 @@ type Record struct {
 	Epoch int       `json:"epoch"` // 1-based epoch the record belongs to
 	// Step is the global step count when the record was made.
 	Step int `json:"step"`
-	// Training records.
+	// Training records. Steps is how many steps the record averages:
+	// LogEvery, fewer at the end of an epoch or right after a resume.
+	Steps        int                `json:"steps,omitempty"`
 	LR           float64            `json:"lr,omitempty"`
 	Loss         float64            `json:"loss,omitempty"`
 	Parts        map[string]float64 `json:"parts,omitempty"`
@@ -115,7 +117,7 @@ func truncateRecords(path string, step int) error {
 		}
 		buf.Write(append(line, '\n'))
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // PlotMetrics draws a run's metrics.jsonl to a PNG: the loss and its parts
@@ -206,15 +208,7 @@ func PlotMetrics(jsonlPath, pngPath, title string) error {
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return fmt.Errorf("train: plot %s: %w", pngPath, err)
 	}
-	return writeFileAtomic(pngPath, buf.Bytes())
-}
-
-// writeFileAtomic writes data so readers see the old file or the whole new one.
-func writeFileAtomic(path string, data []byte) error {
-	if err := atomicfile.WriteFile(path, data); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(pngPath, buf.Bytes())
 }
 
 // writeJSONAtomic writes v as indented JSON.
@@ -223,5 +217,5 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("train: encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'))
 }

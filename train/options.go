@@ -94,31 +94,36 @@ type StepContext struct {
 // HParams are the resolved settings of a run, saved in hparams.json and in
 // every last.safetensors.
 type HParams struct {
-	Model         string  `json:"model"`
-	Data          string  `json:"data"`
-	TrainSplit    string  `json:"train_split"`
-	ValSplit      string  `json:"val_split"`
-	Epochs        int     `json:"epochs"`
-	Batch         int     `json:"batch"`
-	LR            float64 `json:"lr"`
-	ImgSize       int     `json:"img_size"`
-	Seed          uint64  `json:"seed"`
-	Optimizer     string  `json:"optimizer"`
-	Momentum      float64 `json:"momentum"`
-	WeightDecay   float64 `json:"weight_decay"`
-	Schedule      string  `json:"schedule"`
-	WarmupSteps   int     `json:"warmup_steps"`
-	WarmupFactor  float64 `json:"warmup_factor"`
-	GradClip      float64 `json:"grad_clip"`
-	Augment       bool    `json:"augment"`
-	EvalEvery     int     `json:"eval_every"`
-	Workers       int     `json:"workers"`
-	TrainImages   int     `json:"train_images"`
-	ValImages     int     `json:"val_images"`
-	StepsPerEpoch int     `json:"steps_per_epoch"`
-	TotalSteps    int     `json:"total_steps"`
-	Params        int     `json:"params"`
-	GFLOPs        float64 `json:"gflops"`
+	Model        string  `json:"model"`
+	Data         string  `json:"data"`
+	TrainSplit   string  `json:"train_split"`
+	ValSplit     string  `json:"val_split"`
+	Epochs       int     `json:"epochs"`
+	Batch        int     `json:"batch"`
+	LR           float64 `json:"lr"`
+	ImgSize      int     `json:"img_size"`
+	Seed         uint64  `json:"seed"`
+	Optimizer    string  `json:"optimizer"`
+	Momentum     float64 `json:"momentum"`
+	WeightDecay  float64 `json:"weight_decay"`
+	Schedule     string  `json:"schedule"`
+	WarmupSteps  int     `json:"warmup_steps"`
+	WarmupFactor float64 `json:"warmup_factor"`
+	GradClip     float64 `json:"grad_clip"`
+	Augment      bool    `json:"augment"`
+	EvalEvery    int     `json:"eval_every"`
+	Workers      int     `json:"workers"`
+	// LogEvery and CheckpointEvery are kept so a resumed run writes its
+	// rows and checkpoints where the first leg did; they may be changed on
+	// resume, as they do not touch the weights.
+	LogEvery        int     `json:"log_every"`
+	CheckpointEvery int     `json:"checkpoint_every"`
+	TrainImages     int     `json:"train_images"`
+	ValImages       int     `json:"val_images"`
+	StepsPerEpoch   int     `json:"steps_per_epoch"`
+	TotalSteps      int     `json:"total_steps"`
+	Params          int     `json:"params"`
+	GFLOPs          float64 `json:"gflops"`
 }
 
 // resolve fills defaults from the config into cfg.Train and cfg.Input and
@@ -154,7 +159,7 @@ func resolve(opts *Options, cfg *models.Config) HParams {
 		Epochs: t.Epochs, Batch: t.Batch, LR: t.LR, ImgSize: cfg.Input.Size, Seed: opts.Seed,
 		Optimizer: t.Optimizer, Momentum: t.Momentum, WeightDecay: t.WeightDecay, Schedule: t.Schedule,
 		WarmupSteps: t.WarmupSteps, WarmupFactor: t.WarmupFactor, GradClip: t.GradClip, Augment: t.Augment,
-		EvalEvery: opts.EvalEvery, Workers: opts.Workers,
+		EvalEvery: opts.EvalEvery, Workers: opts.Workers, LogEvery: opts.LogEvery, CheckpointEvery: opts.CheckpointEvery,
 	}
 }
 

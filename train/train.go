@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,36 +93,24 @@ func (r *Result) summary() Summary {
 	}
 }
 
-// state is the progress saved in last.safetensors.
-type state struct {
-	Epoch        int     `json:"epoch"` // epoch to continue, 0-based
-	Step         int     `json:"step"`  // next step within Epoch
-	GlobalStep   int     `json:"global_step"`
-	BestAP       float64 `json:"best_ap"`
-	BestEpoch    int     `json:"best_epoch"`
-	TrainSeconds float64 `json:"train_seconds"`
-	WaitSeconds  float64 `json:"wait_seconds"`
-	Images       int64   `json:"images"`
-	// EvalPending marks an epoch whose evaluation was interrupted; a
-	// resumed run evaluates it before training on.
-	EvalPending bool `json:"eval_pending,omitempty"`
-}
-
 // run is one training run in progress.
 type run struct {
-	opts    Options
-	hp      HParams
-	model   *models.Detector
-	extra   nn.Module
-	params  []nn.Named
-	opt     optim.Optimizer
-	sched   optim.Schedule
-	loader  *dataset.Loader
-	val     *dataset.Dataset
-	st      state
-	last    *evaluate.Metrics
-	bar     *progressbar.ProgressBar
-	logLine io.Writer
+	opts   Options
+	hp     HParams
+	model  *models.Detector
+	extra  nn.Module
+	params []nn.Named
+	opt    optim.Optimizer
+	sched  optim.Schedule
+	loader *dataset.Loader
+	val    *dataset.Dataset
+	st     state
+	// haveBest is set once best.safetensors holds a model of this run (or,
+	// resuming, of the run before); st.BestAP is then its AP.
+	haveBest bool
+	last     *evaluate.Metrics
+	bar      *progressbar.ProgressBar
+	logLine  io.Writer
 }
 
 // Run trains a detector as Options say and returns a summary. On context
@@ -168,6 +157,7 @@ func (r *run) fresh() error {
 	if err != nil {
 		return fmt.Errorf("train: training split %q: %w", r.opts.TrainSplit, err)
 	}
+	_ = train.WriteReport(r.logLine, "train: ")
 	names := train.ClassNames()
 	switch {
 	case cfg.NumClasses == 0:
@@ -217,7 +207,7 @@ func (r *run) restore() (map[string]*engine.Tensor, error) {
 	}
 	d, meta, rest, err := models.LoadCheckpoint(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrResume, err)
+		return nil, fmt.Errorf("%w: %w", ErrResume, err)
 	}
 	if err := json.Unmarshal([]byte(meta[MetaHParams]), &r.hp); err != nil {
 		return nil, fmt.Errorf("%w: %s: metadata %q: %v", ErrResume, path, MetaHParams, err)
@@ -227,6 +217,9 @@ func (r *run) restore() (map[string]*engine.Tensor, error) {
 	}
 	if err := checkResumeOptions(r.opts, r.hp); err != nil {
 		return nil, err
+	}
+	if err := checkHParams(r.hp, d.Config); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if r.opts.Model != nil {
 		// Keep the caller's detector object (a distiller holds it) but give
@@ -247,12 +240,17 @@ func (r *run) restore() (map[string]*engine.Tensor, error) {
 		r.opts.Workers = r.hp.Workers
 	}
 	if r.opts.LogEvery <= 0 {
-		r.opts.LogEvery = 10
+		r.opts.LogEvery = cmp.Or(r.hp.LogEvery, 10)
 	}
+	if r.opts.CheckpointEvery <= 0 {
+		r.opts.CheckpointEvery = r.hp.CheckpointEvery
+	}
+	r.hp.LogEvery, r.hp.CheckpointEvery = r.opts.LogEvery, r.opts.CheckpointEvery
 	train, err := dataset.Load(data, r.hp.TrainSplit)
 	if err != nil {
 		return nil, fmt.Errorf("train: training split %q: %w", r.hp.TrainSplit, err)
 	}
+	_ = train.WriteReport(r.logLine, "train: ")
 	if err := CheckClasses(d, train); err != nil {
 		return nil, err
 	}
@@ -262,11 +260,35 @@ func (r *run) restore() (map[string]*engine.Tensor, error) {
 	if err := r.loadData(train); err != nil {
 		return nil, err
 	}
+	if err := r.st.validate(r.hp); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := r.restoreBest(); err != nil {
+		return nil, err
+	}
 	// Records of steps after the checkpoint will be made again.
 	if err := truncateRecords(filepath.Join(r.opts.Out, MetricsFile), r.st.GlobalStep); err != nil {
 		return nil, err
 	}
 	return rest, nil
+}
+
+// restoreBest makes the resumed run compare its evaluations against the
+// model best.safetensors holds, whatever the training state says.
+func (r *run) restoreBest() error {
+	ap, epoch, ok, err := storedBest(r.opts.Out)
+	if err != nil || !ok {
+		return err
+	}
+	if r.st.BestEpoch != epoch || math.Abs(r.st.BestAP-ap) > 1e-12 {
+		fmt.Fprintf(r.logLine, "train: warning: %s says best AP %.4f at epoch %d, %s holds AP %.4f (epoch %d); comparing new evaluations against %s\n",
+			LastFile, r.st.BestAP, r.st.BestEpoch, BestFile, ap, epoch, BestFile)
+	}
+	r.st.BestAP, r.haveBest = ap, true
+	if epoch > 0 {
+		r.st.BestEpoch = epoch
+	}
+	return nil
 }
 
 func copyState(dst, src nn.Module) error {
@@ -293,6 +315,9 @@ func copyState(dst, src nn.Module) error {
 // loadData builds the training loader and loads the validation split.
 func (r *run) loadData(train *dataset.Dataset) error {
 	cfg := r.model.Config
+	if len(train.Images) == 0 {
+		return fmt.Errorf("train: training split %q of %s has no images; check the split's list (ImageSets/Main/%s.txt or annotations/instances_%s.json)", r.hp.TrainSplit, r.opts.Data, r.hp.TrainSplit, r.hp.TrainSplit)
+	}
 	if len(train.Images) < r.hp.Batch {
 		return fmt.Errorf("train: training split %q of %s has %d images, fewer than the batch size %d: lower --batch", r.hp.TrainSplit, r.opts.Data, len(train.Images), r.hp.Batch)
 	}
@@ -312,6 +337,7 @@ func (r *run) loadData(train *dataset.Dataset) error {
 		if r.val, err = dataset.Load(r.opts.Data, r.hp.ValSplit); err != nil {
 			return fmt.Errorf("train: validation split %q (use --val-split %s to train without evaluation): %w", r.hp.ValSplit, NoEval, err)
 		}
+		_ = r.val.WriteReport(r.logLine, "train: ")
 		if err := CheckClasses(r.model, r.val); err != nil {
 			return err
 		}
@@ -447,7 +473,7 @@ func (w *window) record(epoch, step int, lr float32) Record {
 		parts[k] = v / n
 	}
 	return Record{
-		Type: RecordTrain, Time: time.Now().UTC(), Epoch: epoch, Step: step, LR: float64(lr),
+		Type: RecordTrain, Time: time.Now().UTC(), Epoch: epoch, Step: step, Steps: w.n, LR: float64(lr),
 		Loss: w.loss / n, Parts: parts,
 		StepMS: w.step.Seconds() * 1000 / n, WaitMS: w.wait.Seconds() * 1000 / n,
 		ImagesPerSec: float64(w.images) / w.step.Seconds(),
@@ -546,7 +572,10 @@ func (r *run) epoch(ctx context.Context) (stopped bool, err error) {
 			r.bar.Describe(describe(r.st.Epoch+1, hp.Epochs, loss, parts, lr, b.Wait))
 			_ = r.bar.Add(1)
 		}
-		if win.n >= r.opts.LogEvery || r.st.Step == hp.StepsPerEpoch {
+		// Records fall on fixed steps of the epoch, so a run resumed in the
+		// middle of an epoch writes the same rows as one that never stopped
+		// (its first row averages only the steps since the checkpoint).
+		if r.st.Step%r.opts.LogEvery == 0 || r.st.Step == hp.StepsPerEpoch {
 			if err := appendRecord(filepath.Join(r.opts.Out, MetricsFile), win.record(r.st.Epoch+1, r.st.GlobalStep, lr)); err != nil {
 				return false, err
 			}
@@ -653,10 +682,10 @@ func (r *run) evaluate(ctx context.Context, epoch int) error {
 		return err
 	}
 	best := ""
-	if m.AP > r.st.BestAP || r.st.BestEpoch == 0 {
-		r.st.BestAP, r.st.BestEpoch = m.AP, epoch
+	if !r.haveBest || m.AP > r.st.BestAP {
+		r.st.BestAP, r.st.BestEpoch, r.haveBest = m.AP, epoch, true
 		metrics, _ := json.Marshal(m)
-		meta := map[string]string{MetaHParams: mustJSON(r.hp), MetaMetrics: string(metrics)}
+		meta := map[string]string{MetaHParams: mustJSON(r.hp), MetaMetrics: string(metrics), MetaEpoch: fmt.Sprint(epoch)}
 		if err := models.SaveCheckpoint(filepath.Join(r.opts.Out, BestFile), r.model, nil, meta); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}

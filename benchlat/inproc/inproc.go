@@ -42,13 +42,9 @@ func (t *Target) Name() string { return t.det.Describe().Name }
 func (t *Target) Mode() string { return "in-process" }
 
 // Detect decodes the image and runs the whole detection pipeline, as the
-// server does for one request, without HTTP.
+// server does for one request (infer.Detector.DetectEncoded), without HTTP.
 func (t *Target) Detect(ctx context.Context, image []byte) (benchlat.Sample, error) {
-	img, err := infer.DecodeImage(image)
-	if err != nil {
-		return benchlat.Sample{}, err
-	}
-	res, err := t.det.Detect(ctx, img, infer.Params{})
+	res, err := t.det.DetectEncoded(ctx, image, infer.Params{})
 	if err != nil {
 		return benchlat.Sample{}, err
 	}
@@ -88,11 +84,7 @@ func Accuracy(ctx context.Context, t *Target, ds *dataset.Dataset) (*evaluate.Me
 		if err != nil {
 			return nil, fmt.Errorf("inproc: %w", err)
 		}
-		img, err := infer.DecodeImage(data)
-		if err != nil {
-			return nil, fmt.Errorf("inproc: image %s: %w", im.Path, err)
-		}
-		res, err := t.det.Detect(ctx, img, EvalParams)
+		res, err := t.det.DetectEncoded(ctx, data, EvalParams)
 		if err != nil {
 			return nil, fmt.Errorf("inproc: image %s: %w", im.Path, err)
 		}

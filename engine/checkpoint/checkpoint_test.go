@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -222,12 +223,13 @@ func FuzzDecode(f *testing.F) {
 }
 
 // TestKillMidWrite runs a child process that saves over an existing
-// checkpoint and is killed (SIGKILL) after its temporary file is written but
-// before the rename; the old checkpoint must still load intact.
+// checkpoint and is killed (SIGKILL) once every byte of the new one is
+// written but before it replaces the old one; the old checkpoint must still
+// load intact and only a temporary file beside it may remain.
 func TestKillMidWrite(t *testing.T) {
 	if path := os.Getenv("CHECKPOINT_KILL_CHILD"); path != "" {
-		testHookBeforeRename = func(tmp string) {
-			fmt.Println("READY", tmp)
+		testHookAfterData = func() {
+			fmt.Println("READY")
 			select {} // wait to be killed
 		}
 		big := engine.Full(7, 1<<16)
@@ -254,10 +256,10 @@ func TestKillMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "READY ") {
+	if err != nil || strings.TrimSpace(line) != "READY" {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("child did not reach the rename: %q %v", line, err)
+		t.Fatalf("child did not finish writing: %q %v", line, err)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
@@ -268,7 +270,98 @@ func TestKillMidWrite(t *testing.T) {
 	if meta["v"] != "old" || len(tensors) != len(old) {
 		t.Fatalf("checkpoint changed by a killed save: meta %v, %d tensors", meta, len(tensors))
 	}
-	if tmp := strings.TrimSpace(strings.TrimPrefix(line, "READY ")); filepath.Dir(tmp) != filepath.Dir(path) {
-		t.Fatalf("temporary file %s is not beside the checkpoint", tmp)
+	temps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".ckpt.safetensors.tmp-*"))
+	if len(temps) != 1 {
+		t.Fatalf("want the killed save's one temporary file beside the checkpoint, found %v", temps)
+	}
+}
+
+// TestChecksumsCatchFlippedBytes flips one bit in the data of every tensor
+// in turn: each load must fail with ErrCorrupt naming that tensor and the
+// file. A flip in the header is caught too, as ErrFormat or ErrCorrupt.
+func TestChecksumsCatchFlippedBytes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ok.safetensors")
+	in := sample()
+	if err := Save(path, in, map[string]string{"v": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o644 {
+		t.Fatalf("checkpoint mode %v (%v), want 0644 so a serving user can read it", info.Mode(), err)
+	}
+	_, meta, err := Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := meta[ChecksumsKey]; ok || meta["v"] != "1" {
+		t.Fatalf("metadata %v: want the caller's keys without %q", meta, ChecksumsKey)
+	}
+	hlen := int(binary.LittleEndian.Uint64(raw[:8]))
+	var header map[string]entry
+	_ = json.Unmarshal(raw[8:8+hlen], &header) // __metadata__ does not fit entry; tensors do
+	for _, n := range in {
+		e := header[n.Name]
+		if e.DataOffsets[1] == e.DataOffsets[0] {
+			continue // an empty tensor has no bytes to flip
+		}
+		t.Run(n.Name, func(t *testing.T) {
+			bad := slices.Clone(raw)
+			at := 8 + hlen + int(e.DataOffsets[0]+e.DataOffsets[1])/2
+			bad[at] ^= 0x10
+			p := filepath.Join(dir, "bad.safetensors")
+			if err := os.WriteFile(p, bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := Load(p)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("%q", n.Name)) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("flipped byte %d: got %v, want ErrCorrupt naming %q and %s", at, err, n.Name, p)
+			}
+		})
+	}
+	// A recorded checksum changed by hand (same length) is caught the same way.
+	key := `\"backbone.conv.bias\":\"`
+	at := strings.Index(string(raw[:8+hlen]), key) + len(key)
+	if at < len(key) {
+		t.Fatalf("header has no checksum for backbone.conv.bias: %s", raw[8:8+hlen])
+	}
+	edited := slices.Clone(raw)
+	if edited[at] == '0' {
+		edited[at] = '1'
+	} else {
+		edited[at] = '0'
+	}
+	if _, _, err := Decode(edited); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"backbone.conv.bias"`) {
+		t.Fatalf("edited checksum: got %v, want ErrCorrupt naming the tensor", err)
+	}
+}
+
+func TestSaveReservesChecksumKey(t *testing.T) {
+	err := Save(filepath.Join(t.TempDir(), "x.safetensors"), sample(), map[string]string{ChecksumsKey: "{}"})
+	if err == nil || !strings.Contains(err.Error(), ChecksumsKey) {
+		t.Fatalf("got %v, want an error naming the reserved key", err)
+	}
+}
+
+// TestLoadsFilesWithoutChecksums keeps files from other tools (and from
+// gidedge before checksums) loadable.
+func TestLoadsFilesWithoutChecksums(t *testing.T) {
+	js := `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}`
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(js)))
+	b = append(append(b, js...), encodeValues([]float32{1.5, -2})...)
+	tensors, meta, err := Decode(b)
+	if err != nil || meta["k"] != "v" || !slices.Equal(tensors["a"].ToHost(), []float32{1.5, -2}) {
+		t.Fatalf("got %v %v %v", tensors, meta, err)
+	}
+	// With the key present, a tensor it does not list is corrupt.
+	js = `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"checksums":"{}"}}`
+	b = binary.LittleEndian.AppendUint64(nil, uint64(len(js)))
+	b = append(append(b, js...), encodeValues([]float32{1.5, -2})...)
+	if _, _, err := Decode(b); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"a"`) {
+		t.Fatalf("tensor without checksum: got %v", err)
 	}
 }

@@ -3,14 +3,20 @@
 // temporary file in the same folder, is synced, and is renamed over the
 // target; the folder is synced so the rename itself survives a crash.
 //
-// Errors name the path and the step that failed; callers add their own
-// package prefix.
+// This package is the project's one writer of files that matter: every
+// package calls it directly. Files are created 0644 (readable by a serving
+// user or a container), the parent folder is created when missing.
+//
+// Errors are *fs.PathError values with Op "write" and the target path
+// ("write runs/a/last.safetensors: sync: no space left on device"), so they
+// read well as they are; callers return them unchanged or add context.
 package atomicfile
 
 import (
 	"bufio"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -19,9 +25,12 @@ import (
 // temporary file is removed and path is left untouched.
 func Write(path string, fill func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return &fs.PathError{Op: "write", Path: path, Err: err}
+	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
 	defer func() {
 		if err != nil {
@@ -29,25 +38,28 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
+	fail := func(step string, cause error) error {
+		return &fs.PathError{Op: "write", Path: path, Err: fmt.Errorf("%s%w", step, cause)}
+	}
 	bw := bufio.NewWriterSize(tmp, 1<<16)
 	if err = fill(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fail("", err)
 	}
 	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fail("", err)
 	}
 	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
+		return fail("sync: ", err)
 	}
 	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: close: %w", path, err)
+		return fail("close: ", err)
 	}
 	// CreateTemp makes the file 0600; results are meant to be shared.
 	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fail("", err)
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: rename: %w", path, err)
+		return fail("rename: ", err)
 	}
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync()

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,10 +56,26 @@ func TestFailedWriteKeepsTheOldFile(t *testing.T) {
 	}
 }
 
-func TestWriteIntoMissingFolderNamesThePath(t *testing.T) {
+func TestWriteCreatesMissingFolders(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no", "such", "file")
+	if err := WriteFile(path, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "x" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+}
+
+func TestErrorsNameThePath(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	if err := WriteFile(blocker, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(blocker, "below") // a folder that cannot exist
 	err := WriteFile(path, []byte("x"))
-	if err == nil || !filepath.IsAbs(path) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("error %v does not name %s", err, path)
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "write" || pe.Path != path || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %v, want a *fs.PathError naming %s", err, path)
 	}
 }

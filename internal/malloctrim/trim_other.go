@@ -1,0 +1,5 @@
+//go:build !(linux && cgo)
+
+package malloctrim
+
+func trim() bool { return false }
