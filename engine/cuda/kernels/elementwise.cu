@@ -35,7 +35,7 @@ static __device__ float gd_unary_f(int op, float x, float a, float b) {
 	case GD_UNARY_HARDSWISH: return x <= -3.f ? 0.f : (x >= 3.f ? x : x * (x + 3.f) / 6.f);
 	case GD_UNARY_TANH: return gd_tanh(x);
 	case GD_UNARY_POW: return gd_pow(x, a);
-	case GD_UNARY_CLAMP: return gd_min(gd_max(x, a), b);
+	case GD_UNARY_CLAMP: return x != x ? x : gd_min(gd_max(x, a), b);  // NaN stays NaN
 	}
 	return GD_NAN;
 }
