@@ -47,5 +47,7 @@ type tensor struct {
 	constant bool
 }
 
-func tns(data []float32, shape ...int) tensor   { return tensor{data: data, shape: shape} }
-func konst(data []float32, shape ...int) tensor { return tensor{data: data, shape: shape, constant: true} }
+func tns(data []float32, shape ...int) tensor { return tensor{data: data, shape: shape} }
+func konst(data []float32, shape ...int) tensor {
+	return tensor{data: data, shape: shape, constant: true}
+}
