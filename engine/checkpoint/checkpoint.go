@@ -124,8 +124,11 @@ func writeAtomic(path string, fill func(io.Writer) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("checkpoint: save %s: %w", path, err)
 	}
+	// The temporary file goes unless the rename happened, also when fill
+	// panics (a device error while reading tensors).
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
@@ -149,6 +152,7 @@ func writeAtomic(path string, fill func(io.Writer) error) (err error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("checkpoint: save %s: %w", path, err)
 	}
+	renamed = true
 	// Persist the rename itself.
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

@@ -104,16 +104,15 @@ var _ backend.PinnedHost = (*Backend)(nil)
 // Open loads the CUDA libraries, retains the GPU's primary context, loads
 // the kernels and creates the compute stream and the cuBLAS (and cuDNN)
 // handles. cuBLAS is required; cuDNN is optional.
-func Open(o Options) (b *Backend, err error) {
+func Open(o Options) (_ *Backend, err error) {
 	drv, err := driver.Open(o.Libraries)
 	if err != nil {
 		return nil, err
 	}
-	b = &Backend{drv: drv, tf32: o.TF32}
+	b := &Backend{drv: drv, tf32: o.TF32}
 	defer func() {
 		if err != nil {
-			b.Close()
-			b = nil
+			_ = b.Close() // what was made so far
 		}
 	}()
 	if b.ctx, err = drv.Context(o.Device); err != nil {

@@ -23,8 +23,11 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// The temporary file goes unless the rename happened, also when fill
+	// panics (a device error while reading tensors).
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
@@ -49,6 +52,7 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write %s: rename: %w", path, err)
 	}
+	renamed = true
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync()
 		d.Close()
