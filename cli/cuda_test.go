@@ -86,6 +86,22 @@ func modelTensors(t *testing.T, path string) map[string][]float32 {
 	return out
 }
 
+// trainLosses reads the training losses a run logged.
+func trainLosses(t *testing.T, run string) []float64 {
+	t.Helper()
+	recs, err := train.ReadRecords(filepath.Join(run, train.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, r := range recs {
+		if r.Type == train.RecordTrain {
+			out = append(out, r.Loss)
+		}
+	}
+	return out
+}
+
 // TestCUDATrainDistill trains a teacher and distils a student with
 // --device cuda, resumes an interrupted run exactly on the same device and
 // continues a GPU run on the CPU.
@@ -99,6 +115,20 @@ func TestCUDATrainDistill(t *testing.T) {
 	for _, want := range []string{"device cuda: gidedge CUDA simulator (not a GPU)", "gidedge_cuda_memory_peak_bytes=", "checkpoints: " + teacher} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("train output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The same run on the CPU logs the same losses.
+	cpuTeacher := filepath.Join(t.TempDir(), "teacher-cpu")
+	gidedge(t, "train", "--device", "cpu", "--model", "retinanet-tiny", "--data", data, "--out", cpuTeacher,
+		"--val-split", "-", "--epochs", "2", "--batch", "2", "--seed", "1", "--quiet")
+	gpuLoss, cpuLoss := trainLosses(t, teacher), trainLosses(t, cpuTeacher)
+	if len(gpuLoss) == 0 || len(gpuLoss) != len(cpuLoss) {
+		t.Fatalf("%d loss records on cuda, %d on cpu", len(gpuLoss), len(cpuLoss))
+	}
+	for i, l := range gpuLoss {
+		if math.Abs(l-cpuLoss[i]) > 1e-4*math.Abs(cpuLoss[i]) {
+			t.Fatalf("loss record %d: %v on cuda, %v on cpu", i, l, cpuLoss[i])
 		}
 	}
 

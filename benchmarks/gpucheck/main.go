@@ -41,6 +41,7 @@ import (
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/devices"
+	"github.com/gidedge/gidedge/engine/enginetest"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/engine/optim"
 	"github.com/gidedge/gidedge/models"
@@ -272,8 +273,10 @@ type TimeReport struct {
 	Steps            int                `json:"steps"`
 	StudentStepMS    float64            `json:"student_step_ms"`
 	StudentStepMinMS float64            `json:"student_step_min_ms"`
+	StudentStepCPUMS float64            `json:"student_step_cpu_ms"` // process CPU time (user+sys) per step
 	GIDStepMS        float64            `json:"gid_step_ms"`
 	GIDStepMinMS     float64            `json:"gid_step_min_ms"`
+	GIDStepCPUMS     float64            `json:"gid_step_cpu_ms"`
 	TeacherForwardMS float64            `json:"teacher_forward_ms"`
 	StudentLoss      [2]float64         `json:"student_loss_first_last"`
 	GIDLoss          [2]float64         `json:"gid_loss_first_last"`
@@ -393,13 +396,17 @@ func timeSteps(dev backend.Backend, rep *TimeReport, warmup int) error {
 		loss.Release()
 		return float64(value), dev.Sync()
 	}
-	measure := func(withGID bool) (median, fastest float64, losses [2]float64, err error) {
+	measure := func(withGID bool) (median, fastest, cpu float64, losses [2]float64, err error) {
 		var times []float64
+		var cpu0 time.Duration
 		for i := 0; i < warmup+rep.Steps; i++ {
+			if i == warmup {
+				cpu0 = enginetest.CPUTime()
+			}
 			t0 := time.Now()
 			v, err := step(withGID)
 			if err != nil {
-				return 0, 0, losses, err
+				return 0, 0, 0, losses, err
 			}
 			if i == warmup {
 				losses[0] = v
@@ -409,13 +416,14 @@ func timeSteps(dev backend.Backend, rep *TimeReport, warmup int) error {
 				times = append(times, time.Since(t0).Seconds()*1000)
 			}
 		}
+		cpu = (enginetest.CPUTime() - cpu0).Seconds() * 1000 / float64(rep.Steps)
 		sort.Float64s(times)
-		return times[len(times)/2], times[0], losses, nil
+		return times[len(times)/2], times[0], cpu, losses, nil
 	}
-	if rep.StudentStepMS, rep.StudentStepMinMS, rep.StudentLoss, err = measure(false); err != nil {
+	if rep.StudentStepMS, rep.StudentStepMinMS, rep.StudentStepCPUMS, rep.StudentLoss, err = measure(false); err != nil {
 		return err
 	}
-	if rep.GIDStepMS, rep.GIDStepMinMS, rep.GIDLoss, err = measure(true); err != nil {
+	if rep.GIDStepMS, rep.GIDStepMinMS, rep.GIDStepCPUMS, rep.GIDLoss, err = measure(true); err != nil {
 		return err
 	}
 	var fwd []float64
