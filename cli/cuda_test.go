@@ -267,10 +267,8 @@ func gidedgeChild(t *testing.T, env []string, args ...string) string {
 func libsWith(t *testing.T, simDir string, libs ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, l := range libs {
-		if err := os.Symlink(filepath.Join(simDir, l), filepath.Join(dir, l)); err != nil {
-			t.Fatal(err)
-		}
+	if err := sim.LinkLibraries(dir, simDir, libs...); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

@@ -351,13 +351,13 @@ func (r *run) setup(rest map[string]*engine.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	params = trainable(params)
+	params = nn.Trainable(params)
 	if r.extra != nil {
 		ex, err := models.Prefixed(r.extra, extraPrefix)
 		if err != nil {
 			return fmt.Errorf("train: extra module: %w", err)
 		}
-		params = append(params, trainable(ex)...)
+		params = append(params, nn.Trainable(ex)...)
 	}
 	r.params = params
 	lr := float32(r.hp.LR)
@@ -411,16 +411,6 @@ func (r *run) setup(rest map[string]*engine.Tensor) error {
 		}
 	}
 	return nil
-}
-
-func trainable(all []nn.Named) []nn.Named {
-	var out []nn.Named
-	for _, p := range all {
-		if p.Tensor.RequiresGrad() {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func assign(m nn.Module, tensors map[string]*engine.Tensor) error {

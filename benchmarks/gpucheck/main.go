@@ -365,7 +365,7 @@ func timeSteps(dev backend.Backend, rep *TimeReport, warmup int) error {
 	if err != nil {
 		return err
 	}
-	params = trainable(append(params, extra...))
+	params = nn.Trainable(append(params, extra...))
 	opt, err := optim.NewAdamW(params, optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, Decay: optim.NoDecayForVectors})
 	if err != nil {
 		return err
@@ -443,14 +443,4 @@ func timeSteps(dev backend.Backend, rep *TimeReport, warmup int) error {
 	sort.Float64s(fwd)
 	rep.TeacherForwardMS = fwd[len(fwd)/2]
 	return nil
-}
-
-func trainable(all []nn.Named) []nn.Named {
-	var out []nn.Named
-	for _, p := range all {
-		if p.Tensor.RequiresGrad() {
-			out = append(out, p)
-		}
-	}
-	return out
 }

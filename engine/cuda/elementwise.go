@@ -20,26 +20,8 @@ func numel(shape []int) int {
 // view checks a strided view over shape and returns the address of its
 // first element and its strides.
 func (b *Backend) view(kernel, name string, shape []int, v backend.View) (driver.DevicePtr, []int) {
-	strides := v.Strides
-	if strides == nil {
-		strides = backend.DenseStrides(shape)
-	}
-	if len(strides) != len(shape) {
-		backend.Fail(Name, kernel, "%s has %d strides for a rank-%d shape", name, len(strides), len(shape))
-	}
-	for _, s := range strides {
-		if s < 0 {
-			backend.Fail(Name, kernel, "%s has a negative stride in %v", name, strides)
-		}
-	}
-	if v.Offset < 0 {
-		backend.Fail(Name, kernel, "%s has a negative offset", name)
-	}
-	if v.Buf == nil {
-		backend.Fail(Name, kernel, "%s has no buffer", name)
-	}
-	p := b.f32(kernel, name, v.Buf, ref.Extent(shape, v))
-	return at(p, v.Offset), strides
+	strides, extent := ref.CheckView(Name, kernel, name, shape, v)
+	return at(b.f32(kernel, name, v.Buf, extent), v.Offset), strides
 }
 
 // checkShape rejects negative dimensions and ranks over backend.MaxRank.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -158,10 +157,8 @@ func TestBackendFaults(t *testing.T) {
 			dir := simDir
 			if f.libs != nil {
 				dir = t.TempDir()
-				for _, l := range f.libs {
-					if err := os.Symlink(filepath.Join(simDir, l), filepath.Join(dir, l)); err != nil {
-						t.Fatal(err)
-					}
+				if err := sim.LinkLibraries(dir, simDir, f.libs...); err != nil {
+					t.Fatal(err)
 				}
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBackendFaultHelperProcess$", "-test.count=1", "-test.v")
