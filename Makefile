@@ -13,6 +13,9 @@ RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
 NOCGO_PKGS := ./engine ./engine/backend ./engine/ref ./engine/nn ./engine/optim
 # Tests that run a second time, -short, on the reference backend (GIDEDGE_DEVICE=ref).
 REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export
+# Tests that run once more, -short, on the CUDA backend over the driver simulator
+# (kernels emulated on the CPU; not a GPU).
+CUDA_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest
 
 .PHONY: setup setup-arm64 build build-arm64 test test-arm64 vet demo clean ptx
 
@@ -43,6 +46,7 @@ test: setup
 	CGO_ENABLED=0 $(GO) build $(NOCGO_PKGS)
 	$(GO) test -count=1 -timeout 20m ./...
 	GIDEDGE_DEVICE=ref $(GO) test -count=1 -short -timeout 20m $(REF_PKGS)
+	GIDEDGE_DEVICE=cuda GIDEDGE_CUDA_LIBS="$$($(GO) run ./engine/cuda/sim/cmd/cudasim)" $(GO) test -count=1 -short -timeout 20m $(CUDA_PKGS)
 	$(GO) test -count=1 -short -race -timeout 20m $(RACE_PKGS)
 	# Without cgo the CUDA binding still compiles and reports itself unavailable.
 	CGO_ENABLED=0 $(GO) test -count=1 ./engine/cuda/driver

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,10 +85,8 @@ func TestDoctorReportsCUDA(t *testing.T) {
 		t.Fatal(err)
 	}
 	onlyDriver := t.TempDir()
-	for _, lib := range []string{"libcuda.so.1", "libnvidia-ml.so.1"} {
-		if err := os.Symlink(filepath.Join(simDir, lib), filepath.Join(onlyDriver, lib)); err != nil {
-			t.Fatal(err)
-		}
+	if err := sim.LinkLibraries(onlyDriver, simDir, "libcuda.so.1", "libnvidia-ml.so.1"); err != nil {
+		t.Fatal(err)
 	}
 	cases := []struct {
 		name string

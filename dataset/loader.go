@@ -31,6 +31,22 @@ type LoaderOptions struct {
 	// Prefetch is how many finished batches may wait for the consumer
 	// (default: Workers).
 	Workers, Prefetch int
+	// Memory, when set, supplies the batches' image buffers: a GPU's
+	// page-locked memory, which it uploads from while it computes. The
+	// loader reuses them and frees them in Close.
+	Memory HostMemory
+}
+
+// HostMemory is where a loader's image buffers come from when it is not
+// the Go heap.
+type HostMemory interface {
+	// Alloc returns a buffer of n float32.
+	Alloc(n int) ([]float32, error)
+	// Reusable returns once nothing reads buf any more (an upload from a
+	// released batch), before the loader writes another batch into it.
+	Reusable(buf []float32) error
+	// Free releases a buffer from Alloc.
+	Free(buf []float32) error
 }
 
 // Target is one box of a batch, in network-input pixels.
@@ -53,29 +69,36 @@ type Batch struct {
 	// Wait is how long the consumer blocked in Next for this batch: near
 	// zero when the pipeline keeps up, the data-loading stall when not.
 	Wait time.Duration
+	// Pinned says Images lies in LoaderOptions.Memory.
+	Pinned bool
 
-	pool *sync.Pool
+	loader *Loader
 }
 
 // Release hands the image buffer back for reuse by later batches. Optional;
 // the batch must not be used afterwards.
 func (b *Batch) Release() {
-	if b.pool != nil && b.Images != nil {
+	if b.loader != nil && b.Images != nil {
 		// A short last batch still owns a full-size buffer.
-		buf := b.Images[:cap(b.Images)]
-		b.pool.Put(&buf)
+		b.loader.recycle(b.Images[:cap(b.Images)])
 	}
 	b.Images = nil
 }
 
 // Loader makes batches from a Dataset. It is safe for concurrent use: every
-// method is a pure function of the options, the dataset and its arguments.
+// batch is a pure function of the options, the dataset and its arguments
+// (only the image buffers are reused, and Close ends the loader).
 type Loader struct {
 	ds         *Dataset
 	opts       LoaderOptions
 	gain, bias [3]float32
 	pool       sync.Pool // *[]float32 image buffers of one full batch
 	tapPool    sync.Pool // *[]tap scratch
+
+	// Buffers of opts.Memory kept for reuse, and whether Close ran.
+	mu     sync.Mutex
+	free   [][]float32
+	closed bool
 }
 
 // NewLoader checks opts and returns a loader over ds.
@@ -185,14 +208,14 @@ func (l *Loader) batch(ctx context.Context, epoch, step int, order []int) (*Batc
 		ImageIDs:   make([]int64, len(idx)),
 		Indices:    append([]int(nil), idx...),
 		Transforms: make([]Transform, len(idx)),
-		pool:       &l.pool,
+		Pinned:     l.opts.Memory != nil,
+		loader:     l,
 	}
-	full := per * l.opts.BatchSize
-	if v, ok := l.pool.Get().(*[]float32); ok && len(*v) == full {
-		b.Images = (*v)[:per*len(idx)]
-	} else {
-		b.Images = make([]float32, full)[:per*len(idx)]
+	buf, err := l.buffer(per * l.opts.BatchSize)
+	if err != nil {
+		return nil, err
 	}
+	b.Images = buf[:per*len(idx)]
 	for i, di := range idx {
 		if err := ctx.Err(); err != nil {
 			b.Release()
@@ -208,6 +231,72 @@ func (l *Loader) batch(ctx context.Context, epoch, step int, order []int) (*Batc
 		b.ImageIDs[i] = l.ds.Images[di].ID
 	}
 	return b, nil
+}
+
+// buffer returns an image buffer of full float32 for a batch.
+func (l *Loader) buffer(full int) ([]float32, error) {
+	if l.opts.Memory == nil {
+		if v, ok := l.pool.Get().(*[]float32); ok && len(*v) == full {
+			return *v, nil
+		}
+		return make([]float32, full), nil
+	}
+	l.mu.Lock()
+	if n := len(l.free); n > 0 {
+		buf := l.free[n-1]
+		l.free = l.free[:n-1]
+		l.mu.Unlock()
+		if err := l.opts.Memory.Reusable(buf); err != nil {
+			l.recycle(buf)
+			return nil, fmt.Errorf("dataset: loader: batch buffer: %w", err)
+		}
+		return buf, nil
+	}
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, errors.New("dataset: loader: closed")
+	}
+	buf, err := l.opts.Memory.Alloc(full)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: loader: batch buffer of %d values: %w", full, err)
+	}
+	return buf[:full], nil
+}
+
+// recycle takes back the image buffer of a released batch.
+func (l *Loader) recycle(buf []float32) {
+	if l.opts.Memory == nil {
+		l.pool.Put(&buf)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		_ = l.opts.Memory.Free(buf)
+		return
+	}
+	l.free = append(l.free, buf)
+}
+
+// Close frees the image buffers of LoaderOptions.Memory kept for reuse;
+// buffers of batches still held are freed when they are released. The
+// loader builds no batch afterwards. Without Memory it does nothing.
+func (l *Loader) Close() error {
+	if l.opts.Memory == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	var errs []error
+	for _, buf := range l.free {
+		if err := l.opts.Memory.Free(buf); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.free = nil
+	return errors.Join(errs...)
 }
 
 // Sample decodes, transforms and augments dataset image index into dst

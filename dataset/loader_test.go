@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -453,5 +455,81 @@ func BenchmarkSample(b *testing.B) {
 		if _, _, err := l.Sample(i, 0, dst); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// countingMemory is a HostMemory that records what the loader does with
+// its buffers.
+type countingMemory struct {
+	mu                    sync.Mutex
+	allocs, reuses, freed int
+	live                  map[*float32]bool
+}
+
+func (m *countingMemory) Alloc(n int) ([]float32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.allocs++
+	buf := make([]float32, n)
+	m.live[&buf[0]] = true
+	return buf, nil
+}
+
+func (m *countingMemory) Reusable(buf []float32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.live[&buf[0]] {
+		return errors.New("reusing a buffer that is not live")
+	}
+	m.reuses++
+	return nil
+}
+
+func (m *countingMemory) Free(buf []float32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.live[&buf[0]] {
+		return errors.New("freeing a buffer twice")
+	}
+	delete(m.live, &buf[0])
+	m.freed++
+	return nil
+}
+
+// TestLoaderHostMemory builds batches in memory from a HostMemory (a GPU's
+// page-locked buffers): the same batches as on the Go heap, buffers reused
+// after Reusable, and every buffer freed by Close or by a release after it.
+func TestLoaderHostMemory(t *testing.T) {
+	ds := redSquares(t, 11, 48, 40)
+	opts := LoaderOptions{Width: 32, Height: 32, BatchSize: 3, Shuffle: true, Seed: 42, Workers: 2, Prefetch: 1}
+	want := collect(t, newLoader(t, ds, opts), 2, 0)
+	mem := &countingMemory{live: map[*float32]bool{}}
+	opts.Memory = mem
+	l := newLoader(t, ds, opts)
+	for epoch := 0; epoch < 2; epoch++ {
+		got := collect(t, l, 2, 0)
+		if !slices.Equal(got, want) {
+			t.Fatalf("epoch %d: batches %x in host memory, %x on the heap", epoch, got, want)
+		}
+	}
+	held, err := l.Batch(context.Background(), 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !held.Pinned {
+		t.Fatal("a batch in host memory is not marked Pinned")
+	}
+	if mem.reuses == 0 || mem.allocs > 6 {
+		t.Fatalf("%d buffers allocated, %d reuses: want a few buffers used again", mem.allocs, mem.reuses)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	held.Release()
+	if len(mem.live) != 0 || mem.freed != mem.allocs {
+		t.Fatalf("%d of %d buffers freed after Close and the last release", mem.freed, mem.allocs)
+	}
+	if _, err := l.Batch(context.Background(), 2, 0); err == nil {
+		t.Fatal("a closed loader built a batch")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	onnxruntime "github.com/yalue/onnxruntime_go"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/cuda/driver"
 	"github.com/gidedge/gidedge/infer"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/ort"
@@ -184,11 +185,42 @@ func OpenONNXTeacher(path, mapping string) (Teacher, error) {
 		}
 		return nil, fmt.Errorf("distill: teacher %s: want exactly one input named %q, the model has %s", path, m.Input, strings.Join(names, ", "))
 	}
-	t.session, err = onnxruntime.NewDynamicAdvancedSession(path, []string{m.Input}, t.outputs, nil)
+	so, err := teacherSessionOptions(path)
+	if err != nil {
+		return nil, err
+	}
+	if so != nil {
+		defer so.Destroy()
+	}
+	t.session, err = onnxruntime.NewDynamicAdvancedSession(path, []string{m.Input}, t.outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("distill: teacher %s: create session: %w", path, err)
 	}
 	return t, nil
+}
+
+// gpuDevice is a device on an NVIDIA GPU (the cuda backend).
+type gpuDevice interface{ Device() driver.DeviceInfo }
+
+// teacherSessionOptions puts an ONNX teacher on the engine's GPU when the
+// engine runs on one (ONNX Runtime's CUDA execution provider, same GPU);
+// nil options (ONNX Runtime's CPU) otherwise.
+func teacherSessionOptions(path string) (*onnxruntime.SessionOptions, error) {
+	gpu, ok := engine.Device().(gpuDevice)
+	if !ok {
+		return nil, nil
+	}
+	so, err := onnxruntime.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("distill: teacher %s: session options: %w", path, err)
+	}
+	if err := infer.AppendCUDA(so, gpu.Device().Ordinal); err != nil {
+		so.Destroy()
+		return nil, fmt.Errorf("distill: teacher %s: with --device cuda an ONNX teacher runs on ONNX Runtime's CUDA execution provider: %w; "+
+			"install ONNX Runtime's GPU release for your CUDA version (onnxruntime-linux-x64-gpu-1.30.0 from github.com/microsoft/onnxruntime/releases: lib/libonnxruntime.so.1 with libonnxruntime_providers_cuda.so beside it) "+
+			"and set GIDEDGE_ORT_LIB to that libonnxruntime.so.1, or give the teacher's checkpoint (.safetensors), which runs in gidedge's engine on the GPU", path, err)
+	}
+	return so, nil
 }
 
 func readMetadata(path string) (map[string]string, error) {

@@ -53,6 +53,30 @@ func FromHost(data []float32, shape ...int) *Tensor {
 	return t
 }
 
+// FromPinned is FromHost for data in page-locked memory from the default
+// device's backend.PinnedHost (a GPU: the data loader's batches): the copy
+// runs on the device's copy queue, overlapping the kernels still running,
+// and FromPinned returns at once. data must not change until the device's
+// WaitPinned(data) returns. On a device without such uploads it is
+// FromHost.
+func FromPinned(data []float32, shape ...int) *Tensor {
+	checkDims("FromPinned", shape)
+	if numel(shape) != len(data) {
+		panic(&OpError{Op: "FromPinned", Shapes: [][]int{shape}, Err: ErrShape, Detail: fmt.Sprintf("%d values for %d elements", len(data), numel(shape))})
+	}
+	t := alloc(Device(), slices.Clone(shape))
+	t.owned = false
+	p, ok := t.dev.(backend.PinnedHost)
+	if !ok {
+		upload(t.dev, t.buf, data)
+		return t
+	}
+	fromHostCalls.Add(1)
+	fromHostBytes.Add(int64(4 * len(data)))
+	p.UploadPinned(t.buf, data)
+	return t
+}
+
 func upload(d backend.Backend, dst backend.Buffer, data []float32) {
 	fromHostCalls.Add(1)
 	fromHostBytes.Add(int64(4 * len(data)))

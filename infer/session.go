@@ -258,3 +258,13 @@ func (s *session) destroy() {
 		_ = s.s.Destroy()
 	}
 }
+
+// AppendCUDA adds ONNX Runtime's CUDA execution provider on GPU device to
+// so (for callers outside this package: distillation's ONNX teachers).
+// When the loaded library lacks the provider the error wraps
+// ErrProviderUnavailable and names the library.
+func AppendCUDA(so *onnxruntime.SessionOptions, device int) error {
+	return appendCUDA(so, fmt.Sprint(device), func(name string, err error) error {
+		return fmt.Errorf("%w: %s: ONNX Runtime %s at %s was built without it (%v)", ErrProviderUnavailable, name, ort.Version(), ort.LibraryPath(), err)
+	})
+}

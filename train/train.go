@@ -19,6 +19,7 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/engine/optim"
 	"github.com/gidedge/gidedge/evaluate"
@@ -73,6 +74,7 @@ type Result struct {
 // scripts read.
 type Summary struct {
 	Model        string            `json:"model"`
+	Device       string            `json:"device"`
 	Epochs       int               `json:"epochs"`
 	Steps        int               `json:"steps"`
 	TrainSeconds float64           `json:"train_seconds"`
@@ -87,7 +89,7 @@ type Summary struct {
 
 func (r *Result) summary() Summary {
 	return Summary{
-		Model: r.HParams.Model, Epochs: r.Epochs, Steps: r.Steps, TrainSeconds: r.TrainTime.Seconds(),
+		Model: r.HParams.Model, Device: engine.Device().Name(), Epochs: r.Epochs, Steps: r.Steps, TrainSeconds: r.TrainTime.Seconds(),
 		ImagesPerSec: r.ImagesPerSec, StepMS: r.StepTime.Seconds() * 1000, DataWaitMS: r.DataWait.Seconds() * 1000,
 		BestAP: r.BestAP, BestEpoch: r.BestEpoch, Final: r.Final, HParams: r.HParams,
 	}
@@ -137,11 +139,30 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer r.closeLoader()
 	if err := r.setup(rest); err != nil {
 		return nil, err
 	}
 	return r.loop(ctx)
 }
+
+// closeLoader frees the loader's page-locked batch buffers, if any.
+func (r *run) closeLoader() {
+	if r.loader == nil {
+		return
+	}
+	if err := r.loader.Close(); err != nil {
+		fmt.Fprintf(r.logLine, "train: warning: freeing the batch buffers: %v\n", err)
+	}
+}
+
+// pinnedMemory gives a data loader a device's page-locked memory, which
+// the device uploads from asynchronously (backend.PinnedHost).
+type pinnedMemory struct{ dev backend.PinnedHost }
+
+func (m pinnedMemory) Alloc(n int) ([]float32, error) { return m.dev.AllocPinned(n) }
+func (m pinnedMemory) Reusable(buf []float32) error   { return m.dev.WaitPinned(buf) }
+func (m pinnedMemory) Free(buf []float32) error       { return m.dev.FreePinned(buf) }
 
 // fresh prepares a new run: resolve options, load the data, build the model.
 func (r *run) fresh() error {
@@ -323,6 +344,9 @@ func (r *run) loadData(train *dataset.Dataset) error {
 	}
 	lo := LoaderOptions(cfg, r.hp.ImgSize, r.hp.Batch)
 	lo.Shuffle, lo.DropLast, lo.Seed, lo.Workers = true, true, r.hp.Seed, r.opts.Workers
+	if p, ok := engine.Device().(backend.PinnedHost); ok {
+		lo.Memory = pinnedMemory{p}
+	}
 	if r.hp.Augment {
 		lo.Augment = dataset.DefaultAugment()
 	}
@@ -353,13 +377,13 @@ func (r *run) setup(rest map[string]*engine.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	params = trainable(params)
+	params = nn.Trainable(params)
 	if r.extra != nil {
 		ex, err := models.Prefixed(r.extra, extraPrefix)
 		if err != nil {
 			return fmt.Errorf("train: extra module: %w", err)
 		}
-		params = append(params, trainable(ex)...)
+		params = append(params, nn.Trainable(ex)...)
 	}
 	r.params = params
 	lr := float32(r.hp.LR)
@@ -413,16 +437,6 @@ func (r *run) setup(rest map[string]*engine.Tensor) error {
 		}
 	}
 	return nil
-}
-
-func trainable(all []nn.Named) []nn.Named {
-	var out []nn.Named
-	for _, p := range all {
-		if p.Tensor.RequiresGrad() {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func assign(m nn.Module, tensors map[string]*engine.Tensor) error {
@@ -500,6 +514,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	fmt.Fprintf(r.logLine, "train: %s on %s/%s (%d images, %d classes), %d epochs × %d steps, batch %d, %dpx, %.3f GFLOPs, %.2fM params\n",
 		r.model.Config.Name, filepath.Base(r.opts.Data), hp.TrainSplit, hp.TrainImages, r.model.Config.NumClasses,
 		hp.Epochs, hp.StepsPerEpoch, hp.Batch, hp.ImgSize, hp.GFLOPs, float64(hp.Params)/1e6)
+	fmt.Fprintf(r.logLine, "train: device %s\n", engine.Device().Describe())
 	if r.st.GlobalStep > 0 {
 		fmt.Fprintf(r.logLine, "train: resuming at epoch %d step %d (global step %d)\n", r.st.Epoch+1, r.st.Step, r.st.GlobalStep)
 	}
@@ -612,12 +627,31 @@ func (r *run) endEpoch(ctx context.Context) (stopped bool, err error) {
 	if err := PlotMetrics(filepath.Join(r.opts.Out, MetricsFile), filepath.Join(r.opts.Out, PlotFile), r.model.Config.Name); err != nil {
 		fmt.Fprintf(r.logLine, "train: warning: %v\n", err)
 	}
+	r.logFigures()
 	return false, nil
+}
+
+// logFigures writes the device's counters (a GPU's memory) to the log.
+func (r *run) logFigures() {
+	rep, ok := engine.Device().(backend.Reporter)
+	if !ok {
+		return
+	}
+	var sb strings.Builder
+	for _, f := range rep.Figures() {
+		fmt.Fprintf(&sb, " %s=%.0f", f.Name, f.Value)
+	}
+	fmt.Fprintf(r.logLine, "train: epoch %d device figures:%s\n", r.st.Epoch, sb.String())
 }
 
 // step runs forward, loss, backward and the update for one batch.
 func (r *run) step(b *dataset.Batch) (float32, map[string]float32, error) {
-	x := engine.FromHost(b.Images, b.N, 3, b.H, b.W)
+	var x *engine.Tensor
+	if b.Pinned {
+		x = engine.FromPinned(b.Images, b.N, 3, b.H, b.W) // overlaps the previous step's last kernels
+	} else {
+		x = engine.FromHost(b.Images, b.N, 3, b.H, b.W)
+	}
 	out := r.model.Forward(x, true)
 	loss, parts, err := r.model.Loss(out, b.Targets)
 	if err != nil {

@@ -82,10 +82,14 @@ func Devices() []Device {
 }
 
 // describeDevices is the list that device errors end with:
-// "available: cpu, ref; cuda: not in this build".
-func describeDevices() string {
+// "available: cpu, ref; cuda: not in this build", leaving out the device
+// named except (whose own error says why it failed).
+func describeDevices(except string) string {
 	var ok, missing []string
 	for _, d := range Devices() {
+		if d.Name == except {
+			continue
+		}
 		if d.Available {
 			ok = append(ok, d.Name)
 		} else {
@@ -113,14 +117,14 @@ func Open(name string) (Backend, error) {
 		return b, nil
 	}
 	if !registered {
-		return nil, fmt.Errorf("backend: unknown device %q (%s): %w", name, describeDevices(), ErrDevice)
+		return nil, fmt.Errorf("backend: unknown device %q (%s): %w", name, describeDevices(""), ErrDevice)
 	}
 	b, err := open()
 	mu.Lock()
 	if err != nil {
 		openErrs[name] = err
 		mu.Unlock()
-		return nil, fmt.Errorf("backend: device %q cannot be opened: %v (%s): %w", name, err, describeDevices(), ErrDevice)
+		return nil, fmt.Errorf("backend: device %q cannot be opened: %v (%s): %w", name, err, describeDevices(name), ErrDevice)
 	}
 	if prev, ok := opened[name]; ok {
 		b = prev // another goroutine opened it meanwhile
@@ -167,7 +171,7 @@ func Default() Backend {
 	name := DefaultName()
 	b, err := Open(name)
 	if err != nil {
-		panic(&Error{Backend: name, Kernel: "Default", Detail: fmt.Sprintf("cannot open the default device (%s); a program selects one with backend.Use and links the drivers by importing engine/devices", describeDevices()), Err: ErrDevice})
+		panic(&Error{Backend: name, Kernel: "Default", Detail: fmt.Sprintf("cannot open the default device (%s); a program selects one with backend.Use and links the drivers by importing engine/devices", describeDevices("")), Err: ErrDevice})
 	}
 	current.Store(&b)
 	return b

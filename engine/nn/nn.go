@@ -67,6 +67,18 @@ func State(m Module) ([]Named, error) {
 	return out, nil
 }
 
+// Trainable returns the parameters of params that require gradients (the
+// ones an optimizer updates).
+func Trainable(params []Named) []Named {
+	var out []Named
+	for _, p := range params {
+		if p.Tensor.RequiresGrad() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // SetTrainable marks every parameter of m trainable or frozen (a frozen
 // teacher records no graph).
 func SetTrainable(m Module, trainable bool) {

@@ -6,8 +6,8 @@ import (
 	"github.com/gidedge/gidedge/engine/backend"
 )
 
-// checkConv validates a convolution geometry before any memory is touched.
-func checkConv(who, kernel string, g backend.ConvGeometry) {
+// CheckConv validates a convolution geometry before any memory is touched.
+func CheckConv(who, kernel string, g backend.ConvGeometry) {
 	pos := g.N >= 0 && g.C > 0 && g.H > 0 && g.W > 0 && g.Cout > 0 && g.KernelH > 0 && g.KernelW > 0 &&
 		g.StrideH > 0 && g.StrideW > 0 && g.DilationH > 0 && g.DilationW > 0 && g.Groups > 0 && g.PadH >= 0 && g.PadW >= 0
 	if !pos || g.C%g.Groups != 0 || g.Cout%g.Groups != 0 {
@@ -58,7 +58,7 @@ func convTaps(g backend.ConvGeometry, fn func(yi, xi, wi int)) {
 // ConvOperands checks a convolution's geometry and returns the values of
 // its input and weight buffers and the output's element count.
 func ConvOperands(who, kernel string, g backend.ConvGeometry, xb, wb backend.Buffer) (x, w []float32, ny int) {
-	checkConv(who, kernel, g)
+	CheckConv(who, kernel, g)
 	x = Floats(who, kernel, xb, g.N*g.C*g.H*g.W)
 	w = Floats(who, kernel, wb, g.Cout*(g.C/g.Groups)*g.KernelH*g.KernelW)
 	return x, w, g.N * g.Cout * g.OutH * g.OutW
@@ -338,9 +338,10 @@ func NearestSource(in, out int) []int {
 	return idx
 }
 
-func checkResize(kernel string, g backend.ResizeGeometry) {
+// CheckResize validates a resize geometry.
+func CheckResize(who, kernel string, g backend.ResizeGeometry) {
 	if g.N < 0 || g.C < 0 || g.H <= 0 || g.W <= 0 || g.OutH <= 0 || g.OutW <= 0 {
-		backend.Fail(Name, kernel, "invalid geometry %+v", g)
+		backend.Fail(who, kernel, "invalid geometry %+v", g)
 	}
 }
 
@@ -348,7 +349,7 @@ func checkResize(kernel string, g backend.ResizeGeometry) {
 func (r *Backend) Upsample(a backend.UpsampleArgs) {
 	const k = "Upsample"
 	g := a.Geometry
-	checkResize(k, g)
+	CheckResize(Name, k, g)
 	planes := g.N * g.C
 	x := Floats(Name, k, a.X, planes*g.H*g.W)
 	y := Floats(Name, k, a.Y, planes*g.OutH*g.OutW)
@@ -366,7 +367,7 @@ func (r *Backend) Upsample(a backend.UpsampleArgs) {
 func (r *Backend) UpsampleBackward(a backend.UpsampleBackwardArgs) {
 	const k = "UpsampleBackward"
 	g := a.Geometry
-	checkResize(k, g)
+	CheckResize(Name, k, g)
 	planes := g.N * g.C
 	dy := Floats(Name, k, a.DY, planes*g.OutH*g.OutW)
 	dx := dest(k, a.DX, planes*g.H*g.W)

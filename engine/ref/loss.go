@@ -148,11 +148,11 @@ func giouBackward(p, t []float32, up float64) (dp, dt [4]float64) {
 	return dp, dt
 }
 
-// lossSizes checks a loss's sizes and returns the element counts of X and
+// LossSizes checks a loss's sizes and returns the element counts of X and
 // Target and whether Target holds labels.
-func lossSizes(kernel string, op backend.LossOp, n, classes int) (nx, nt int, labels bool) {
+func LossSizes(who, kernel string, op backend.LossOp, n, classes int) (nx, nt int, labels bool) {
 	if n < 0 || (op == backend.LossCrossEntropy && classes <= 0) {
-		backend.Fail(Name, kernel, "%v over %d values of %d classes", op, n, classes)
+		backend.Fail(who, kernel, "%v over %d values of %d classes", op, n, classes)
 	}
 	switch op {
 	case backend.LossGIoU:
@@ -179,7 +179,7 @@ func logSumExp(row []float32) float64 {
 // Loss implements backend.Backend.
 func (r *Backend) Loss(a backend.LossArgs) {
 	const k = "Loss"
-	nx, nt, labels := lossSizes(k, a.Op, a.N, a.Classes)
+	nx, nt, labels := LossSizes(Name, k, a.Op, a.N, a.Classes)
 	x := Floats(Name, k, a.X, nx)
 	y := Floats(Name, k, a.Y, a.N)
 	switch {
@@ -212,7 +212,7 @@ func (r *Backend) Loss(a backend.LossArgs) {
 // LossBackward implements backend.Backend.
 func (r *Backend) LossBackward(a backend.LossBackwardArgs) {
 	const k = "LossBackward"
-	nx, nt, labels := lossSizes(k, a.Op, a.N, a.Classes)
+	nx, nt, labels := LossSizes(Name, k, a.Op, a.N, a.Classes)
 	x := Floats(Name, k, a.X, nx)
 	dy := Floats(Name, k, a.DY, a.N)
 	dx := dest(k, a.DX, nx)

@@ -256,7 +256,15 @@ func viewFloats(kernel, name string, shape []int, v backend.View) ([]float32, []
 // enough for every element the view addresses) and its strides, checking
 // them; who, kernel and name (the argument) label the panic.
 func ViewFloats(who, kernel, name string, shape []int, v backend.View) ([]float32, []int) {
-	strides := v.Strides
+	strides, extent := CheckView(who, kernel, name, shape, v)
+	return Floats(who, kernel, v.Buf, extent), strides
+}
+
+// CheckView checks a view over shape (strides, offset, buffer) for any
+// backend and returns its strides and how many elements of its buffer it
+// spans; who, kernel and name (the argument) label the panic.
+func CheckView(who, kernel, name string, shape []int, v backend.View) (strides []int, extent int) {
+	strides = v.Strides
 	if strides == nil {
 		strides = backend.DenseStrides(shape)
 	}
@@ -274,7 +282,7 @@ func ViewFloats(who, kernel, name string, shape []int, v backend.View) ([]float3
 	if v.Buf == nil {
 		backend.Fail(who, kernel, "%s has no buffer", name)
 	}
-	return Floats(who, kernel, v.Buf, Extent(shape, v)), strides
+	return strides, Extent(shape, v)
 }
 
 // offset is the element index of multi-index idx under strides.

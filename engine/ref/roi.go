@@ -22,9 +22,10 @@ type roiPlan struct {
 	samples []roiSample
 }
 
-func checkROI(kernel string, g backend.ROIAlignGeometry) {
+// CheckROI validates a ROIAlign geometry.
+func CheckROI(who, kernel string, g backend.ROIAlignGeometry) {
 	if g.N < 0 || g.C < 0 || g.H <= 0 || g.W <= 0 || g.Regions < 0 || g.OutH <= 0 || g.OutW <= 0 || !(g.SpatialScale > 0) {
-		backend.Fail(Name, kernel, "invalid geometry %+v", g)
+		backend.Fail(who, kernel, "invalid geometry %+v", g)
 	}
 }
 
@@ -117,7 +118,7 @@ func bilinearSample(y, x float32, h, w int) roiSample {
 func (r *Backend) ROIAlign(a backend.ROIAlignArgs) {
 	const k = "ROIAlign"
 	g := a.Geometry
-	checkROI(k, g)
+	CheckROI(Name, k, g)
 	hw, bins := g.H*g.W, g.OutH*g.OutW
 	x := Floats(Name, k, a.X, g.N*g.C*hw)
 	rois := Floats(Name, k, a.ROIs, 5*g.Regions)
@@ -142,7 +143,7 @@ func (r *Backend) ROIAlign(a backend.ROIAlignArgs) {
 func (r *Backend) ROIAlignBackward(a backend.ROIAlignBackwardArgs) {
 	const k = "ROIAlignBackward"
 	g := a.Geometry
-	checkROI(k, g)
+	CheckROI(Name, k, g)
 	hw, bins := g.H*g.W, g.OutH*g.OutW
 	rois := Floats(Name, k, a.ROIs, 5*g.Regions)
 	dy := Floats(Name, k, a.DY, g.Regions*g.C*bins)

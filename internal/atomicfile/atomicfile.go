@@ -32,8 +32,11 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 	if err != nil {
 		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
+	// The temporary file goes unless the rename happened, also when fill
+	// panics (a device error while reading tensors).
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
@@ -61,6 +64,7 @@ func Write(path string, fill func(io.Writer) error) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fail("rename: ", err)
 	}
+	renamed = true
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync()
 		d.Close()

@@ -79,3 +79,30 @@ func TestErrorsNameThePath(t *testing.T) {
 		t.Fatalf("error %v, want a *fs.PathError naming %s", err, path)
 	}
 }
+
+// TestPanickingWriteKeepsTheOldFile: a fill that panics (a GPU error while
+// reading tensors for a checkpoint) leaves the old file and no temporary.
+func TestPanickingWriteKeepsTheOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "last.safetensors")
+	if err := WriteFile(path, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the fill's panic did not propagate")
+			}
+		}()
+		_ = Write(path, func(w io.Writer) error {
+			w.Write([]byte("partial"))
+			panic("device lost")
+		})
+	}()
+	if got, _ := os.ReadFile(path); string(got) != "old" {
+		t.Fatalf("file now holds %q, want the old content", got)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("a temporary file was left behind: %d entries", len(entries))
+	}
+}

@@ -40,6 +40,8 @@ type AllocStats struct {
 	DriverAllocs int64 // cuMemAlloc calls
 	Reuses       int64 // allocations served from the cache
 	Trims        int64 // cache releases forced by out-of-memory
+	FreshBytes   int64 // total of the blocks newly taken from the driver
+	ReusedBytes  int64 // total of the blocks served from the cache
 }
 
 // Figures names the counters as the run log prints them.
@@ -94,6 +96,7 @@ func (a *Allocator) Alloc(bytes int) (Buffer, error) {
 		a.stats.CachedBytes -= int64(class)
 		a.stats.InUseBytes += int64(class)
 		a.stats.Reuses++
+		a.stats.ReusedBytes += int64(class)
 		return Buffer{Ptr: p, Bytes: bytes, class: class}, nil
 	}
 	p, err := a.c.Alloc(class)
@@ -116,6 +119,7 @@ func (a *Allocator) Alloc(bytes int) (Buffer, error) {
 		return Buffer{}, err
 	}
 	a.stats.DriverAllocs++
+	a.stats.FreshBytes += int64(class)
 	a.stats.InUseBytes += int64(class)
 	a.stats.PeakBytes = max(a.stats.PeakBytes, a.stats.InUseBytes+a.stats.CachedBytes)
 	return Buffer{Ptr: p, Bytes: bytes, class: class}, nil

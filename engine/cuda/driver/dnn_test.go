@@ -48,10 +48,10 @@ func TestDNNConvolutionMatchesEngine(t *testing.T) {
 			}
 			nx, nw, ny := cv.N*cv.C*cv.H*cv.W, cv.K*cv.C/cv.Groups*cv.KH*cv.KW, cv.N*cv.K*cv.OutH()*cv.OutW()
 			x, w, gy := randn(nx), randn(nw), randn(ny)
-			xt := engine.New(slices.Clone(x), cv.N, cv.C, cv.H, cv.W).SetRequiresGrad(true)
-			wt := engine.New(slices.Clone(w), cv.K, cv.C/cv.Groups, cv.KH, cv.KW).SetRequiresGrad(true)
+			xt := engine.FromHost(slices.Clone(x), cv.N, cv.C, cv.H, cv.W).SetRequiresGrad(true)
+			wt := engine.FromHost(slices.Clone(w), cv.K, cv.C/cv.Groups, cv.KH, cv.KW).SetRequiresGrad(true)
 			yt := engine.Conv2d(xt, wt, nil, engine.ConvOptions{Stride: cv.StrideH, Pad: cv.PadH, Dilation: cv.DilationH, Groups: cv.Groups})
-			yt.BackwardWith(engine.New(slices.Clone(gy), yt.Shape()...))
+			yt.BackwardWith(engine.FromHost(slices.Clone(gy), yt.Shape()...))
 
 			px, pw, py, pgy, pgx, pgw := alloc2(t, c, s, x), alloc2(t, c, s, w), alloc2(t, c, s, make([]float32, ny)), alloc2(t, c, s, gy), alloc2(t, c, s, make([]float32, nx)), alloc2(t, c, s, make([]float32, nw))
 			if err := dnn.ConvForward(s, cv, px, pw, py, 0); err != nil {
@@ -67,7 +67,7 @@ func TestDNNConvolutionMatchesEngine(t *testing.T) {
 				name string
 				p    driver.DevicePtr
 				want []float32
-			}{{"y", py, yt.Data()}, {"dx", pgx, xt.Grad()}, {"dw", pgw, wt.Grad()}} {
+			}{{"y", py, yt.ToHost()}, {"dx", pgx, xt.GradToHost()}, {"dw", pgw, wt.GradToHost()}} {
 				got := make([]float32, len(r.want))
 				if err := driver.CopyFromDevice(s, got, r.p); err != nil {
 					t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -198,10 +197,8 @@ func TestFaults(t *testing.T) {
 			dir := simDir
 			if f.libs != nil {
 				dir = t.TempDir()
-				for _, l := range f.libs {
-					if err := os.Symlink(filepath.Join(simDir, l), filepath.Join(dir, l)); err != nil {
-						t.Fatal(err)
-					}
+				if err := sim.LinkLibraries(dir, simDir, f.libs...); err != nil {
+					t.Fatal(err)
 				}
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestFaultHelperProcess$", "-test.count=1", "-test.v")

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/backend"
-	"github.com/gidedge/gidedge/engine/cpu"
 	"github.com/gidedge/gidedge/engine/cuda/kernels"
 )
 
@@ -35,20 +33,64 @@ func (c convCase) String() string {
 	return fmt.Sprintf("n%d c%d %dx%d k%d s%d p%d d%d", c.n, c.c, c.h, c.w, c.k, c.stride, c.pad, c.dil)
 }
 
-func TestIm2ColCol2ImMatchCPUBackend(t *testing.T) {
-	cpuBackend := cpu.New(1)
+// im2colReference is the patch matrix of one image [c, h, w] as
+// [c·kh·kw, oh·ow] row-major, zeros in the padding: the definition the
+// kernel must follow, written as the plainest loops.
+func im2colReference(c convCase, oh, ow int, img []float32) []float32 {
+	taps := c.k * c.k
+	col := make([]float32, c.c*taps*oh*ow)
+	for ch := 0; ch < c.c; ch++ {
+		for ky := 0; ky < c.k; ky++ {
+			for kx := 0; kx < c.k; kx++ {
+				row := ch*taps + ky*c.k + kx
+				for oy := 0; oy < oh; oy++ {
+					for ox := 0; ox < ow; ox++ {
+						iy, ix := oy*c.stride-c.pad+ky*c.dil, ox*c.stride-c.pad+kx*c.dil
+						if iy >= 0 && iy < c.h && ix >= 0 && ix < c.w {
+							col[(row*oh+oy)*ow+ox] = img[(ch*c.h+iy)*c.w+ix]
+						}
+					}
+				}
+			}
+		}
+	}
+	return col
+}
+
+// col2imReference adds each patch-matrix entry back onto the image pixel
+// im2col copied it from (im2col's adjoint).
+func col2imReference(c convCase, oh, ow int, col, img []float32) {
+	taps := c.k * c.k
+	for ch := 0; ch < c.c; ch++ {
+		for ky := 0; ky < c.k; ky++ {
+			for kx := 0; kx < c.k; kx++ {
+				row := ch*taps + ky*c.k + kx
+				for oy := 0; oy < oh; oy++ {
+					for ox := 0; ox < ow; ox++ {
+						iy, ix := oy*c.stride-c.pad+ky*c.dil, ox*c.stride-c.pad+kx*c.dil
+						if iy >= 0 && iy < c.h && ix >= 0 && ix < c.w {
+							img[(ch*c.h+iy)*c.w+ix] += col[(row*oh+oy)*ow+ox]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestIm2ColCol2ImMatchReference(t *testing.T) {
 	forEachDevice(t, func(t *testing.T, d device) {
 		for _, c := range convCases {
 			t.Run(c.String(), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(11, uint64(c.k)))
 				g := c.geometry()
-				bg := backend.ConvGeometry{Channels: c.c, Height: c.h, Width: c.w, KernelH: c.k, KernelW: c.k, StrideH: c.stride, StrideW: c.stride,
-					PadH: c.pad, PadW: c.pad, DilationH: c.dil, DilationW: c.dil, OutH: int(g.OH), OutW: int(g.OW)}
-				img := randn(rng, c.n*c.c*c.h*c.w, 1)
-				per := bg.ColRows() * bg.ColCols()
-				want := make([]float32, c.n*per)
+				oh, ow := int(g.OH), int(g.OW)
+				plane := c.c * c.h * c.w
+				img := randn(rng, c.n*plane, 1)
+				per := c.c * c.k * c.k * oh * ow
+				want := make([]float32, 0, c.n*per)
 				for i := 0; i < c.n; i++ {
-					cpuBackend.Im2Col(bg, img[i*c.c*c.h*c.w:(i+1)*c.c*c.h*c.w], want[i*per:(i+1)*per])
+					want = append(want, im2colReference(c, oh, ow, img[i*plane:(i+1)*plane])...)
 				}
 				col := d.put(t, make([]float32, len(want)))
 				run(t, d, "gidedge_im2col", small(len(want)), ptr(col), ptr(d.put(t, img)), g.Arg())
@@ -58,7 +100,7 @@ func TestIm2ColCol2ImMatchCPUBackend(t *testing.T) {
 				base := randn(rng, len(img), 1)
 				wantImg := append([]float32(nil), base...)
 				for i := 0; i < c.n; i++ {
-					cpuBackend.Col2Im(bg, cols[i*per:(i+1)*per], wantImg[i*c.c*c.h*c.w:(i+1)*c.c*c.h*c.w])
+					col2imReference(c, oh, ow, cols[i*per:(i+1)*per], wantImg[i*plane:(i+1)*plane])
 				}
 				imgp := d.put(t, base)
 				run(t, d, "gidedge_col2im", small(len(img)), ptr(imgp), ptr(d.put(t, cols)), f32(1), g.Arg())

@@ -82,8 +82,8 @@ func run(t *testing.T, d device, name string, cfg driver.LaunchConfig, args ...d
 
 // ptr, i32 and f32 shorten argument lists.
 func ptr(p driver.DevicePtr) driver.Arg { return driver.Pointer(p) }
-func i32(v int) driver.Arg             { return driver.Int32(int32(v)) }
-func f32(v float32) driver.Arg         { return driver.Float32(v) }
+func i32(v int) driver.Arg              { return driver.Int32(int32(v)) }
+func f32(v float32) driver.Arg          { return driver.Float32(v) }
 
 var null = driver.Pointer(0)
 

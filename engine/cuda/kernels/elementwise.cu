@@ -35,7 +35,7 @@ static __device__ float gd_unary_f(int op, float x, float a, float b) {
 	case GD_UNARY_HARDSWISH: return x <= -3.f ? 0.f : (x >= 3.f ? x : x * (x + 3.f) / 6.f);
 	case GD_UNARY_TANH: return gd_tanh(x);
 	case GD_UNARY_POW: return gd_pow(x, a);
-	case GD_UNARY_CLAMP: return gd_min(gd_max(x, a), b);
+	case GD_UNARY_CLAMP: return x != x ? x : gd_min(gd_max(x, a), b);  // NaN stays NaN
 	}
 	return GD_NAN;
 }
@@ -49,7 +49,7 @@ static __device__ float gd_unary_df(int op, float x, float y, float a, float b) 
 	case GD_UNARY_LOG: return 1.f / x;
 	case GD_UNARY_SQRT: return 0.5f / y;
 	case GD_UNARY_ABS: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
-	case GD_UNARY_RELU: return y > 0.f ? 1.f : 0.f;
+	case GD_UNARY_RELU: return y <= 0.f ? 0.f : 1.f;  // a NaN output passes the gradient (PyTorch)
 	case GD_UNARY_LEAKY_RELU: return x > 0.f ? 1.f : a;
 	case GD_UNARY_SIGMOID: return y * (1.f - y);
 	case GD_UNARY_SILU: {

@@ -2,6 +2,7 @@ package kernels_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -55,6 +56,28 @@ func TestUnaryMatchesEngine(t *testing.T) {
 				}
 				near(t, "gx", d.get(t, gx, n), wantG, 1e-5, 1e-4)
 			})
+		}
+	})
+}
+
+// TestReLUKeepsNaN checks the engine's ReLU rule at its edge cases: NaN
+// stays NaN forward, and the gradient is masked only where the output is
+// ≤ 0, so a NaN output passes it (PyTorch's threshold_backward).
+func TestReLUKeepsNaN(t *testing.T) {
+	nan := float32(math.NaN())
+	x := []float32{nan, -1, 0, 2, float32(math.Copysign(0, -1))}
+	forEachDevice(t, func(t *testing.T, d device) {
+		n := len(x)
+		xp, yp := d.put(t, x), d.put(t, make([]float32, n))
+		run(t, d, "gidedge_unary", small(n), ptr(yp), ptr(xp), i32(kernels.UnaryReLU), f32(0), f32(0), i32(n))
+		y := d.get(t, yp, n)
+		if !math.IsNaN(float64(y[0])) || y[1] != 0 || y[2] != 0 || y[3] != 2 || y[4] != 0 {
+			t.Fatalf("relu(%v) = %v, want [NaN 0 0 2 0]", x, y)
+		}
+		gx := d.put(t, make([]float32, n))
+		run(t, d, "gidedge_unary_backward", small(n), ptr(gx), ptr(d.put(t, []float32{3, 3, 3, 3, 3})), ptr(xp), ptr(yp), i32(kernels.UnaryReLU), f32(0), f32(0), f32(0), i32(n))
+		if g := d.get(t, gx, n); g[0] != 3 || g[1] != 0 || g[2] != 0 || g[3] != 3 || g[4] != 0 {
+			t.Fatalf("relu gradient %v, want [3 0 0 3 0] (NaN passes)", g)
 		}
 	})
 }

@@ -95,10 +95,10 @@ func TestGIoUMatchesEngine(t *testing.T) {
 			return out
 		}
 		p, tg := box(), box()
-		copy(p[:4], tg[:4])                        // identical boxes
-		copy(p[4:8], []float32{0, 0, 10, 10})      // disjoint boxes
+		copy(p[:4], tg[:4])                   // identical boxes
+		copy(p[4:8], []float32{0, 0, 10, 10}) // disjoint boxes
 		copy(tg[4:8], []float32{20, 20, 30, 30})
-		copy(p[8:12], []float32{0, 0, 10, 10})     // one inside the other
+		copy(p[8:12], []float32{0, 0, 10, 10}) // one inside the other
 		copy(tg[8:12], []float32{2, 3, 7, 8})
 		gy := randn(rng, n, 1)
 		want, grads := oracle(func(in []*engine.Tensor) *engine.Tensor { return engine.GIoULoss(in[0], in[1]) }, gy, tns(p, n, 4), tns(tg, n, 4))

@@ -73,7 +73,7 @@ func TestStridedCopyPermutesAndSlices(t *testing.T) {
 		}
 		y := d.put(t, make([]float32, len(x)))
 		run(t, d, "gidedge_strided_copy", small(len(x)), ptr(y), ptr(d.put(t, x)), f32(0), l.Arg())
-		want := engine.Permute(engine.New(x, shape...), 2, 0, 1).Data()
+		want := engine.Permute(engine.FromHost(x, shape...), 2, 0, 1).ToHost()
 		near(t, "permute", d.get(t, y, len(x)), want, 0, 0)
 
 		// Slice [1:4] of axis 1 into the middle of a [3, 9, 7] tensor
@@ -86,8 +86,8 @@ func TestStridedCopyPermutesAndSlices(t *testing.T) {
 		yp := d.put(t, dst)
 		run(t, d, "gidedge_strided_copy", elementwise(int(l.N)), ptr(yp+4*2*7), ptr(d.put(t, x)+4*1*7), f32(0), l.Arg())
 		got := d.get(t, yp, len(dst))
-		slice := engine.Slice(engine.New(x, shape...), 1, 1, 4)
-		wantCat := engine.Concat(1, engine.Zeros(3, 2, 7), slice, engine.Zeros(3, 4, 7)).Data()
+		slice := engine.Slice(engine.FromHost(x, shape...), 1, 1, 4)
+		wantCat := engine.Concat(1, engine.Zeros(3, 2, 7), slice, engine.Zeros(3, 4, 7)).ToHost()
 		near(t, "slice into concat", got, wantCat, 0, 0)
 	})
 }

@@ -24,7 +24,7 @@ func TestBatchNormMatchesEngine(t *testing.T) {
 				gamma, beta := randu(rng, c, 0.5, 1.5), randn(rng, c, 1)
 				rm0, rv0 := randn(rng, c, 0.1), randu(rng, c, 0.5, 2)
 				gy := randn(rng, n*c*hw, 1)
-				st := &engine.BatchNormState{RunningMean: engine.New(slices.Clone(rm0), c), RunningVar: engine.New(slices.Clone(rv0), c), Momentum: 0.1, Eps: 1e-5}
+				st := &engine.BatchNormState{RunningMean: engine.FromHost(slices.Clone(rm0), c), RunningVar: engine.FromHost(slices.Clone(rv0), c), Momentum: 0.1, Eps: 1e-5}
 				want, grads := oracle(func(in []*engine.Tensor) *engine.Tensor {
 					return engine.BatchNorm2d(in[0], in[1], in[2], st, training)
 				}, gy, tns(x, n, c, h, w), tns(gamma, c), tns(beta, c))
@@ -36,8 +36,8 @@ func TestBatchNormMatchesEngine(t *testing.T) {
 				if training {
 					run(t, d, "gidedge_bn_stats", kernels.PerBlock(c), ptr(mean), ptr(invstd), ptr(rm), ptr(rv), ptr(xp), f32(1e-5), f32(0.1), i32(n), i32(c), i32(hw))
 					run(t, d, "gidedge_bn_forward", small(len(x)), ptr(y), ptr(xp), ptr(mean), ptr(invstd), ptr(gp), ptr(bp), i32(n), i32(c), i32(hw))
-					near(t, "running mean", d.get(t, rm, c), st.RunningMean.Data(), 1e-6, 1e-5)
-					near(t, "running var", d.get(t, rv, c), st.RunningVar.Data(), 1e-6, 1e-5)
+					near(t, "running mean", d.get(t, rm, c), st.RunningMean.ToHost(), 1e-6, 1e-5)
+					near(t, "running var", d.get(t, rv, c), st.RunningVar.ToHost(), 1e-6, 1e-5)
 				} else {
 					run(t, d, "gidedge_bn_forward_eval", small(len(x)), ptr(y), ptr(mean), ptr(invstd), ptr(xp), ptr(rm), ptr(rv), ptr(gp), ptr(bp), f32(1e-5), i32(n), i32(c), i32(hw))
 					near(t, "eval mean", d.get(t, mean, c), rm0, 0, 0)

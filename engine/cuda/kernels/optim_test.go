@@ -14,8 +14,8 @@ import (
 
 // paramWithGrad is a parameter of value p whose gradient is g.
 func paramWithGrad(p, g []float32) nn.Named {
-	t := engine.New(slices.Clone(p), len(p)).SetRequiresGrad(true)
-	engine.Sum(engine.Mul(t, engine.New(slices.Clone(g), len(g)))).Backward()
+	t := engine.FromHost(slices.Clone(p), len(p)).SetRequiresGrad(true)
+	engine.Sum(engine.Mul(t, engine.FromHost(slices.Clone(g), len(g)))).Backward()
 	return nn.Named{Name: "w", Tensor: t}
 }
 
@@ -35,7 +35,7 @@ func TestAdamWMatchesOptim(t *testing.T) {
 		for s := 0; s < steps; s++ {
 			if s > 0 {
 				opt.ZeroGrad()
-				engine.Sum(engine.Mul(param.Tensor, engine.New(slices.Clone(grads[s]), n))).Backward()
+				engine.Sum(engine.Mul(param.Tensor, engine.FromHost(slices.Clone(grads[s]), n))).Backward()
 			}
 			opt.Step()
 			// The same step-dependent scalars engine/optim computes.
@@ -44,11 +44,11 @@ func TestAdamWMatchesOptim(t *testing.T) {
 			bc2 := 1 - math.Pow(0.999, step)
 			run(t, d, "gidedge_adamw", small(n), ptr(pp), ptr(mp), ptr(vp), ptr(d.put(t, grads[s])), f32(1-cfg.LR*cfg.WeightDecay),
 				f32(0.9), f32(0.999), f32(float32(float64(cfg.LR)/bc1)), f32(float32(1/math.Sqrt(bc2))), f32(1e-8), i32(n))
-			near(t, fmt.Sprintf("p after step %d", s+1), d.get(t, pp, n), param.Tensor.Data(), 1e-6, 1e-5)
+			near(t, fmt.Sprintf("p after step %d", s+1), d.get(t, pp, n), param.Tensor.ToHost(), 1e-6, 1e-5)
 		}
 		state := opt.State()
-		near(t, "exp_avg", d.get(t, mp, n), state[1].Tensor.Data(), 1e-6, 1e-5)
-		near(t, "exp_avg_sq", d.get(t, vp, n), state[2].Tensor.Data(), 1e-7, 1e-5)
+		near(t, "exp_avg", d.get(t, mp, n), state[1].Tensor.ToHost(), 1e-6, 1e-5)
+		near(t, "exp_avg_sq", d.get(t, vp, n), state[2].Tensor.ToHost(), 1e-7, 1e-5)
 	})
 }
 
@@ -77,11 +77,11 @@ func TestSGDMatchesOptim(t *testing.T) {
 				for s, g := range [][]float32{g0, g1} {
 					if s > 0 {
 						opt.ZeroGrad()
-						engine.Sum(engine.Mul(param.Tensor, engine.New(slices.Clone(g), n))).Backward()
+						engine.Sum(engine.Mul(param.Tensor, engine.FromHost(slices.Clone(g), n))).Backward()
 					}
 					opt.Step()
 					run(t, d, "gidedge_sgd", small(n), ptr(pp), ptr(bp), ptr(d.put(t, g)), f32(cfg.LR), f32(cfg.Momentum), f32(cfg.WeightDecay), i32(nesterov), i32(n))
-					near(t, fmt.Sprintf("p after step %d", s+1), d.get(t, pp, n), param.Tensor.Data(), 1e-6, 1e-5)
+					near(t, fmt.Sprintf("p after step %d", s+1), d.get(t, pp, n), param.Tensor.ToHost(), 1e-6, 1e-5)
 				}
 			})
 		}

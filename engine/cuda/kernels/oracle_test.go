@@ -18,18 +18,18 @@ import (
 func oracle(op func(in []*engine.Tensor) *engine.Tensor, gy []float32, inputs ...tensor) ([]float32, [][]float32) {
 	ts := make([]*engine.Tensor, len(inputs))
 	for i, in := range inputs {
-		ts[i] = engine.New(slices.Clone(in.data), in.shape...)
+		ts[i] = engine.FromHost(slices.Clone(in.data), in.shape...)
 		if !in.constant {
 			ts[i].SetRequiresGrad(true)
 		}
 	}
 	out := op(ts)
-	data := slices.Clone(out.Data())
+	data := slices.Clone(out.ToHost())
 	grads := make([][]float32, len(inputs))
 	if gy != nil {
-		out.BackwardWith(engine.New(slices.Clone(gy), out.Shape()...))
+		out.BackwardWith(engine.FromHost(slices.Clone(gy), out.Shape()...))
 		for i, t := range ts {
-			if g := t.Grad(); g != nil {
+			if g := t.GradToHost(); g != nil {
 				grads[i] = slices.Clone(g)
 			} else if !inputs[i].constant {
 				grads[i] = make([]float32, len(inputs[i].data))
@@ -47,5 +47,7 @@ type tensor struct {
 	constant bool
 }
 
-func tns(data []float32, shape ...int) tensor   { return tensor{data: data, shape: shape} }
-func konst(data []float32, shape ...int) tensor { return tensor{data: data, shape: shape, constant: true} }
+func tns(data []float32, shape ...int) tensor { return tensor{data: data, shape: shape} }
+func konst(data []float32, shape ...int) tensor {
+	return tensor{data: data, shape: shape, constant: true}
+}

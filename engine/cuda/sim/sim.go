@@ -221,3 +221,15 @@ func TestConfig() (cfg driver.Config, simulated bool, err error) {
 	}
 	return driver.Config{Dirs: []string{dir}, Exclusive: true}, true, nil
 }
+
+// LinkLibraries links the named libraries of the simulator build in simDir
+// (Build's folder) into dst: a folder with some libraries missing, for the
+// tests of what happens without them.
+func LinkLibraries(dst, simDir string, libs ...string) error {
+	for _, l := range libs {
+		if err := os.Symlink(filepath.Join(simDir, l), filepath.Join(dst, l)); err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+	}
+	return nil
+}

@@ -15,6 +15,8 @@
 //   GIDEDGE_CUDASIM_MEMORY=BYTES       device memory size (default 8 GiB); cuMemAlloc beyond it fails
 //   GIDEDGE_CUDASIM_FAIL_LAUNCH=NAME   cuLaunchKernel of kernel NAME fails at once (LAUNCH_OUT_OF_RESOURCES)
 //   GIDEDGE_CUDASIM_FAULT=NAME         kernel NAME faults when it runs: a sticky CUDA_ERROR_ILLEGAL_ADDRESS
+// NAME@N in the last two fails only the N-th launch of NAME (counting from
+// 1), so a failure can be placed in the middle of a run.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -102,6 +104,20 @@ void compute_capability(int* major, int* minor) {
 	*major = std::atoi(cc.c_str());
 	size_t dot = cc.find('.');
 	*minor = dot == std::string::npos ? 0 : std::atoi(cc.c_str() + dot + 1);
+}
+
+// injected reports whether fault variable var names this launch of kernel
+// name: "NAME" matches every launch, "NAME@N" the N-th only.
+bool injected(const char* var, const std::string& name) {
+	static std::mutex mu;
+	static std::map<std::string, long> launches;
+	std::string v = env(var, "");
+	if (v.empty()) return false;
+	size_t at = v.find('@');
+	if (v.substr(0, at) != name) return false;
+	if (at == std::string::npos) return true;
+	std::lock_guard<std::mutex> lock(mu);
+	return ++launches[std::string(var) + " " + name] == std::atol(v.c_str() + at + 1);
 }
 
 bool in_device_memory(unsigned long long p, size_t bytes) {
@@ -661,7 +677,7 @@ int cuLaunchKernel(void* fn, unsigned int gx, unsigned int gy, unsigned int gz, 
 		return INVALID_VALUE;
 	}
 	if (!f->sizes.empty() && params == nullptr) return INVALID_VALUE;
-	if (env("GIDEDGE_CUDASIM_FAIL_LAUNCH", "") == f->name) return LAUNCH_OUT_OF_RESOURCES;
+	if (injected("GIDEDGE_CUDASIM_FAIL_LAUNCH", f->name)) return LAUNCH_OUT_OF_RESOURCES;
 	// The driver copies the arguments at launch; so does the simulator.
 	std::vector<unsigned> offsets;
 	size_t total = 0;
@@ -672,7 +688,7 @@ int cuLaunchKernel(void* fn, unsigned int gx, unsigned int gy, unsigned int gz, 
 	}
 	auto buf = std::make_shared<std::vector<unsigned char>>(total + 8);
 	for (size_t i = 0; i < f->sizes.size(); i++) std::memcpy(buf->data() + offsets[i], params[i], f->sizes[i]);
-	bool fault = env("GIDEDGE_CUDASIM_FAULT", "") == f->name;
+	bool fault = injected("GIDEDGE_CUDASIM_FAULT", f->name);
 	std::string name = f->name;
 	bool barrier = f->barrier;
 	enqueue(stream, [=] {
