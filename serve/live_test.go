@@ -20,7 +20,10 @@ import (
 // These tests run a real server on 127.0.0.1 with bounded request loops.
 
 func TestLiveConcurrentRequests(t *testing.T) {
-	s := newTestServer(t, Config{Sessions: 2})
+	// This test is about correctness under concurrency, not latency: a
+	// generous deadline keeps a loaded machine under -race from turning
+	// slow answers into 504s.
+	s := newTestServer(t, Config{Sessions: 2, RequestTimeout: 2 * time.Minute})
 	l := startLive(t, s, context.Background())
 	jpg := personJPEG(t)
 	var wg sync.WaitGroup
