@@ -2,10 +2,14 @@ package synth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"testing"
 
 	"github.com/gidedge/gidedge/dataset"
@@ -183,5 +187,44 @@ func TestOptionErrors(t *testing.T) {
 func BenchmarkRender320(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		Render(1, i, 320, 1, 8)
+	}
+}
+
+// treeDigest is one SHA-256 over the sorted relative paths and contents of
+// every file under dir.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	files := tree(t, dir)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %x\n", n, sha256.Sum256([]byte(files[n])))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestBenchmarkSetGolden pins the bytes of the default (benchmark) set:
+// `gidedge data synth` with its defaults and the call of
+// scripts/bench_distill.sh (160 px, val/test 0.15). Every benchmark figure
+// in benchmarks/RESULTS.md was measured on sets made this way, so a change
+// to the generator must leave them alone (add a preset instead). The
+// digests were taken before the demo preset existed.
+func TestBenchmarkSetGolden(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Images: 4, Seed: 1, ValFrac: 0.1, TestFrac: 0.1}, "056cc92420d824bd0cab08df1b20cae3a453ec7e01d12872b870957d59243ef8"},
+		{Options{Images: 6, Size: 160, Seed: 1, ValFrac: 0.15, TestFrac: 0.15}, "42713fd66f4ce8c648b924b0df6ef98e64a912d27f18212c84c31de54eb498b7"},
+	} {
+		dir := filepath.Join(t.TempDir(), "set")
+		generate(t, dir, c.opts)
+		if got := treeDigest(t, dir); got != c.want {
+			t.Errorf("options %+v: set digest %s, want %s (the benchmark set changed)", c.opts, got, c.want)
+		}
 	}
 }
