@@ -32,7 +32,8 @@ func Presets() []Preset { return []Preset{PresetBenchmark, PresetDemo} }
 // the generator was written with; Render draws the same random numbers in
 // the same order for every recipe, so only the values drawn from change.
 type recipe struct {
-	classes []int // indices into Classes; an object's class is its position here
+	about   string // what the sets hold, one sentence (Preset.Description)
+	classes []int  // indices into Classes; an object's class is its position here
 	// objects per image when Options leave them zero
 	minObjects, maxObjects int
 	// object sides are drawn log-uniformly in
@@ -51,6 +52,9 @@ type recipe struct {
 
 var recipes = map[Preset]recipe{
 	PresetBenchmark: {
+		about: "six classes told apart by texture (striped disc, dotted disc, checkered square) or fine shape (ring, star, triangle), " +
+			"objects from 8 pixels to half the image side (small ones common), 1–6 distractors that are not objects, " +
+			"occlusion up to 40%, objects cut by the border, textured backgrounds, pixel noise σ 1–9 and JPEG quality 75–95",
 		classes:    []int{classStriped, classDotted, classChecker, classRing, classStar, classTriangle},
 		minObjects: 1, maxObjects: 8,
 		minSidePx: 8, minSideFrac: 0, maxSideFrac: 0.5,
@@ -62,6 +66,9 @@ var recipes = map[Preset]recipe{
 		minQuality: 75, maxQuality: 95,
 	},
 	PresetDemo: {
+		about: "three classes told apart by silhouette (ring, star, triangle), objects from an eighth to two fifths of the image side, " +
+			"0–2 distractors that are not objects, no occlusion, nothing cut by the border, plain or smooth backgrounds, " +
+			"pixel noise σ 1–3 and JPEG quality 90–95",
 		classes:    []int{classRing, classStar, classTriangle},
 		minObjects: 1, maxObjects: 4,
 		minSidePx: 8, minSideFrac: 0.125, maxSideFrac: 0.4,
@@ -102,6 +109,16 @@ func (p Preset) Classes() ([]string, error) {
 		out[i] = Classes[c]
 	}
 	return out, nil
+}
+
+// Description says in one sentence (no capital, no full stop) what the
+// preset's sets hold; "" for an unknown preset.
+func (p Preset) Description() string {
+	rc, err := p.recipe()
+	if err != nil {
+		return ""
+	}
+	return rc.about
 }
 
 // sides returns the range object sides are drawn from at an image size.
