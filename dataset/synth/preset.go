@@ -70,7 +70,7 @@ var recipes = map[Preset]recipe{
 			"0–2 distractors that are not objects, no occlusion, nothing cut by the border, plain or smooth backgrounds, " +
 			"pixel noise σ 1–3 and JPEG quality 90–95",
 		classes:    []int{classRing, classStar, classTriangle},
-		minObjects: 1, maxObjects: 4,
+		minObjects: 2, maxObjects: 6,
 		minSidePx: 8, minSideFrac: 0.125, maxSideFrac: 0.4,
 		minDistractors: 0, maxDistractors: 2,
 		maxBlotches: 0, backgrounds: 3,

@@ -53,8 +53,8 @@ type Options struct {
 	ValFrac, TestFrac float64 // fractions of images in val and test (rest: train)
 	// Preset is the difficulty (default PresetBenchmark; see Preset).
 	Preset     Preset
-	MinObjects int // objects per image, at least (default: the preset's, 1)
-	MaxObjects int // objects per image, at most (default: the preset's, 8 for benchmark, 4 for demo)
+	MinObjects int // objects per image, at least (default: the preset's, 1 for benchmark, 2 for demo)
+	MaxObjects int // objects per image, at most (default: the preset's, 8 for benchmark, 6 for demo)
 	Workers    int // rendering goroutines (default GOMAXPROCS)
 	// Force replaces an output folder that holds other files; a previous
 	// synthetic set (it has synth.json) is always replaced.

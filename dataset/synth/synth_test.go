@@ -250,11 +250,11 @@ func TestDemoPreset(t *testing.T) {
 	}
 	perClass := make([]int, len(names))
 	for i := range 40 {
-		s, err := Render(PresetDemo, 5, i, size, 1, 4)
+		s, err := Render(PresetDemo, 5, i, size, 2, 6)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Quality < 90 || len(s.Objects) == 0 || len(s.Objects) > 4 {
+		if s.Quality < 90 || len(s.Objects) == 0 || len(s.Objects) > 6 {
 			t.Fatalf("image %d: jpeg quality %d, %d objects", i, s.Quality, len(s.Objects))
 		}
 		for j, o := range s.Objects {
