@@ -18,7 +18,8 @@
 #   scripts/bench_demo.sh
 #
 # Environment: OUT (runs/bench-demo), SEEDS ("1 2 3": student seeds),
-# TEACHER_SEEDS ("2 3": more teachers; "" for none), GIDEDGE (bin/gidedge).
+# TEACHER_SEEDS ("2 3": more teachers; "" for none), GIDEDGE (bin/gidedge),
+# QUICK=1 (the --quick plan: checks this script in minutes, figures meaningless).
 # Needs jq. Finished runs are skipped, so an interrupted run continues.
 set -euo pipefail
 
@@ -39,10 +40,10 @@ demo="$out/demo"
 if [ ! -f "$demo/results.json" ]; then
   echo "== gidedge demo --out $demo" >&2
   {
-    echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     TIMEFORMAT='demo: %R s wall, %U s user, %S s sys'
-    time "$GIDEDGE" demo --out "$demo" --quiet >"$out/demo.log"
-    echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    time "$GIDEDGE" demo --out "$demo" --quiet ${QUICK:+--quick} >"$out/demo.log"
+    echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   } 2>"$out/demo.time"
 fi
 teacher_cfg="$demo/configs/teacher.json"
@@ -99,6 +100,6 @@ gain() { jq -n --slurpfile g "$students/gid-s$1.test.json" --slurpfile b "$stude
   echo
   echo "Every student distils from (or is compared with) the seed-1 teacher the demo trains; the seed-1 students are the demo's own runs."
   [ ! -f "$out/demo.time" ] || echo "The demo run: $(tr '\n' ';' <"$out/demo.time" | sed 's/;$//; s/;/; /g')."
-  echo "Command: OUT=$out SEEDS=\"$seeds\" TEACHER_SEEDS=\"$teacher_seeds\" scripts/bench_demo.sh"
+  echo "Command: OUT=$out SEEDS=\"$seeds\" TEACHER_SEEDS=\"$teacher_seeds\" ${QUICK:+QUICK=1 }scripts/bench_demo.sh"
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)."
 } | tee "$out/RESULTS.md"
