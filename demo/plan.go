@@ -1,8 +1,12 @@
 package demo
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
+	"github.com/gidedge/gidedge/dataset/synth"
 	"github.com/gidedge/gidedge/models"
 )
 
@@ -13,13 +17,15 @@ import (
 type Plan struct {
 	Name string `json:"name"`
 
-	// Synthetic data set: Images square images of Size pixels, split into
-	// train/val/test by ValFrac and TestFrac.
-	Images   int     `json:"images"`
-	Size     int     `json:"size"`
-	ValFrac  float64 `json:"val_frac"`
-	TestFrac float64 `json:"test_frac"`
-	Seed     uint64  `json:"seed"`
+	// Synthetic data set of the generator's Preset ("" is the benchmark
+	// set): Images square images of Size pixels, split into train/val/test
+	// by ValFrac and TestFrac.
+	Preset   synth.Preset `json:"preset"`
+	Images   int          `json:"images"`
+	Size     int          `json:"size"`
+	ValFrac  float64      `json:"val_frac"`
+	TestFrac float64      `json:"test_frac"`
+	Seed     uint64       `json:"seed"`
 
 	// Teacher and Student are named model configs (models.Names); both are
 	// trained and served at ImgSize pixels.
@@ -54,7 +60,7 @@ type Plan struct {
 func FullPlan() Plan {
 	return Plan{
 		Name:   "full",
-		Images: 600, Size: 160, ValFrac: 0.1, TestFrac: 0.1, Seed: 1,
+		Preset: synth.PresetDemo, Images: 600, Size: 160, ValFrac: 0.1, TestFrac: 0.1, Seed: 1,
 		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 160,
 		TeacherEpochs: 7, StudentEpochs: 5, Batch: 8,
 		Optimizer: "adamw", TeacherLR: 0.003, StudentLR: 0.003, WarmupSteps: 30, Augment: false,
@@ -67,7 +73,7 @@ func FullPlan() Plan {
 func QuickPlan() Plan {
 	return Plan{
 		Name:   "quick",
-		Images: 48, Size: 96, ValFrac: 0.125, TestFrac: 0.125, Seed: 1,
+		Preset: synth.PresetDemo, Images: 48, Size: 96, ValFrac: 0.125, TestFrac: 0.125, Seed: 1,
 		Teacher: "retinanet-teacher", Student: "retinanet-student", ImgSize: 96,
 		TeacherEpochs: 4, StudentEpochs: 4, Batch: 4,
 		Optimizer: "adamw", TeacherLR: 0.005, StudentLR: 0.005, WarmupSteps: 3, Augment: false,
@@ -131,4 +137,43 @@ func (p Plan) modelConfig(name string, epochs int, lr float64) (models.Config, e
 		return cfg, fmt.Errorf("demo: config %s at %d px: %w", name, p.ImgSize, err)
 	}
 	return cfg, nil
+}
+
+// Spread is a plan measured over several seeds, offline, by
+// scripts/bench_demo.sh: what the figures of one demo run are read
+// against. Each figure is the mean and the sample standard deviation of
+// test mAP over the seeds; every student distils from (or is compared
+// with) the seed-1 teacher, as in the demo.
+type Spread struct {
+	// PlanSHA256 is planDigest of the plan measured: the report quotes
+	// the spread only for a run of that very plan.
+	PlanSHA256                   string
+	Seeds, TeacherSeeds          int
+	Teacher, Baseline, GID, Gain [2]float64 // Gain: GID minus the baseline of the same seed
+	Measured                     string     // when and under what load
+}
+
+// FullPlanSpread is FullPlan measured with scripts/bench_demo.sh; the
+// table is in benchmarks/RESULTS.md ("The demo"). TestFullPlanSpread
+// fails when FullPlan changes and this is not measured again.
+var FullPlanSpread = Spread{
+	PlanSHA256: "",
+}
+
+// planDigest is the SHA-256 of the plan's JSON.
+func planDigest(p Plan) string {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// spread returns the measured spread of the plan, if it was measured.
+func (p Plan) spread() (Spread, bool) {
+	if FullPlanSpread.PlanSHA256 != "" && planDigest(p) == FullPlanSpread.PlanSHA256 {
+		return FullPlanSpread, true
+	}
+	return Spread{}, false
 }

@@ -51,6 +51,7 @@ type SynthResult struct {
 	Val      int            `json:"val"`
 	Test     int            `json:"test"`
 	Size     int            `json:"size"`
+	Preset   string         `json:"preset"`
 	PerClass map[string]int `json:"per_class"`
 	Classes  []string       `json:"classes"`
 }
@@ -150,16 +151,21 @@ func (r *runner) stages() []*stage {
 			id: StageSynth, title: "synthetic data set (dataset/synth)",
 			settings: func() any {
 				return struct {
+					Preset            synth.Preset
 					Images, Size      int
 					ValFrac, TestFrac float64
 					Seed              uint64
-				}{p.Images, p.Size, p.ValFrac, p.TestFrac, p.Seed}
+				}{p.Preset, p.Images, p.Size, p.ValFrac, p.TestFrac, p.Seed}
 			},
 			result: &res.Synth,
 			run:    r.runSynth,
 			commands: func() []string {
-				return []string{fmt.Sprintf("gidedge data synth --out %s --images %d --size %d --val-frac %g --test-frac %g --seed %d",
-					g(ps.synth), p.Images, p.Size, p.ValFrac, p.TestFrac, p.Seed)}
+				preset := ""
+				if p.Preset != "" && p.Preset != synth.PresetBenchmark {
+					preset = " --preset " + string(p.Preset)
+				}
+				return []string{fmt.Sprintf("gidedge data synth --out %s --images %d --size %d --val-frac %g --test-frac %g --seed %d%s",
+					g(ps.synth), p.Images, p.Size, p.ValFrac, p.TestFrac, p.Seed, preset)}
 			},
 			summary: func() string {
 				s := res.Synth
@@ -268,7 +274,7 @@ func cmdPath(p string) string {
 func (r *runner) runSynth(ctx context.Context, st *stageRun) ([]string, error) {
 	p := r.plan
 	sum, err := synth.Generate(ctx, r.paths.synth, synth.Options{
-		Images: p.Images, Size: p.Size, Seed: p.Seed, ValFrac: p.ValFrac, TestFrac: p.TestFrac,
+		Images: p.Images, Size: p.Size, Seed: p.Seed, ValFrac: p.ValFrac, TestFrac: p.TestFrac, Preset: p.Preset,
 	})
 	if err != nil {
 		return nil, err
@@ -276,7 +282,7 @@ func (r *runner) runSynth(ctx context.Context, st *stageRun) ([]string, error) {
 	r.res.Synth = &SynthResult{
 		Dir: r.paths.synth, Images: sum.Images, Objects: sum.Objects,
 		Train: sum.Train, Val: sum.Val, Test: sum.Test, Size: p.Size,
-		PerClass: sum.PerClass, Classes: append([]string(nil), synth.Classes...),
+		PerClass: sum.PerClass, Classes: sum.Classes, Preset: string(sum.Preset),
 	}
 	return []string{r.paths.synth}, nil
 }

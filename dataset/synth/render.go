@@ -102,12 +102,12 @@ func (c *canvas) at(x, y int) rgb {
 	return rgb{c.pix[i], c.pix[i+1], c.pix[i+2]}
 }
 
-// background paints one of several backgrounds: linear or radial
+// background paints one of the first kinds backgrounds: linear or radial
 // gradients, smooth value noise, or a faint stripe or check texture (so
 // texture alone does not mark an object).
-func (c *canvas) background(r *rand.Rand) {
+func (c *canvas) background(r *rand.Rand, kinds int) {
 	a, b := randomColor(r, 0.15, 0.95), randomColor(r, 0.15, 0.95)
-	kind := intn(r, 0, 4)
+	kind := intn(r, 0, kinds-1)
 	w, h := float64(c.w), float64(c.h)
 	ang := unit(r) * 2 * math.Pi
 	ca, sa := math.Cos(ang), math.Sin(ang)
@@ -224,14 +224,23 @@ type Scene struct {
 	Quality int // JPEG quality the image is written with
 }
 
-// Render draws image number index of a set: a pure function of (seed,
-// index, size, object counts).
-func Render(seed uint64, index int, size int, minObjects, maxObjects int) Scene {
+// Render draws image number index of a set of the given preset: a pure
+// function of (preset, seed, index, size, object counts). Object classes
+// index the preset's Classes.
+func Render(p Preset, seed uint64, index int, size int, minObjects, maxObjects int) (Scene, error) {
+	rc, err := p.recipe()
+	if err != nil {
+		return Scene{}, err
+	}
+	return rc.render(seed, index, size, minObjects, maxObjects), nil
+}
+
+func (rc recipe) render(seed uint64, index int, size int, minObjects, maxObjects int) Scene {
 	r := newRand(seed, uint64(index), 0x73636e65)
 	c := &canvas{w: size, h: size, pix: make([]float32, 3*size*size)}
-	c.background(r)
+	c.background(r, rc.backgrounds)
 	// A few large soft blotches break up the background further.
-	for range intn(r, 0, 3) {
+	for range intn(r, 0, rc.maxBlotches) {
 		rad := between(r, float64(size)/8, float64(size)/3)
 		e := ellipse{rad, rad * between(r, 0.4, 1), 1, 0}
 		ang := unit(r) * math.Pi
@@ -243,7 +252,7 @@ func Render(seed uint64, index int, size int, minObjects, maxObjects int) Scene 
 	}
 
 	nObj := intn(r, minObjects, maxObjects)
-	nDis := intn(r, 1, 6)
+	nDis := intn(r, rc.minDistractors, rc.maxDistractors)
 	// Interleave objects and distractors so either may occlude the other.
 	kinds := make([]bool, 0, nObj+nDis)
 	for range nObj {
@@ -259,14 +268,14 @@ func Render(seed uint64, index int, size int, minObjects, maxObjects int) Scene 
 
 	var done []placed
 	var objs []dataset.Object
-	minSide, maxSide := 8.0, float64(size)/2
+	minSide, maxSide := rc.sides(size)
 	for _, isObject := range kinds {
 		side := math.Exp(between(r, math.Log(minSide), math.Log(maxSide)))
-		class := intn(r, 0, len(Classes)-1)
+		class := intn(r, 0, len(rc.classes)-1)
 		var s shape
 		var f fill
 		if isObject {
-			s, f = objectShape(r, class, side)
+			s, f = objectShape(r, rc.classes[class], side)
 		} else {
 			s, f = distractorShape(r, side)
 		}
@@ -275,11 +284,11 @@ func Render(seed uint64, index int, size int, minObjects, maxObjects int) Scene 
 		var box dataset.Box
 		ok := false
 		for range 30 {
-			// Up to a quarter of a shape may hang over the border.
-			cx = between(r, -x1-(x2-x1)/4, float64(size)-x2+(x2-x1)/4)
-			cy = between(r, -y1-(y2-y1)/4, float64(size)-y2+(y2-y1)/4)
+			// Up to rc.overhang of a shape may hang over the border.
+			cx = between(r, -x1-(x2-x1)*rc.overhang, float64(size)-x2+(x2-x1)*rc.overhang)
+			cy = between(r, -y1-(y2-y1)*rc.overhang, float64(size)-y2+(y2-y1)*rc.overhang)
 			box = dataset.Box{X1: cx + x1, Y1: cy + y1, X2: cx + x2, Y2: cy + y2}
-			if fits(box, done, isObject) {
+			if rc.fits(box, done, isObject) {
 				ok = true
 				break
 			}
@@ -288,7 +297,7 @@ func Render(seed uint64, index int, size int, minObjects, maxObjects int) Scene 
 			continue
 		}
 		bg := c.at(clampInt(int(cx), 0, size-1), clampInt(int(cy), 0, size-1))
-		p := contrasting(r, bg.luma(), 45)
+		p := contrasting(r, bg.luma(), rc.minContrast)
 		q := contrasting(r, p.luma(), 60)
 		if _, plain := f.(shading); plain {
 			// Shading varies the colour only slightly.
@@ -301,24 +310,25 @@ func Render(seed uint64, index int, size int, minObjects, maxObjects int) Scene 
 			objs = append(objs, dataset.Object{Box: clipped, Class: class, Area: area})
 		}
 	}
-	sigma := float32(between(r, 1, 9))
-	quality := intn(r, 75, 95)
+	sigma := float32(between(r, rc.minNoise, rc.maxNoise))
+	quality := intn(r, rc.minQuality, rc.maxQuality)
 	return Scene{Image: c.toRGBA(r.Uint64(), sigma), Objects: objs, Quality: quality}
 }
 
-// fits limits occlusion: a new shape may cover at most 40% of an earlier
-// object's box, and an object may not be placed mostly on top of a
-// distractor's box either way round it would hide it.
-func fits(b dataset.Box, done []placed, isObject bool) bool {
+// fits limits occlusion: a new shape may cover at most rc.occlusion of an
+// earlier object's box (benchmark: 40%), and a new object may lie with at
+// most rc.onDistractor of its box on an earlier distractor's (benchmark:
+// 60%), which would otherwise hide much of it.
+func (rc recipe) fits(b dataset.Box, done []placed, isObject bool) bool {
 	for _, p := range done {
 		inter := intersection(b, p.box)
 		if inter == 0 {
 			continue
 		}
-		if p.object && inter > 0.4*p.box.Area() {
+		if p.object && inter > rc.occlusion*p.box.Area() {
 			return false
 		}
-		if isObject && !p.object && inter > 0.6*b.Area() {
+		if isObject && !p.object && inter > rc.onDistractor*b.Area() {
 			return false
 		}
 	}

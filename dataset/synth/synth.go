@@ -51,38 +51,47 @@ type Options struct {
 	Size              int     // square image side in pixels (default 320)
 	Seed              uint64  // everything is a pure function of it
 	ValFrac, TestFrac float64 // fractions of images in val and test (rest: train)
-	MinObjects        int     // objects per image, at least (default 1)
-	MaxObjects        int     // objects per image, at most (default 8)
-	Workers           int     // rendering goroutines (default GOMAXPROCS)
+	// Preset is the difficulty (default PresetBenchmark; see Preset).
+	Preset     Preset
+	MinObjects int // objects per image, at least (default: the preset's, 1 for benchmark, 2 for demo)
+	MaxObjects int // objects per image, at most (default: the preset's, 8 for benchmark, 6 for demo)
+	Workers    int // rendering goroutines (default GOMAXPROCS)
 	// Force replaces an output folder that holds other files; a previous
 	// synthetic set (it has synth.json) is always replaced.
 	Force bool
 }
 
-func (o *Options) defaults() error {
+func (o *Options) defaults() (recipe, error) {
+	rc, err := o.Preset.recipe()
+	if err != nil {
+		return rc, err
+	}
+	if o.Preset == "" {
+		o.Preset = PresetBenchmark
+	}
 	if o.Size == 0 {
 		o.Size = 320
 	}
 	if o.MinObjects == 0 {
-		o.MinObjects = 1
+		o.MinObjects = rc.minObjects
 	}
 	if o.MaxObjects == 0 {
-		o.MaxObjects = max(8, o.MinObjects)
+		o.MaxObjects = max(rc.maxObjects, o.MinObjects)
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	switch {
 	case o.Images <= 0 || o.Images > 1_000_000:
-		return fmt.Errorf("synth: %d images, want 1..1000000", o.Images)
+		return rc, fmt.Errorf("synth: %d images, want 1..1000000", o.Images)
 	case o.Size < 32 || o.Size > 4096:
-		return fmt.Errorf("synth: image size %d, want 32..4096", o.Size)
+		return rc, fmt.Errorf("synth: image size %d, want 32..4096", o.Size)
 	case o.MinObjects < 0 || o.MaxObjects < o.MinObjects || o.MaxObjects > 100:
-		return fmt.Errorf("synth: objects per image %d..%d, want 0 <= min <= max <= 100", o.MinObjects, o.MaxObjects)
+		return rc, fmt.Errorf("synth: objects per image %d..%d, want 0 <= min <= max <= 100", o.MinObjects, o.MaxObjects)
 	case !(o.ValFrac >= 0 && o.TestFrac >= 0 && o.ValFrac+o.TestFrac <= 1):
-		return fmt.Errorf("synth: val fraction %v and test fraction %v, want each >= 0 and together <= 1", o.ValFrac, o.TestFrac)
+		return rc, fmt.Errorf("synth: val fraction %v and test fraction %v, want each >= 0 and together <= 1", o.ValFrac, o.TestFrac)
 	}
-	return nil
+	return rc, nil
 }
 
 // Summary says what Generate wrote.
@@ -93,20 +102,25 @@ type Summary struct {
 	Train, Val, Test int            `json:"-"`
 	Splits           map[string]int `json:"splits"`
 	PerClass         map[string]int `json:"per_class"`
+	Preset           Preset         `json:"-"`
+	Classes          []string       `json:"-"` // the preset's, in class-index order
 	Elapsed          time.Duration  `json:"-"`
 }
 
 // manifest is synth.json: enough to regenerate the set and to recognise it.
 type manifest struct {
-	Generator string   `json:"generator"`
-	Seed      uint64   `json:"seed"`
-	Size      int      `json:"size"`
-	Images    int      `json:"images"`
-	ValFrac   float64  `json:"val_frac"`
-	TestFrac  float64  `json:"test_frac"`
-	Objects   [2]int   `json:"objects_per_image"`
-	Classes   []string `json:"classes"`
-	Counts    Summary  `json:"counts"`
+	Generator string `json:"generator"`
+	// Preset is left out for the benchmark preset, so its synth.json
+	// keeps the bytes it had before presets existed.
+	Preset   Preset   `json:"preset,omitempty"`
+	Seed     uint64   `json:"seed"`
+	Size     int      `json:"size"`
+	Images   int      `json:"images"`
+	ValFrac  float64  `json:"val_frac"`
+	TestFrac float64  `json:"test_frac"`
+	Objects  [2]int   `json:"objects_per_image"`
+	Classes  []string `json:"classes"`
+	Counts   Summary  `json:"counts"`
 }
 
 // Splits assigns every image index to "train", "val" or "test": a seeded
@@ -141,7 +155,12 @@ func Splits(n int, seed uint64, valFrac, testFrac float64) []string {
 // Generate writes a synthetic set to dir (see the package comment).
 func Generate(ctx context.Context, dir string, opts Options) (*Summary, error) {
 	start := time.Now()
-	if err := opts.defaults(); err != nil {
+	rc, err := opts.defaults()
+	if err != nil {
+		return nil, err
+	}
+	classes, err := opts.Preset.Classes()
+	if err != nil {
 		return nil, err
 	}
 	dir = filepath.Clean(dir)
@@ -166,17 +185,17 @@ func Generate(ctx context.Context, dir string, opts Options) (*Summary, error) {
 		}
 	}
 
-	images, err := renderAll(ctx, tmp, opts)
+	images, err := renderAll(ctx, tmp, opts, rc)
 	if err != nil {
 		return nil, err
 	}
 
 	splits := Splits(opts.Images, opts.Seed, opts.ValFrac, opts.TestFrac)
-	cats := make([]dataset.Category, len(Classes))
-	for i, c := range Classes {
+	cats := make([]dataset.Category, len(classes))
+	for i, c := range classes {
 		cats[i] = dataset.Category{ID: int64(i + 1), Name: c}
 	}
-	sum := &Summary{Dir: dir, Images: opts.Images, Splits: map[string]int{}, PerClass: map[string]int{}}
+	sum := &Summary{Dir: dir, Images: opts.Images, Splits: map[string]int{}, PerClass: map[string]int{}, Preset: opts.Preset, Classes: classes}
 	for _, name := range []string{"train", "val", "test"} {
 		ds := &dataset.Dataset{Name: "gidedge synthetic shapes", Root: tmp, Split: name, Categories: cats}
 		for i, im := range images {
@@ -193,14 +212,18 @@ func Generate(ctx context.Context, dir string, opts Options) (*Summary, error) {
 	for _, im := range images {
 		for _, o := range im.Objects {
 			sum.Objects++
-			sum.PerClass[Classes[o.Class]]++
+			sum.PerClass[classes[o.Class]]++
 		}
 	}
 	sum.Train, sum.Val, sum.Test = sum.Splits["train"], sum.Splits["val"], sum.Splits["test"]
+	preset := opts.Preset
+	if preset == PresetBenchmark {
+		preset = ""
+	}
 	m := manifest{
-		Generator: "gidedge data synth", Seed: opts.Seed, Size: opts.Size, Images: opts.Images,
+		Generator: "gidedge data synth", Preset: preset, Seed: opts.Seed, Size: opts.Size, Images: opts.Images,
 		ValFrac: opts.ValFrac, TestFrac: opts.TestFrac, Objects: [2]int{opts.MinObjects, opts.MaxObjects},
-		Classes: Classes, Counts: *sum,
+		Classes: classes, Counts: *sum,
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -241,7 +264,7 @@ func checkOutput(dir string, force bool) error {
 
 // renderAll renders and writes every image in parallel; the result does not
 // depend on the worker count because each image has its own generator.
-func renderAll(ctx context.Context, root string, opts Options) ([]dataset.Image, error) {
+func renderAll(ctx context.Context, root string, opts Options, rc recipe) ([]dataset.Image, error) {
 	images := make([]dataset.Image, opts.Images)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -260,7 +283,7 @@ func renderAll(ctx context.Context, root string, opts Options) ([]dataset.Image,
 			defer wg.Done()
 			var buf bytes.Buffer
 			for i := range next {
-				s := Render(opts.Seed, i, opts.Size, opts.MinObjects, opts.MaxObjects)
+				s := rc.render(opts.Seed, i, opts.Size, opts.MinObjects, opts.MaxObjects)
 				id := int64(i + 1)
 				path := filepath.Join(root, "images", fmt.Sprintf("%06d.jpg", id))
 				buf.Reset()
@@ -353,8 +376,8 @@ func replaceDir(tmp, dir string) error {
 
 // ClassCounts orders a Summary's per-class counts by class index.
 func (s *Summary) ClassCounts() []int {
-	out := make([]int, len(Classes))
-	for i, c := range Classes {
+	out := make([]int, len(s.Classes))
+	for i, c := range s.Classes {
 		out[i] = s.PerClass[c]
 	}
 	return out

@@ -2,10 +2,15 @@ package synth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/gidedge/gidedge/dataset"
@@ -108,7 +113,10 @@ func TestScenesCoverTheBrief(t *testing.T) {
 	minSide, maxSide := 1e9, 0.0
 	small := 0
 	for i := range 60 {
-		s := Render(11, i, size, 1, 8)
+		s, err := Render(PresetBenchmark, 11, i, size, 1, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if s.Quality < 75 || s.Quality > 95 {
 			t.Fatalf("jpeg quality %d", s.Quality)
 		}
@@ -182,6 +190,113 @@ func TestOptionErrors(t *testing.T) {
 
 func BenchmarkRender320(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		Render(1, i, 320, 1, 8)
+		if _, err := Render(PresetBenchmark, 1, i, 320, 1, 8); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// treeDigest is one SHA-256 over the sorted relative paths and contents of
+// every file under dir.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	files := tree(t, dir)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %x\n", n, sha256.Sum256([]byte(files[n])))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestBenchmarkSetGolden pins the bytes of the default (benchmark) set:
+// `gidedge data synth` with its defaults and the call of
+// scripts/bench_distill.sh (160 px, val/test 0.15). Every benchmark figure
+// in benchmarks/RESULTS.md was measured on sets made this way, so a change
+// to the generator must leave them alone (add a preset instead). The
+// digests were taken before the demo preset existed.
+func TestBenchmarkSetGolden(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Images: 4, Seed: 1, ValFrac: 0.1, TestFrac: 0.1}, "056cc92420d824bd0cab08df1b20cae3a453ec7e01d12872b870957d59243ef8"},
+		{Options{Images: 6, Size: 160, Seed: 1, ValFrac: 0.15, TestFrac: 0.15}, "42713fd66f4ce8c648b924b0df6ef98e64a912d27f18212c84c31de54eb498b7"},
+	} {
+		dir := filepath.Join(t.TempDir(), "set")
+		generate(t, dir, c.opts)
+		if got := treeDigest(t, dir); got != c.want {
+			t.Errorf("options %+v: set digest %s, want %s (the benchmark set changed)", c.opts, got, c.want)
+		}
+	}
+}
+
+// TestDemoPreset checks what the demo preset promises: its three classes
+// (indexed from 0 in the set), objects inside the image, an eighth to two
+// fifths of its side, never overlapping, and the preset named in synth.json
+// and the categories.
+func TestDemoPreset(t *testing.T) {
+	const size = 160
+	names, err := PresetDemo.Classes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ring", "star", "triangle"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("demo classes %v, want %v", names, want)
+	}
+	perClass := make([]int, len(names))
+	for i := range 40 {
+		s, err := Render(PresetDemo, 5, i, size, 2, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Quality < 90 || len(s.Objects) == 0 || len(s.Objects) > 6 {
+			t.Fatalf("image %d: jpeg quality %d, %d objects", i, s.Quality, len(s.Objects))
+		}
+		for j, o := range s.Objects {
+			perClass[o.Class]++
+			b := o.Box
+			if b.X1 < 0 || b.Y1 < 0 || b.X2 > size || b.Y2 > size {
+				t.Fatalf("image %d: box %+v leaves the image", i, b)
+			}
+			// A triangle's box is at least √3/2 of the side it was drawn at.
+			if side := max(b.Width(), b.Height()); side < 0.86*size/8 || side > 0.4*size+1 {
+				t.Fatalf("image %d: object side %.1f, want %d..%d", i, side, size/8, 2*size/5)
+			}
+			for _, p := range s.Objects[:j] {
+				if intersection(b, p.Box) > 0 {
+					t.Fatalf("image %d: objects %+v and %+v overlap", i, b, p.Box)
+				}
+			}
+		}
+	}
+	for k, n := range perClass {
+		if n < 10 {
+			t.Errorf("class %s drawn %d times in 40 images", names[k], n)
+		}
+	}
+
+	dir := filepath.Join(t.TempDir(), "demo")
+	sum := generate(t, dir, Options{Images: 6, Size: 96, Seed: 2, TestFrac: 0.5, Preset: PresetDemo})
+	if !reflect.DeepEqual(sum.Classes, names) || len(sum.ClassCounts()) != 3 {
+		t.Fatalf("summary classes %v counts %v", sum.Classes, sum.ClassCounts())
+	}
+	ds, err := dataset.Load(dir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ds.ClassNames(), names) {
+		t.Fatalf("categories %v, want %v", ds.ClassNames(), names)
+	}
+	files := tree(t, dir)
+	if !strings.Contains(files["synth.json"], `"preset": "demo"`) {
+		t.Fatalf("synth.json does not name the preset:\n%s", files["synth.json"])
+	}
+	if _, err := Generate(context.Background(), t.TempDir(), Options{Images: 2, Preset: "hard"}); err == nil || !strings.Contains(err.Error(), `preset "hard"`) {
+		t.Fatalf("unknown preset: error %v", err)
 	}
 }
