@@ -62,6 +62,9 @@ type Plan struct {
 	Absorbed []string
 	// PerChannel says whether weights are quantized per output channel.
 	PerChannel bool
+	// Activations and Weights are the grids Build writes.
+	Activations Activations
+	Weights     WeightRange
 	// Skipped explains, per op type, quantizable nodes left in float.
 	Skipped map[string]int
 }
@@ -100,6 +103,9 @@ type Selection struct {
 	// layer (a detector's score activations, reshapes and box decoding). They
 	// cost little time in float, and 8-bit scores lose ranking precision.
 	QuantizeTail bool
+	// Weights is the int8 weight grid (full when empty; WeightsAuto must be
+	// resolved by the caller).
+	Weights WeightRange
 }
 
 // NewPlan decides what to quantize in a prepared model. Every Exclude entry
@@ -116,7 +122,15 @@ func NewPlan(prep *Prepared, sel Selection) (*Plan, error) {
 	}
 	isExcluded := func(n *onnxpb.NodeProto) bool { return excluded[n.Name] || excluded[n.OpType] }
 
-	p := &Plan{Model: m, Nodes: map[string]opClass{}, SharedFrom: map[string]string{}, PerChannel: prep.PerChannel, Skipped: map[string]int{}}
+	act, weights := sel.Activations, sel.Weights
+	if act == "" {
+		act = Uint8
+	}
+	if weights == "" || weights == WeightsAuto {
+		weights = WeightsFull
+	}
+	p := &Plan{Model: m, Nodes: map[string]opClass{}, SharedFrom: map[string]string{}, PerChannel: prep.PerChannel,
+		Activations: act, Weights: weights, Skipped: map[string]int{}}
 	ix := onnxgraph.NewIndex(g)
 	floatTensor := floatTensors(g, ix)
 	quantized := map[string]bool{}
