@@ -40,6 +40,10 @@ type YOLOXLike struct {
 	Opset int
 	// Seed draws the weights.
 	Seed uint64
+	// RandomShare is the share of each filter's energy drawn at random
+	// rather than from a data patch (see WriteYOLOXLike): 0 gives filters
+	// that are data patches, 1 purely random filters.
+	RandomShare float64
 	// Threads caps ONNX Runtime's intra-op threads while the batch-norm
 	// statistics are measured (0 lets it choose).
 	Threads int
@@ -75,6 +79,8 @@ func (c YOLOXLike) withDefaults() (YOLOXLike, error) {
 		return c, fmt.Errorf("export: YOLOX-like opset %d, want 11 to %d", c.Opset, MaxOpset)
 	case c.Threads < 0:
 		return c, fmt.Errorf("export: threads %d, want ≥ 0", c.Threads)
+	case !(c.RandomShare >= 0 && c.RandomShare <= 1):
+		return c, fmt.Errorf("export: YOLOX-like random share %v, want a value in [0, 1]", c.RandomShare)
 	}
 	return c, nil
 }
@@ -102,7 +108,7 @@ type convLayer struct {
 	mean, variance   []float64
 	measured, bypass bool
 	bias             []float32
-	output           string // tensor the layer's Conv writes
+	input, output    string // tensors the layer's Conv reads and writes
 }
 
 // yoloxWriter emits the graph; layers persist across rebuilds so the weights
@@ -117,14 +123,15 @@ type yoloxWriter struct {
 }
 
 // WriteYOLOXLike builds the YOLOX-like model. Its weights follow a
-// principled initialisation with batch norm folded, not training:
-// convolutions are He-normal, every batch norm gets γ and β drawn from the
-// distribution measured in a trained network (see the constants above) and
-// a running mean and variance measured, layer after layer in graph order, on
-// calib (images preprocessed as the model expects, 3·Size·Size values each,
-// BGR 0–255), exactly as a trained network's statistics describe its own
-// activations; the norm is then folded into the convolution as an exporter
-// does. The prediction layers start as YOLOX's do: uniform ±1/√fan-in
+// principled, data-driven initialisation with batch norm folded, not
+// training. Layer after layer in graph order, on calib (images preprocessed
+// as the model expects, 3·Size·Size values each, BGR 0–255): each
+// convolution's filters are random centred patches of its own input (see
+// samplePatches); its batch norm gets γ and β drawn from the distribution
+// measured in a trained network (see the constants above) and a running
+// mean and variance measured on the images, exactly as a trained network's
+// statistics describe its own activations; the norm is then folded into the
+// convolution as an exporter does. The prediction layers start as YOLOX's do: uniform ±1/√fan-in
 // weights, class and objectness biases at the 1 % prior. Activations thus
 // have the per-channel spread of scales and offsets of a trained network,
 // not those of random weights; the outputs carry no knowledge of objects.
@@ -150,28 +157,104 @@ func WriteYOLOXLike(cfg YOLOXLike, calib [][]float32) (*onnxpb.ModelProto, error
 		return nil, err
 	}
 	shape := []int64{int64(len(calib)), 3, int64(cfg.Size), int64(cfg.Size)}
+	run := func(tensor string) (array, error) {
+		m, err := w.build(len(calib))
+		if err != nil {
+			return array{}, err
+		}
+		pruneToOutput(m.Graph, tensor)
+		data, err := onnxgraph.Marshal(m)
+		if err != nil {
+			return array{}, fmt.Errorf("export: YOLOX-like: %w", err)
+		}
+		out, err := runORT(data, batch, shape, []string{tensor}, cfg.Threads)
+		if err != nil {
+			return array{}, fmt.Errorf("export: YOLOX-like: %w", err)
+		}
+		return out[0], nil
+	}
 	for _, l := range w.order {
 		if !l.bn {
 			continue
 		}
-		l.bypass = true
-		m, err := w.build(len(calib))
+		in, err := run(l.input)
 		if err != nil {
 			return nil, err
 		}
-		pruneToOutput(m.Graph, l.output)
-		data, err := onnxgraph.Marshal(m)
+		l.samplePatches(in, w.rng, w.cfg.RandomShare)
+		l.bypass = true
+		out, err := run(l.output)
 		if err != nil {
-			return nil, fmt.Errorf("export: YOLOX-like: %w", err)
+			return nil, err
 		}
-		out, err := runORT(data, batch, shape, []string{l.output}, cfg.Threads)
-		if err != nil {
-			return nil, fmt.Errorf("export: YOLOX-like statistics of %s: %w", l.name, err)
-		}
-		l.mean, l.variance = channelMoments(out[0].data, len(calib), l.cout)
+		l.mean, l.variance = channelMoments(out.data, len(calib), l.cout)
 		l.bypass, l.measured = false, true
 	}
 	return w.build(1)
+}
+
+// samplePatches sets each output channel's filter to a patch of the layer's
+// input at a random image and position, centred on each input channel's
+// mean, with the norm of the He-normal filter it replaces. Filters drawn
+// from the data lie in the input's dominant subspace, as trained filters
+// do (Coates and Ng, "The Importance of Encoding Versus Training with Sparse
+// Coding and Vector Quantization", 2011, initialise with random patches):
+// purely random filters mostly read low-variance directions, which the
+// batch norm after them then amplifies, noise included.
+func (l *convLayer) samplePatches(in array, rng *rand.Rand, randomShare float64) {
+	n, c, h, w := int(in.shape[0]), int(in.shape[1]), int(in.shape[2]), int(in.shape[3])
+	if c != l.cin {
+		return
+	}
+	mean := make([]float64, c)
+	for i := range n {
+		for ch := range c {
+			for _, v := range in.data[((i*c)+ch)*h*w : ((i*c)+ch+1)*h*w] {
+				mean[ch] += float64(v)
+			}
+		}
+	}
+	for ch := range mean {
+		mean[ch] /= float64(n * h * w)
+	}
+	cg, pad := l.cin/l.grp, (l.k-1)/2
+	outH, outW := (h+2*pad-l.k)/l.stride+1, (w+2*pad-l.k)/l.stride+1
+	per := cg * l.k * l.k
+	patch := make([]float64, per)
+	for oc := range l.cout {
+		img, oy, ox := rng.IntN(n), rng.IntN(outH), rng.IntN(outW)
+		first := (oc / (l.cout / l.grp)) * cg
+		norm := 0.0
+		for ci := range cg {
+			ch := first + ci
+			for ky := range l.k {
+				for kx := range l.k {
+					y, x := oy*l.stride-pad+ky, ox*l.stride-pad+kx
+					v := 0.0
+					if y >= 0 && y < h && x >= 0 && x < w {
+						v = float64(in.data[((img*c+ch)*h+y)*w+x]) - mean[ch]
+					}
+					patch[(ci*l.k+ky)*l.k+kx] = v
+					norm += v * v
+				}
+			}
+		}
+		old := l.weight[oc*per : (oc+1)*per]
+		if norm == 0 {
+			continue // a flat patch: keep the random filter
+		}
+		target := 0.0
+		for _, v := range old {
+			target += float64(v) * float64(v)
+		}
+		// Mix the patch and the random filter (independent, so nearly
+		// orthogonal) with the given shares of the energy.
+		kp := math.Sqrt((1 - randomShare) * target / norm)
+		kr := math.Sqrt(randomShare)
+		for i, v := range patch {
+			old[i] = float32(v*kp + float64(old[i])*kr)
+		}
+	}
 }
 
 // channelMoments returns the mean and variance of every channel of an NCHW
@@ -302,6 +385,7 @@ func (w *yoloxWriter) conv(l *convLayer, x string) string {
 	if l.bn {
 		base += ".conv"
 	}
+	l.input = x
 	l.output = w.g.conv(base, x, weight, []int{l.cout, l.cin / l.grp, l.k, l.k}, bias,
 		engine.ConvOptions{Stride: l.stride, Pad: (l.k - 1) / 2, Groups: l.grp})
 	return l.output

@@ -1,7 +1,8 @@
 // Package infer runs ONNX object detectors on images: it turns an image into
 // the model's input tensor (Preprocess), runs ONNX Runtime sessions from a
 // pool (Detector), decodes the model's outputs through an adapter chosen from
-// the model's metadata or output names (gidedge exports, NanoDet, UltraFace),
+// the model's metadata or output names (gidedge exports, NanoDet, UltraFace,
+// YOLOX),
 // and applies a class-aware non-maximum suppression.
 //
 // Tensors are float32 NCHW with batch 1. Boxes are x1, y1, x2, y2: in

@@ -216,7 +216,7 @@ func (j *job) fallback(ctx context.Context, q *onnxpb.ModelProto) (*onnxpb.Model
 	fr.Met, fr.Final, fr.FloatLayers = true, best.metric, len(best.float)
 	met := true
 	j.rep.BudgetMet = &met
-	lat, err := compareLatency([]*onnxpb.ModelProto{q, best.q, j.prep.Model}, j.prep.Input, j.shape, j.sampleInput(), fallbackTimingRuns, j.opts.Threads)
+	lat, err := compareLatency([]*onnxpb.ModelProto{q, best.q, j.clean}, j.prep.Input, j.shape, j.sampleInput(), fallbackTimingRuns, j.opts.Threads)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func (j *job) unreachable(q *onnxpb.ModelProto, limit, units int) error {
 		why = fmt.Sprintf("with up to %d units in float (--max-float-layers %d)", limit, j.opts.MaxFloatLayers)
 	}
 	cost := ""
-	if lat, err := compareLatency([]*onnxpb.ModelProto{q, j.prep.Model}, j.prep.Input, j.shape, j.sampleInput(), fallbackTimingRuns, j.opts.Threads); err == nil {
+	if lat, err := compareLatency([]*onnxpb.ModelProto{q, j.clean}, j.prep.Input, j.shape, j.sampleInput(), fallbackTimingRuns, j.opts.Threads); err == nil {
 		cost = fmt.Sprintf("; CPU ms per run: all quantized %.2f, float %.2f", lat[0].CPUMs, lat[1].CPUMs)
 	}
 	return fmt.Errorf("%w: %s is not met %s: the best %s was %.4g with %d layers float (all quantized %.4g)%s; nothing written: relax the budget, raise --max-float-layers, or serve the float model",

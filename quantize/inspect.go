@@ -54,6 +54,9 @@ type TensorStat struct {
 	ZeroPoint  int32   `json:"zero_point"`
 	// Clipped is the share of float values outside the calibrated grid.
 	Clipped float64 `json:"clipped"`
+	// BiasShare is the share of the upstream error power that is a
+	// constant offset per channel: what a bias correction would remove.
+	BiasShare float64 `json:"bias_share"`
 	// Jump is how far SQNR fell below the worst quantized tensor feeding
 	// this one (dB; 0 for the input).
 	Jump float64 `json:"jump_db"`
@@ -157,7 +160,7 @@ func Inspect(ctx context.Context, float, q *onnxpb.ModelProto, input string, sha
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("quantize: inspect: %w", err)
 		}
-		u, err := up.run(x)
+		u, uShapes, err := up.runShaped(x)
 		if err != nil {
 			return nil, err
 		}
@@ -170,6 +173,7 @@ func Inspect(ctx context.Context, float, q *onnxpb.ModelProto, input string, sha
 			if err := upAcc[i].add(upNames[i], ref(i), u[upPos[i]]); err != nil {
 				return nil, err
 			}
+			upAcc[i].addChannels(ref(i), u[upPos[i]], uShapes[upPos[i]])
 		}
 		for i, p := range pairs {
 			r := ref(outputs + i)
@@ -199,7 +203,8 @@ func Inspect(ctx context.Context, float, q *onnxpb.ModelProto, input string, sha
 			SQNR: upAcc[outputs+i].sqnr(), Cosine: upAcc[outputs+i].cosine(),
 			SQNRAlone: aloneAcc[i].sqnr(), CosineAlone: aloneAcc[i].cosine(),
 			Calibrated: Range{Min: float64(p.lo-p.zp) * float64(p.scale), Max: float64(p.hi-p.zp) * float64(p.scale)},
-			Observed:   observed[i], Scale: p.scale, ZeroPoint: p.zp, Clipped: clipped[i] / math.Max(count[i], 1)}
+			Observed:   observed[i], Scale: p.scale, ZeroPoint: p.zp, Clipped: clipped[i] / math.Max(count[i], 1),
+			BiasShare: upAcc[outputs+i].biasShare()}
 		if p.producer != nil {
 			s.Producer, s.Op = p.producer.Name, p.producer.OpType
 		}
@@ -456,6 +461,47 @@ func segmentInputs(q *onnxpb.ModelProto, pairs []qdqPair) [][]string {
 // errorAccumulator pools a reference x and an approximation y over images.
 type errorAccumulator struct {
 	xx, yy, xy, noise float64
+	// per-channel sums of the error and value counts (NCHW tensors).
+	chanErr []float64
+	chanN   []float64
+}
+
+// addChannels accumulates the per-channel error of an [1, C, …] tensor.
+func (a *errorAccumulator) addChannels(x, y []float32, shape []int64) {
+	if len(shape) < 2 || shape[0] != 1 || shape[1] <= 0 || len(x) != len(y) {
+		return
+	}
+	c := int(shape[1])
+	if a.chanErr == nil {
+		a.chanErr, a.chanN = make([]float64, c), make([]float64, c)
+	}
+	if len(a.chanErr) != c {
+		return
+	}
+	per := len(x) / c
+	for ch := range c {
+		s := 0.0
+		for i := ch * per; i < (ch+1)*per; i++ {
+			s += float64(y[i]) - float64(x[i])
+		}
+		a.chanErr[ch] += s
+		a.chanN[ch] += float64(per)
+	}
+}
+
+// biasShare is the share of the error power that is a constant offset per
+// channel (what bias correction removes).
+func (a *errorAccumulator) biasShare() float64 {
+	if a.noise == 0 || a.chanErr == nil {
+		return 0
+	}
+	dc := 0.0
+	for ch, s := range a.chanErr {
+		if a.chanN[ch] > 0 {
+			dc += s * s / a.chanN[ch]
+		}
+	}
+	return math.Min(1, dc/a.noise)
 }
 
 func (a *errorAccumulator) add(name string, x, y []float32) error {
@@ -513,17 +559,17 @@ func (ins *Inspection) Worst(n int) []int {
 func (ins *Inspection) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nper-tensor diagnosis on %d images (ONNX Runtime's QDQ reference arithmetic):\n", ins.Images)
-	b.WriteString("  SQNR/cos: against fp32 with upstream error; alone: the layer fed fp32 inputs; jump: dB below its worst quantized input\n")
+	b.WriteString("  SQNR/cos: against fp32 with upstream error; alone: the layer fed fp32 inputs; bias: share of the error that is a constant per channel; jump: dB below its worst quantized input\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  #\ttensor\top\tSQNR dB\tcos\talone dB\tcos alone\tcalibrated\tobserved\tclipped\tjump dB\t")
+	fmt.Fprintln(tw, "  #\ttensor\top\tSQNR dB\tcos\talone dB\tcos alone\tcalibrated\tobserved\tclipped\tbias\tjump dB\t")
 	for i, s := range ins.Tensors {
 		mark := ""
 		if i == ins.FirstJump {
 			mark = "  <- first jump"
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%.1f\t%.5f\t%.1f\t%.5f\t[%.3g, %.3g]\t[%.3g, %.3g]\t%.2g%%\t%+.1f\t%s\n",
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%.1f\t%.5f\t%.1f\t%.5f\t[%.3g, %.3g]\t[%.3g, %.3g]\t%.2g%%\t%.0f%%\t%+.1f\t%s\n",
 			s.Index, shorten(s.Name, 48), s.Op, s.SQNR, s.Cosine, s.SQNRAlone, s.CosineAlone,
-			s.Calibrated.Min, s.Calibrated.Max, s.Observed.Min, s.Observed.Max, 100*s.Clipped, s.Jump, mark)
+			s.Calibrated.Min, s.Calibrated.Max, s.Observed.Min, s.Observed.Max, 100*s.Clipped, 100*s.BiasShare, s.Jump, mark)
 	}
 	tw.Flush()
 	if ins.FirstJump >= 0 {

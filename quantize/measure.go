@@ -39,12 +39,12 @@ func (j *job) measure(ctx context.Context, q *onnxpb.ModelProto, qPath string) e
 	}
 	rep.ORTOps = ops
 	j.logf("timing fp32 and int8, %d runs each", opts.BenchRuns)
-	lat, err := compareLatency([]*onnxpb.ModelProto{j.model, j.prep.Model, q}, j.prep.Input, j.shape, j.sampleInput(), opts.BenchRuns, opts.Threads)
+	lat, err := compareLatency([]*onnxpb.ModelProto{j.model, j.clean, q}, j.prep.Input, j.shape, j.sampleInput(), opts.BenchRuns, opts.Threads)
 	if err != nil {
 		return err
 	}
 	rep.FP32.LatencyMs, rep.FP32.LatencyP99Ms, rep.FP32.CPUMs = lat[0].MedianMs, lat[0].P99Ms, lat[0].CPUMs
-	rep.FP32Prepared = &ModelStats{SizeBytes: modelBytes(j.prep.Model), LatencyMs: lat[1].MedianMs, LatencyP99Ms: lat[1].P99Ms, CPUMs: lat[1].CPUMs}
+	rep.FP32Prepared = &ModelStats{SizeBytes: modelBytes(j.clean), LatencyMs: lat[1].MedianMs, LatencyP99Ms: lat[1].P99Ms, CPUMs: lat[1].CPUMs}
 	rep.INT8.LatencyMs, rep.INT8.LatencyP99Ms, rep.INT8.CPUMs = lat[2].MedianMs, lat[2].P99Ms, lat[2].CPUMs
 	if lat[2].MedianMs > 0 {
 		rep.Speedup = lat[0].MedianMs / lat[2].MedianMs

@@ -135,6 +135,14 @@ type Options struct {
 	// full range, or 7 bits where this CPU's kernels can saturate.
 	Weights WeightRange
 	Exclude []string // node names or op types kept in float
+	// NoEqualize turns off channel equalization (Equalize), on by default;
+	// EqualizeStrength is its migration strength α (0 means
+	// DefaultEqualizeStrength).
+	NoEqualize       bool
+	EqualizeStrength float64
+	// NoActivationAware keeps every tensor's calibrated lower bound instead
+	// of fitting it to the LeakyReLU or SiLU that reads it (uint8 only).
+	NoActivationAware bool
 	// QuantizeTail also quantizes the ops after the last Conv/Gemm/MatMul
 	// (score activations, reshapes, box decoding), which stay float by default.
 	QuantizeTail bool
@@ -180,6 +188,9 @@ func (o *Options) defaults() {
 	if o.Weights == "" {
 		o.Weights = WeightsAuto
 	}
+	if o.EqualizeStrength == 0 {
+		o.EqualizeStrength = DefaultEqualizeStrength
+	}
 	if o.CalibImages == 0 {
 		o.CalibImages = DefaultCalibImages
 	}
@@ -220,6 +231,9 @@ func (o *Options) validate() error {
 	}
 	if _, err := ParseWeightRange(string(o.Weights)); err != nil {
 		return err
+	}
+	if !(o.EqualizeStrength > 0 && o.EqualizeStrength <= 1) {
+		return fmt.Errorf("quantize: equalize strength %v, want a value in (0, 1]", o.EqualizeStrength)
 	}
 	if !(o.Percentile > 0 && o.Percentile <= 100) {
 		return fmt.Errorf("quantize: percentile %v, want a value in (0, 100]", o.Percentile)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/gidedge/gidedge/infer"
 	"github.com/gidedge/gidedge/internal/hostinfo"
@@ -70,6 +72,9 @@ type job struct {
 
 	model *onnxpb.ModelProto // as loaded
 	prep  *Prepared
+	// clean is the prepared float graph before equalization: the fair
+	// float baseline for speed (equalization adds a Mul per SiLU).
+	clean *onnxpb.ModelProto
 	// full quantizes a superset of the tensors of any plan this run may
 	// build (nothing excluded, tail included), so one calibration serves
 	// every exclusion and fallback candidate.
@@ -108,14 +113,9 @@ func openJob(opts Options) (*job, error) {
 	if j.prep, err = Prepare(m, opts.Model, !opts.PerTensor); err != nil {
 		return nil, err
 	}
-	if j.full, err = NewPlan(j.prep, Selection{Activations: Int8, QuantizeTail: true}); err != nil {
-		return nil, fmt.Errorf("%w in %s", err, opts.Model)
-	}
+	j.clean = j.prep.Model
 	weights, note := resolveWeights(opts.Weights, j.cpu)
 	j.sel = Selection{Exclude: opts.Exclude, Activations: opts.Activations, QuantizeTail: opts.QuantizeTail, Weights: weights}
-	if j.plan, err = NewPlan(j.prep, j.sel); err != nil {
-		return nil, fmt.Errorf("%w in %s", err, opts.Model)
-	}
 	pre, notes, err := resolvePreprocess(m, opts, j.prep)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func openJob(opts Options) (*job, error) {
 	j.pre = pre
 	j.shape = inputShape(j.prep.InputShape, pre)
 	j.rep = &Report{Model: opts.Model, Out: opts.Out, Host: hostOf(j.cpu), Method: opts.Method, Activations: opts.Activations,
-		Weights: weights, PerChannel: j.plan.PerChannel, Preprocess: pre}
+		Weights: weights, PerChannel: j.prep.PerChannel, Preprocess: pre}
 	if opts.Method == Percentile {
 		j.rep.Percentile = opts.Percentile
 	}
@@ -133,6 +133,11 @@ func openJob(opts Options) (*job, error) {
 	}
 	for _, n := range j.prep.Notes {
 		j.logf("%s", n)
+	}
+	if opts.Calib != "" {
+		if j.images, err = ListImages(opts.Calib, opts.CalibImages); err != nil {
+			return nil, err
+		}
 	}
 	if j.tmpDir, err = os.MkdirTemp(filepath.Dir(opts.Out), ".gidedge-quantize-*"); err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
@@ -158,51 +163,72 @@ func (j *job) close() {
 	}
 }
 
-// calibrate fills the ranges of every tensor of the full plan, from the
-// cache when it matches, else by running calibration (and then writing the
-// cache), and keeps the first EvalImages preprocessed inputs.
+// calibrate equalizes the graph's channels, plans what to quantize and
+// fills the ranges of every tensor of the full plan: from the cache when it
+// matches, else by running calibration (and then writing the cache). It
+// keeps the first EvalImages preprocessed inputs.
 func (j *job) calibrate(ctx context.Context) error {
 	opts := j.opts
-	if opts.Calib != "" {
-		var err error
-		if j.images, err = ListImages(opts.Calib, opts.CalibImages); err != nil {
-			return err
-		}
+	key := CacheKey{Method: opts.Method, Activations: opts.Activations, Equalize: "off",
+		ActivationAware: !opts.NoActivationAware && opts.Activations == Uint8}
+	if !opts.NoEqualize {
+		key.Equalize = strconv.FormatFloat(opts.EqualizeStrength, 'g', -1, 64)
 	}
-	var sha string
+	if opts.Method == Percentile {
+		key.Percentile = opts.Percentile
+	}
+	var cache *CalibCache
 	if opts.CalibCache != "" {
 		var err error
-		if sha, err = FileSHA256(opts.Model); err != nil {
+		if key.ModelSHA256, err = FileSHA256(opts.Model); err != nil {
 			return err
 		}
-		cache, err := ReadCalibCache(opts.CalibCache)
-		if err != nil {
+		if cache, err = ReadCalibCache(opts.CalibCache); err != nil {
 			return err
 		}
-		if cache != nil {
-			if err := cache.Check(opts.CalibCache, sha, opts.Method, opts.Percentile, opts.Activations, j.full.Tensors); err != nil {
-				return err
-			}
-			j.logf("calibration ranges from %s (%d tensors, %d images)", opts.CalibCache, len(cache.Tensors), cache.Images)
-			j.rep.CalibCache = opts.CalibCache
-			j.rep.CalibImages = cache.Images
-			for _, path := range j.images[:min(len(j.images), opts.EvalImages)] {
-				x, err := LoadInput(path, j.pre)
-				if err != nil {
-					return err
-				}
-				j.inputs = append(j.inputs, x)
-			}
-			j.ranges = cache.Tensors
-			return nil
-		}
-		if len(j.images) == 0 {
+		if cache == nil && len(j.images) == 0 {
 			return fmt.Errorf("quantize: calibration cache %s does not exist yet and no calibration images (--calib) were given", opts.CalibCache)
 		}
 	}
+	for _, path := range j.images[:min(len(j.images), opts.EvalImages)] {
+		x, err := LoadInput(path, j.pre)
+		if err != nil {
+			return err
+		}
+		j.inputs = append(j.inputs, x)
+	}
+	var stats ChannelStats
+	if !opts.NoEqualize {
+		var err error
+		if cache != nil {
+			stats = cache.Channels
+		} else if stats, err = j.channelStats(ctx); err != nil {
+			return err
+		}
+		if err := j.equalize(ctx, stats); err != nil {
+			return err
+		}
+	}
+	var err error
+	if j.full, err = NewPlan(j.prep, Selection{Activations: Int8, QuantizeTail: true}); err != nil {
+		return fmt.Errorf("%w in %s", err, opts.Model)
+	}
+	if j.plan, err = NewPlan(j.prep, j.sel); err != nil {
+		return fmt.Errorf("%w in %s", err, opts.Model)
+	}
+	if cache != nil {
+		if err := cache.Check(opts.CalibCache, key, j.full.Tensors); err != nil {
+			return err
+		}
+		j.logf("calibration ranges from %s (%d tensors, %d images)", opts.CalibCache, len(cache.Tensors), cache.Images)
+		j.rep.CalibCache = opts.CalibCache
+		j.rep.CalibImages = cache.Images
+		j.ranges = cache.Tensors
+		return nil
+	}
 	j.logf("calibrating %d tensors on %d images (%s)", len(j.full.Tensors), len(j.images), opts.Method)
-	cal, inputs, err := Calibrate(ctx, j.prep, j.full.Tensors, j.images, CalibrateOptions{
-		Preprocess: j.pre, Threads: opts.Threads, Keep: opts.EvalImages,
+	cal, _, err := Calibrate(ctx, j.prep, j.full.Tensors, j.images, CalibrateOptions{
+		Preprocess: j.pre, Threads: opts.Threads,
 		Progress: func(done, total int) {
 			if done%25 == 0 || done == total {
 				j.logf("calibration: %d/%d images", done, total)
@@ -215,17 +241,95 @@ func (j *job) calibrate(ctx context.Context) error {
 	if j.ranges, err = cal.Ranges(opts.Method, opts.Percentile, opts.Activations); err != nil {
 		return err
 	}
-	j.inputs = inputs
+	if key.ActivationAware {
+		if n := refineActivationRanges(j.prep.Model, cal.Histograms, j.ranges); n > 0 {
+			j.prep.Notes = append(j.prep.Notes, fmt.Sprintf("lower bounds of %d tensors read only by a LeakyReLU or SiLU set to minimise the error after the activation", n))
+		}
+	}
 	j.rep.CalibImages = cal.Images
 	if opts.CalibCache != "" {
-		c := &CalibCache{ModelSHA256: sha, Method: opts.Method, Activations: opts.Activations, Images: cal.Images, Tensors: j.ranges}
-		if opts.Method == Percentile {
-			c.Percentile = opts.Percentile
-		}
+		c := &CalibCache{CacheKey: key, Images: cal.Images, Channels: stats, Tensors: j.ranges}
 		if err := WriteCalibCache(opts.CalibCache, c); err != nil {
 			return err
 		}
 		j.logf("wrote calibration cache %s", opts.CalibCache)
+	}
+	return nil
+}
+
+// channelStats measures per-channel ranges on the first calibration images.
+func (j *job) channelStats(ctx context.Context) (ChannelStats, error) {
+	if len(j.images) == 0 {
+		return nil, ErrNoImages
+	}
+	var inputs [][]float32
+	for _, path := range j.images[:min(len(j.images), equalizeStatImages)] {
+		x, err := LoadInput(path, j.pre)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, x)
+	}
+	j.logf("measuring per-channel ranges on %d images for equalization", len(inputs))
+	return collectChannelStats(ctx, j.prep.Model, j.prep.Input, j.shape, inputs, j.opts.Threads)
+}
+
+// equalize rewrites the prepared graph with equalized channels and checks
+// that it still computes what it did.
+func (j *job) equalize(ctx context.Context, stats ChannelStats) error {
+	m, res, err := Equalize(j.prep.Model, stats, j.opts.EqualizeStrength)
+	if err != nil {
+		return err
+	}
+	if res.Tensors == 0 {
+		return nil
+	}
+	if len(j.inputs) > 0 {
+		if err := sameOutputs(j.prep.Model, m, j.prep.Input, j.shape, j.inputs[:1], j.opts.Threads); err != nil {
+			return err
+		}
+	}
+	j.prep.Model = m
+	note := fmt.Sprintf("equalized the channels of %d activations (%d of %d channel groups free, %d SiLU gates rewritten): the widest channel-range ratio within a tensor went from %.0f to %.0f",
+		res.Tensors, res.Free, res.Groups, res.SiLUs, res.SpreadBefore, res.SpreadAfter)
+	j.prep.Notes = append(j.prep.Notes, note)
+	j.logf("%s", note)
+	return nil
+}
+
+// sameOutputs checks that two float models agree on the inputs to within
+// 1e-3 of each output's largest value: equalization must not change what
+// the model computes.
+func sameOutputs(a, b *onnxpb.ModelProto, input string, shape []int64, inputs [][]float32, threads int) error {
+	ra, err := newRunner(a, input, shape, nil, runnerOptions{Threads: threads})
+	if err != nil {
+		return err
+	}
+	defer ra.close()
+	rb, err := newRunner(b, input, shape, nil, runnerOptions{Threads: threads})
+	if err != nil {
+		return err
+	}
+	defer rb.close()
+	for _, x := range inputs {
+		oa, err := ra.run(x)
+		if err != nil {
+			return err
+		}
+		ob, err := rb.run(x)
+		if err != nil {
+			return err
+		}
+		for i := range oa {
+			scale, diff := 0.0, 0.0
+			for k, v := range oa[i] {
+				scale = math.Max(scale, math.Abs(float64(v)))
+				diff = math.Max(diff, math.Abs(float64(v)-float64(ob[i][k])))
+			}
+			if diff > 1e-3*math.Max(scale, 1e-6) {
+				return fmt.Errorf("quantize: equalization changed output %q by %.3g (its scale %.3g): a bug, rerun with --equalize=false and report it", ra.outputs[i], diff, scale)
+			}
+		}
 	}
 	return nil
 }
