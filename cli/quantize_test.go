@@ -20,6 +20,8 @@ func TestQuantizeFlagErrors(t *testing.T) {
 		{[]string{"--input-size", "320"}, "WxH"},
 		{[]string{"--method", "magic"}, "minmax, percentile or entropy"},
 		{[]string{"--activations", "int4"}, "uint8 or int8"},
+		{[]string{"--weights", "half"}, "auto, full or reduced"},
+		{[]string{"--max-ap-drop", "1", "--min-cosine", "0.9"}, "not both"},
 		{[]string{"--calib", "."}, "--model"},
 	}
 	for _, tc := range cases {

@@ -332,7 +332,7 @@ func rankUnits(p *Plan, ins *Inspection) []*unit {
 			}
 		}
 		for _, t := range u.tensors {
-			if s, ok := stat[t]; ok {
+			if s, ok := stat[t]; ok && !s.PreActivation {
 				u.noise += math.Pow(10, -s.SQNRAlone/10)
 				u.worst = math.Min(u.worst, s.SQNRAlone)
 			}

@@ -62,6 +62,11 @@ type TensorStat struct {
 	Jump float64 `json:"jump_db"`
 	// Inputs are the quantized tensors feeding this one's layer.
 	Inputs []string `json:"inputs,omitempty"`
+	// PreActivation marks a tensor only a LeakyReLU or SiLU reads: its lower
+	// bound is fitted to the error after the activation, so its own SQNR
+	// counts clipping the activation flattens; judge it by the activation's
+	// output, the next tensor. It takes no part in Worst or FirstJump.
+	PreActivation bool `json:"pre_activation,omitempty"`
 }
 
 // OutputStat compares one graph output of the QDQ model with the float one.
@@ -194,6 +199,7 @@ func Inspect(ctx context.Context, float, q *onnxpb.ModelProto, input string, sha
 	}
 
 	ins := &Inspection{Images: len(inputs), JumpDB: opts.JumpDB, FirstJump: -1}
+	fix := onnxgraph.NewIndex(float.Graph)
 	for i := range outputs {
 		ins.Outputs = append(ins.Outputs, OutputStat{Name: upNames[i], SQNR: upAcc[i].sqnr(), Cosine: upAcc[i].cosine()})
 	}
@@ -208,6 +214,7 @@ func Inspect(ctx context.Context, float, q *onnxpb.ModelProto, input string, sha
 		if p.producer != nil {
 			s.Producer, s.Op = p.producer.Name, p.producer.OpType
 		}
+		_, s.PreActivation = consumerActivation(fix, p.name)
 		index[p.dq.Output[0]] = i
 		ins.Tensors = append(ins.Tensors, s)
 	}
@@ -223,7 +230,7 @@ func Inspect(ctx context.Context, float, q *onnxpb.ModelProto, input string, sha
 		if !math.IsInf(worst, 1) {
 			s.Jump = worst - s.SQNR
 		}
-		if ins.FirstJump < 0 && s.Jump >= opts.JumpDB {
+		if ins.FirstJump < 0 && s.Jump >= opts.JumpDB && !s.PreActivation {
 			ins.FirstJump = i
 		}
 	}
@@ -542,9 +549,11 @@ func (a *errorAccumulator) cosine() float64 {
 // Worst returns the indexes of the n tensors with the lowest SQNR alone:
 // where the error is made.
 func (ins *Inspection) Worst(n int) []int {
-	idx := make([]int, len(ins.Tensors))
-	for i := range idx {
-		idx[i] = i
+	var idx []int
+	for i, s := range ins.Tensors {
+		if !s.PreActivation {
+			idx = append(idx, i)
+		}
 	}
 	for i := 1; i < len(idx); i++ { // insertion sort: stable, short lists
 		for k := i; k > 0 && ins.Tensors[idx[k]].SQNRAlone < ins.Tensors[idx[k-1]].SQNRAlone; k-- {
@@ -560,6 +569,7 @@ func (ins *Inspection) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nper-tensor diagnosis on %d images (ONNX Runtime's QDQ reference arithmetic):\n", ins.Images)
 	b.WriteString("  SQNR/cos: against fp32 with upstream error; alone: the layer fed fp32 inputs; bias: share of the error that is a constant per channel; jump: dB below its worst quantized input\n")
+	b.WriteString("  op→act: read only by a LeakyReLU/SiLU, range fitted to the error after it (judge it by the next row)\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\ttensor\top\tSQNR dB\tcos\talone dB\tcos alone\tcalibrated\tobserved\tclipped\tbias\tjump dB\t")
 	for i, s := range ins.Tensors {
@@ -567,8 +577,12 @@ func (ins *Inspection) WriteText(w io.Writer) error {
 		if i == ins.FirstJump {
 			mark = "  <- first jump"
 		}
+		op := s.Op
+		if s.PreActivation {
+			op += "→act" // judged after the activation: see the next row
+		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%.1f\t%.5f\t%.1f\t%.5f\t[%.3g, %.3g]\t[%.3g, %.3g]\t%.2g%%\t%.0f%%\t%+.1f\t%s\n",
-			s.Index, shorten(s.Name, 48), s.Op, s.SQNR, s.Cosine, s.SQNRAlone, s.CosineAlone,
+			s.Index, shorten(s.Name, 48), op, s.SQNR, s.Cosine, s.SQNRAlone, s.CosineAlone,
 			s.Calibrated.Min, s.Calibrated.Max, s.Observed.Min, s.Observed.Max, 100*s.Clipped, 100*s.BiasShare, s.Jump, mark)
 	}
 	tw.Flush()

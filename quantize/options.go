@@ -135,11 +135,18 @@ type Options struct {
 	// full range, or 7 bits where this CPU's kernels can saturate.
 	Weights WeightRange
 	Exclude []string // node names or op types kept in float
-	// NoEqualize turns off channel equalization (Equalize), on by default;
-	// EqualizeStrength is its migration strength α (0 means
-	// DefaultEqualizeStrength).
-	NoEqualize       bool
+	// Equalize turns on channel equalization (see Equalize); it is off by
+	// default, since on trained networks with moderate channel spread the
+	// weights it rescales lose more than the activations gain (NanoDet-m:
+	// see docs/quantize.md). EqualizeStrength is its migration strength α
+	// (0 means DefaultEqualizeStrength).
+	Equalize         bool
 	EqualizeStrength float64
+	// SpeedProbe times every weighted layer as an 8-bit and a float kernel
+	// on this CPU and keeps float the clear losers when that makes the whole
+	// model faster (uint8 only). Off by default: timings make the output
+	// depend on the machine's load.
+	SpeedProbe bool
 	// NoActivationAware keeps every tensor's calibrated lower bound instead
 	// of fitting it to the LeakyReLU or SiLU that reads it (uint8 only).
 	NoActivationAware bool

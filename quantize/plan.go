@@ -106,6 +106,9 @@ type Selection struct {
 	// Weights is the int8 weight grid (full when empty; WeightsAuto must be
 	// resolved by the caller).
 	Weights WeightRange
+	// FloatForSpeed names layers kept float because their 8-bit kernels
+	// are slower on this CPU (see the speed probe).
+	FloatForSpeed []string
 }
 
 // NewPlan decides what to quantize in a prepared model. Every Exclude entry
@@ -116,11 +119,17 @@ func NewPlan(prep *Prepared, sel Selection) (*Plan, error) {
 	if err := checkExclude(g, sel.Exclude); err != nil {
 		return nil, err
 	}
-	excluded := map[string]bool{}
+	if err := checkExclude(g, sel.FloatForSpeed); err != nil {
+		return nil, err
+	}
+	excluded, slow := map[string]bool{}, map[string]bool{}
 	for _, e := range sel.Exclude {
 		excluded[e] = true
 	}
-	isExcluded := func(n *onnxpb.NodeProto) bool { return excluded[n.Name] || excluded[n.OpType] }
+	for _, e := range sel.FloatForSpeed {
+		slow[e] = true
+	}
+	isExcluded := func(n *onnxpb.NodeProto) bool { return excluded[n.Name] || excluded[n.OpType] || slow[n.Name] }
 
 	act, weights := sel.Activations, sel.Weights
 	if act == "" {
@@ -148,6 +157,10 @@ func NewPlan(prep *Prepared, sel Selection) (*Plan, error) {
 	for _, n := range g.Node {
 		class, known := opClasses[n.OpType]
 		if !known || n.Domain != "" {
+			continue
+		}
+		if slow[n.Name] {
+			p.Skipped[n.OpType+" (8-bit kernel slower on this CPU)"]++
 			continue
 		}
 		if isExcluded(n) {

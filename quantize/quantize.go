@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/gidedge/gidedge/infer"
 	"github.com/gidedge/gidedge/internal/hostinfo"
@@ -38,6 +39,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if err := j.openReference(ctx); err != nil {
 		return nil, err
+	}
+	if opts.SpeedProbe && j.plan.Activations == Uint8 {
+		if q, err = j.speedProbe(ctx, q); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Budget.Active() {
 		if q, err = j.fallback(ctx, q); err != nil {
@@ -171,7 +177,7 @@ func (j *job) calibrate(ctx context.Context) error {
 	opts := j.opts
 	key := CacheKey{Method: opts.Method, Activations: opts.Activations, Equalize: "off",
 		ActivationAware: !opts.NoActivationAware && opts.Activations == Uint8}
-	if !opts.NoEqualize {
+	if opts.Equalize {
 		key.Equalize = strconv.FormatFloat(opts.EqualizeStrength, 'g', -1, 64)
 	}
 	if opts.Method == Percentile {
@@ -198,7 +204,7 @@ func (j *job) calibrate(ctx context.Context) error {
 		j.inputs = append(j.inputs, x)
 	}
 	var stats ChannelStats
-	if !opts.NoEqualize {
+	if opts.Equalize {
 		var err error
 		if cache != nil {
 			stats = cache.Channels
@@ -374,6 +380,102 @@ func (j *job) compareOutputs(q *onnxpb.ModelProto) error {
 	j.rep.CosineMin = minCosine(j.rep.Cosine)
 	return nil
 }
+
+// speedProbe times every weighted layer as an 8-bit kernel and as a float
+// layer between Dequantize and Quantize, and keeps float the layers whose
+// 8-bit kernels are slower on this CPU.
+func (j *job) speedProbe(ctx context.Context, q *onnxpb.ModelProto) (*onnxpb.ModelProto, error) {
+	ix := onnxgraph.NewIndex(j.plan.Model.Graph)
+	var names []string
+	seen := map[string]bool{}
+	inputOf := map[string]string{}
+	for _, n := range j.plan.Model.Graph.Node {
+		if j.plan.Nodes[n.Name] == classWeighted {
+			inputOf[n.Name] = n.Input[0]
+			if !seen[n.Input[0]] && !ix.IsGraphInput(n.Input[0]) {
+				seen[n.Input[0]] = true
+				names = append(names, n.Input[0])
+			}
+		}
+	}
+	exposed, err := onnxgraph.ExposeOutputs(j.prep.Model, names, onnxgraph.Float32)
+	if err != nil {
+		return nil, fmt.Errorf("quantize: speed probe: %w", err)
+	}
+	r, err := newRunner(exposed, j.prep.Input, j.shape, names, runnerOptions{Threads: j.opts.Threads})
+	if err != nil {
+		return nil, err
+	}
+	_, shapes, err := r.runShaped(j.sampleInput())
+	r.close()
+	if err != nil {
+		return nil, err
+	}
+	shapeOf := map[string][]int64{j.prep.Input: j.shape}
+	for i, n := range names {
+		shapeOf[n] = shapes[i]
+	}
+	inputShapes := map[string][]int64{}
+	for w, in := range inputOf {
+		inputShapes[w] = shapeOf[in]
+	}
+	j.logf("timing %d layers as 8-bit and float kernels", len(j.plan.Weighted))
+	speeds, err := probeLayers(ctx, j.plan, q, inputShapes, j.opts.Threads)
+	if err != nil {
+		return nil, err
+	}
+	j.rep.LayerSpeed = speeds
+	// A float layer between 8-bit ones also costs layout changes the
+	// one-layer models do not see (ONNX Runtime runs 8-bit convolutions in
+	// NHWC, float ones in blocked NCHW), so only clear wins are tried, and
+	// the whole model decides.
+	total := 0.0
+	for _, s := range speeds {
+		total += s.Int8Ms
+	}
+	var slow []string
+	saved := 0.0
+	for _, s := range speeds {
+		if s.Int8Ms > probeMargin*s.FloatMs && s.Int8Ms-s.FloatMs >= probeShare*total {
+			slow = append(slow, s.Node)
+			saved += s.Int8Ms - s.FloatMs
+		}
+	}
+	if len(slow) == 0 || len(slow) == len(j.plan.Weighted) {
+		return q, nil
+	}
+	sel := j.sel
+	sel.FloatForSpeed = slow
+	plan, err := NewPlan(j.prep, sel)
+	if err != nil {
+		return nil, err
+	}
+	cand, err := Build(plan, j.ranges)
+	if err != nil {
+		return nil, err
+	}
+	lat, err := compareLatency([]*onnxpb.ModelProto{q, cand}, j.prep.Input, j.shape, j.sampleInput(), fallbackTimingRuns, j.opts.Threads)
+	if err != nil {
+		return nil, err
+	}
+	if lat[1].CPUMs >= probeMargin*0.8*lat[0].CPUMs { // no clear win on the whole model
+		j.logf("speed probe: keeping %s float would not make the model faster (CPU ms %.2f against %.2f)", strings.Join(slow, ", "), lat[1].CPUMs, lat[0].CPUMs)
+		return q, nil
+	}
+	j.sel, j.plan = sel, plan
+	note := fmt.Sprintf("kept %d layers float whose 8-bit kernels are slower on this CPU (%s): the model's CPU time per run went from %.2f to %.2f ms", len(slow), strings.Join(slow, ", "), lat[0].CPUMs, lat[1].CPUMs)
+	j.rep.Notes = append(j.rep.Notes, note)
+	j.logf("%s", note)
+	return cand, nil
+}
+
+// A layer is tried in float when its 8-bit kernel takes probeMargin times
+// its float one and the difference is at least probeShare of all layers'
+// 8-bit time.
+const (
+	probeMargin = 1.2
+	probeShare  = 0.03
+)
 
 // debug runs the per-tensor diagnosis on the final model.
 func (j *job) debug(ctx context.Context, q *onnxpb.ModelProto) error {

@@ -87,6 +87,9 @@ type Report struct {
 	// its QDQ fusions (QLinearConv, QLinearAdd, …): what really runs in 8 bits.
 	ORTOps map[string]int `json:"ort_ops,omitempty"`
 
+	// LayerSpeed is the speed probe's timing of every weighted layer.
+	LayerSpeed []LayerSpeed `json:"layer_speed,omitempty"`
+
 	// Debug is the per-tensor diagnosis (Options.Debug).
 	Debug *Inspection `json:"debug,omitempty"`
 }
