@@ -60,7 +60,7 @@ type quantizeOptions struct {
 
 func newQuantizeCmd() *cobra.Command {
 	opts := quantizeOptions{Method: string(quantize.DefaultMethod), Percentile: quantize.DefaultPercentile,
-		Activations: string(quantize.Uint8), Weights: string(quantize.WeightsAuto), PerChannel: true, Equalize: false, ActivationAware: true, EqualizeStrength: quantize.DefaultEqualizeStrength, CalibImages: quantize.DefaultCalibImages,
+		Activations: string(quantize.Uint8), Weights: string(quantize.WeightsAuto), PerChannel: true, Equalize: true, ActivationAware: true, EqualizeStrength: quantize.DefaultEqualizeStrength, CalibImages: quantize.DefaultCalibImages,
 		EvalImages: quantize.DefaultEvalImages, BenchRuns: quantize.DefaultBenchRuns}
 	cmd := &cobra.Command{
 		Use:   "quantize",
@@ -123,7 +123,7 @@ The output is written only if everything succeeds.`,
 	f.StringVar(&opts.Weights, "weights", opts.Weights, "int8 weight grid: auto (7 bits where the CPU's kernels can saturate: x86 without VNNI), full or reduced")
 	f.BoolVar(&opts.PerChannel, "per-channel", opts.PerChannel, "per-output-channel weight scales for Conv and Gemm (--per-channel=false for per-tensor)")
 	f.StringSliceVar(&opts.Exclude, "exclude", nil, "node names or op types to keep in float (comma-separated)")
-	f.BoolVar(&opts.Equalize, "equalize", opts.Equalize, "rescale activation channels (through Conv, Add, Concat, pooling and SiLU) so one 8-bit grid fits them all; the float model computes the same (helps models with widely spread channel ranges)")
+	f.BoolVar(&opts.Equalize, "equalize", opts.Equalize, "rescale activation channels (through Conv, Add, Concat, pooling and SiLU) so one 8-bit grid fits them all; the float model computes the same")
 	f.Float64Var(&opts.EqualizeStrength, "equalize-strength", opts.EqualizeStrength, "how much of a channel's range moves into the weights that read it, 0 to 1")
 	f.BoolVar(&opts.ActivationAware, "activation-aware", opts.ActivationAware, "fit the lower bound of a tensor read only by a LeakyReLU or SiLU to the error after that activation (uint8)")
 	f.BoolVar(&opts.SpeedProbe, "speed-probe", opts.SpeedProbe, "time every layer as an 8-bit and a float kernel on this CPU and keep float the clear losers if that speeds up the model (uint8; the output then depends on timing)")
@@ -217,7 +217,7 @@ func runQuantize(ctx context.Context, opts quantizeOptions, stdout, stderr io.Wr
 	rep, err := quantize.Run(ctx, quantize.Options{
 		Model: opts.Model, Out: opts.Out, Calib: opts.Calib, CalibImages: opts.CalibImages,
 		Method: method, Percentile: opts.Percentile, Activations: act, Weights: weights, PerTensor: !opts.PerChannel,
-		Exclude: opts.Exclude, Equalize: opts.Equalize, NoActivationAware: !opts.ActivationAware, SpeedProbe: opts.SpeedProbe, EqualizeStrength: opts.EqualizeStrength, QuantizeTail: opts.QuantizeTail, CalibCache: opts.CalibCache, Preprocess: pre,
+		Exclude: opts.Exclude, NoEqualize: !opts.Equalize, NoActivationAware: !opts.ActivationAware, SpeedProbe: opts.SpeedProbe, EqualizeStrength: opts.EqualizeStrength, QuantizeTail: opts.QuantizeTail, CalibCache: opts.CalibCache, Preprocess: pre,
 		Labels: opts.Labels, LabelsSplit: opts.LabelsSplit, LabelImages: opts.LabelImages,
 		Budget: budget, MaxFloatLayers: opts.MaxFloatLayers,
 		Report: opts.Report || opts.JSON, EvalImages: opts.EvalImages, BenchRuns: opts.BenchRuns,

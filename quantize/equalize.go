@@ -205,7 +205,9 @@ func findSiLUs(g *onnxpb.GraphProto, ix *onnxgraph.Index) map[string]siluGate {
 // rescaled by the same s. Channels that reach any other op (a reshape, a
 // graph output, a score Sigmoid) keep scale 1. Each free channel group gets
 // s = a^α / w^(1−α) from its largest activation a and the largest weight w
-// that reads it. m is not modified.
+// that reads it, both relative to their tensor's widest channel, and never
+// less than what keeps every channel within its tensor's original range.
+// m is not modified.
 func Equalize(m *onnxpb.ModelProto, stats ChannelStats, strength float64) (*onnxpb.ModelProto, EqualizeResult, error) {
 	var res EqualizeResult
 	if !(strength >= 0 && strength <= 1) {
@@ -281,36 +283,61 @@ func Equalize(m *onnxpb.ModelProto, stats ChannelStats, strength float64) (*onnx
 	// A tensor written by nothing that can take a scale (graph input, an
 	// unknown producer) was pinned above; one written by a Conv is a source.
 	// Every root: its largest activation and largest weight reading it.
+	// Per group, in units relative to each member tensor's widest channel
+	// (a scale applies to channels, the 8-bit grid to whole tensors): act
+	// is the widest relative range among the members that set the scale,
+	// bound the widest among all members, wmax the widest relative weight
+	// that reads it.
 	act := make([]float64, len(e.parent))
+	bound := make([]float64, len(e.parent))
 	wmax := make([]float64, len(e.parent))
 	for t, st := range stats {
 		if !e.has(t) {
+			continue
+		}
+		top := 0.0
+		for _, v := range st {
+			top = math.Max(top, v)
+		}
+		if top <= 0 {
 			continue
 		}
 		// A tensor only an activation reads (the input of a SiLU or
 		// LeakyReLU) takes its group's scale but does not set it: its
 		// negative side is flattened by the activation, and its lower bound
 		// is fitted to that (see refineActivationRanges).
-		if _, pre := consumerActivation(ix, t); !pre {
-			for ch, v := range st {
-				r := e.find(e.id(t, ch))
-				act[r] = math.Max(act[r], v)
+		_, pre := consumerActivation(ix, t)
+		for ch, v := range st {
+			r := e.find(e.id(t, ch))
+			bound[r] = math.Max(bound[r], v/top)
+			if !pre {
+				act[r] = math.Max(act[r], v/top)
 			}
 		}
 		for _, conv := range absorbers[t] {
 			in := inputChannelMax(conv, ix)
+			wtop := 0.0
+			for _, v := range in {
+				wtop = math.Max(wtop, v)
+			}
+			if wtop <= 0 {
+				continue
+			}
 			for ch := range st {
 				r := e.find(e.id(t, ch))
-				wmax[r] = math.Max(wmax[r], in[ch])
+				wmax[r] = math.Max(wmax[r], in[ch]/wtop)
 			}
 		}
 	}
+	// s = a^α / w^(1−α), never below the bound: no channel of any member
+	// may grow past its tensor's widest one, so no tensor's grid coarsens.
 	scale := func(t string, ch int) float64 {
 		r := e.find(e.id(t, ch))
 		if e.pinned[r] || act[r] <= 0 || wmax[r] <= 0 {
 			return 1
 		}
 		s := math.Pow(act[r], strength) / math.Pow(wmax[r], 1-strength)
+		s = math.Max(s, bound[r])
 		return math.Min(math.Max(s, 1e-4), 1e4)
 	}
 	roots := map[int]bool{}

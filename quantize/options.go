@@ -135,12 +135,10 @@ type Options struct {
 	// full range, or 7 bits where this CPU's kernels can saturate.
 	Weights WeightRange
 	Exclude []string // node names or op types kept in float
-	// Equalize turns on channel equalization (see Equalize); it is off by
-	// default, since on trained networks with moderate channel spread the
-	// weights it rescales lose more than the activations gain (NanoDet-m:
-	// see docs/quantize.md). EqualizeStrength is its migration strength α
-	// (0 means DefaultEqualizeStrength).
-	Equalize         bool
+	// NoEqualize turns off channel equalization (see Equalize), on by
+	// default; EqualizeStrength is its migration strength α (0 means
+	// DefaultEqualizeStrength).
+	NoEqualize       bool
 	EqualizeStrength float64
 	// SpeedProbe times every weighted layer as an 8-bit and a float kernel
 	// on this CPU and keeps float the clear losers when that makes the whole

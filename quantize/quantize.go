@@ -177,7 +177,7 @@ func (j *job) calibrate(ctx context.Context) error {
 	opts := j.opts
 	key := CacheKey{Method: opts.Method, Activations: opts.Activations, Equalize: "off",
 		ActivationAware: !opts.NoActivationAware && opts.Activations == Uint8}
-	if opts.Equalize {
+	if !opts.NoEqualize {
 		key.Equalize = strconv.FormatFloat(opts.EqualizeStrength, 'g', -1, 64)
 	}
 	if opts.Method == Percentile {
@@ -204,7 +204,7 @@ func (j *job) calibrate(ctx context.Context) error {
 		j.inputs = append(j.inputs, x)
 	}
 	var stats ChannelStats
-	if opts.Equalize {
+	if !opts.NoEqualize {
 		var err error
 		if cache != nil {
 			stats = cache.Channels

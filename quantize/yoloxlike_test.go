@@ -90,8 +90,8 @@ func TestYOLOXLikeDefaults(t *testing.T) {
 	var text strings.Builder
 	rep.WriteText(&text)
 	notes := strings.Join(rep.Notes, "; ")
-	if !strings.Contains(notes, "yolox adapter") || !strings.Contains(notes, "opset 11 to 13") || !strings.Contains(notes, "SiLU") {
-		t.Errorf("notes %q: want the yolox adapter's preprocessing, the opset upgrade and SiLU-aware lower bounds", notes)
+	if !strings.Contains(notes, "yolox adapter") || !strings.Contains(notes, "opset 11 to 13") || !strings.Contains(notes, "SiLU") || !strings.Contains(notes, "equalized") {
+		t.Errorf("notes %q: want the yolox adapter's preprocessing, the opset upgrade, equalization and SiLU-aware lower bounds", notes)
 	}
 	if rep.QuantizedOps["Conv"] == 0 || rep.QuantizedOps["MaxPool"] != 3 || rep.QuantizedOps["Concat"] == 0 {
 		t.Errorf("quantized %v: want the convolutions, SPP's max-pools and the CSP concats", rep.QuantizedOps)
