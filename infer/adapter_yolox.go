@@ -3,7 +3,6 @@ package infer
 import (
 	"fmt"
 	"math"
-	"strconv"
 )
 
 // YOLOX as exported by the upstream project (and gidedge's YOLOX-like test
@@ -48,14 +47,7 @@ func matchYOLOX(sig Signature) (Adapter, bool, error) {
 	if len(in.Shape) == 4 && in.Shape[0] > 1 {
 		return nil, true, fmt.Errorf("input %q has batch %d, want 1", in.Name, in.Shape[0])
 	}
-	k := int(out.Shape[2]) - 5
-	if k == len(COCOClassNames) {
-		a.classes = COCOClassNames
-	} else {
-		for i := range k {
-			a.classes = append(a.classes, "class_"+strconv.Itoa(i))
-		}
-	}
+	a.classes = classNames(int(out.Shape[2]) - 5)
 	return a, true, nil
 }
 
