@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/nn"
@@ -131,10 +132,13 @@ type yoloxWriter struct {
 // measured in a trained network (see the constants above) and a running
 // mean and variance measured on the images, exactly as a trained network's
 // statistics describe its own activations; the norm is then folded into the
-// convolution as an exporter does. The prediction layers start as YOLOX's do: uniform ±1/√fan-in
-// weights, class and objectness biases at the 1 % prior. Activations thus
-// have the per-channel spread of scales and offsets of a trained network,
-// not those of random weights; the outputs carry no knowledge of objects.
+// convolution as an exporter does. The prediction layers start as YOLOX's
+// do (uniform ±1/√fan-in weights, biases at the 1 % prior); the objectness
+// and class layers are then scaled and biased so that their logits spread
+// like a trained detector's and a few positions per image score high (see
+// setTopBias). Activations thus have the per-channel spread of scales and
+// offsets of a trained network; the detections carry no knowledge of
+// objects.
 // The same config, seed and images give the same bytes.
 func WriteYOLOXLike(cfg YOLOXLike, calib [][]float32) (*onnxpb.ModelProto, error) {
 	cfg, err := cfg.withDefaults()
@@ -157,19 +161,26 @@ func WriteYOLOXLike(cfg YOLOXLike, calib [][]float32) (*onnxpb.ModelProto, error
 		return nil, err
 	}
 	shape := []int64{int64(len(calib)), 3, int64(cfg.Size), int64(cfg.Size)}
-	run := func(tensor string) (array, error) {
+	runAll := func(tensors ...string) ([]array, error) {
 		m, err := w.build(len(calib))
 		if err != nil {
-			return array{}, err
+			return nil, err
 		}
-		pruneToOutput(m.Graph, tensor)
+		pruneToOutput(m.Graph, tensors...)
 		data, err := onnxgraph.Marshal(m)
 		if err != nil {
-			return array{}, fmt.Errorf("export: YOLOX-like: %w", err)
+			return nil, fmt.Errorf("export: YOLOX-like: %w", err)
 		}
-		out, err := runORT(data, batch, shape, []string{tensor}, cfg.Threads)
+		out, err := runORT(data, batch, shape, tensors, cfg.Threads)
 		if err != nil {
-			return array{}, fmt.Errorf("export: YOLOX-like: %w", err)
+			return nil, fmt.Errorf("export: YOLOX-like: %w", err)
+		}
+		return out, nil
+	}
+	run := func(tensor string) (array, error) {
+		out, err := runAll(tensor)
+		if err != nil {
+			return array{}, err
 		}
 		return out[0], nil
 	}
@@ -190,7 +201,61 @@ func WriteYOLOXLike(cfg YOLOXLike, calib [][]float32) (*onnxpb.ModelProto, error
 		l.mean, l.variance = channelMoments(out.data, len(calib), l.cout)
 		l.bypass, l.measured = false, true
 	}
+	// The score biases: on the images, yoloxConfidentShare of the positions
+	// of each level reach objectness 0.5, and as many class probability 0.8,
+	// about as many confident positions as a trained YOLOX-Tiny has on a COCO
+	// image, so the float model has detections INT8 must reproduce.
+	for i := range 3 {
+		obj := w.layers[fmt.Sprintf("head.obj_preds.%d", i)]
+		cls := w.layers[fmt.Sprintf("head.cls_preds.%d", i)]
+		outs, err := runAll(obj.output, cls.output)
+		if err != nil {
+			return nil, err
+		}
+		setTopBias(obj, outs[0].data, len(calib), 0)
+		setTopBias(cls, outs[1].data, len(calib), float32(math.Log(0.8/0.2)))
+	}
 	return w.build(1)
+}
+
+// yoloxConfidentShare is the share of positions the score layers make
+// confident, and yoloxLogitGap how far below them the median position's
+// logit sits: like a trained detector's, mostly far below zero with a few
+// positions above.
+const (
+	yoloxConfidentShare = 0.005
+	yoloxLogitGap       = 6.5
+)
+
+// setTopBias scales a score layer's weights and sets its bias (one value
+// for all channels) so that, over the positions of n images (NCHW), the
+// largest logit reaches target at the top yoloxConfidentShare and sits
+// yoloxLogitGap below it at the median.
+func setTopBias(l *convLayer, out []float32, n int, target float32) {
+	hw := len(out) / (n * l.cout)
+	best := make([]float64, 0, n*hw)
+	for i := range n {
+		for p := range hw {
+			m := math.Inf(-1)
+			for c := range l.cout {
+				m = math.Max(m, float64(out[(i*l.cout+c)*hw+p]-l.bias[c]))
+			}
+			best = append(best, m)
+		}
+	}
+	sort.Float64s(best)
+	top := best[min(len(best)-1, int(float64(len(best))*(1-yoloxConfidentShare)))]
+	median := best[len(best)/2]
+	scale := 1.0
+	if top > median {
+		scale = yoloxLogitGap / (top - median)
+	}
+	for i := range l.weight {
+		l.weight[i] = float32(float64(l.weight[i]) * scale)
+	}
+	for c := range l.bias {
+		l.bias[c] = target - float32(top*scale)
+	}
 }
 
 // samplePatches sets each output channel's filter to a patch of the layer's
@@ -277,10 +342,13 @@ func channelMoments(x []float32, n, c int) ([]float64, []float64) {
 	return mean, variance
 }
 
-// pruneToOutput makes out the graph's only output and drops the nodes it
-// does not depend on.
-func pruneToOutput(g *onnxpb.GraphProto, out string) {
-	need := map[string]bool{out: true}
+// pruneToOutput makes outs the graph's only outputs and drops the nodes
+// they do not depend on.
+func pruneToOutput(g *onnxpb.GraphProto, outs ...string) {
+	need := map[string]bool{}
+	for _, o := range outs {
+		need[o] = true
+	}
 	var kept []*onnxpb.NodeProto
 	for i := len(g.Node) - 1; i >= 0; i-- {
 		n := g.Node[i]
@@ -300,7 +368,10 @@ func pruneToOutput(g *onnxpb.GraphProto, out string) {
 		kept[i], kept[j] = kept[j], kept[i]
 	}
 	g.Node = kept
-	g.Output = []*onnxpb.ValueInfoProto{onnxgraph.TensorValueInfo(out, onnxgraph.Float32, nil)}
+	g.Output = nil
+	for _, o := range outs {
+		g.Output = append(g.Output, onnxgraph.TensorValueInfo(o, onnxgraph.Float32, nil))
+	}
 	onnxgraph.RemoveUnusedInitializers(g)
 }
 
@@ -590,9 +661,12 @@ func (w *yoloxWriter) headLevel(i int, x string, cin, hidden int) (string, error
 	}
 	prior := float32(-math.Log((1 - yoloxPriorProb) / yoloxPriorProb))
 	pred := func(part, x string, cout int, bias float32) string {
+		_, drawn := w.layers[name(part)]
 		l := w.layer(name(part), hidden, cout, 1, 1, 1, false)
-		for c := range l.bias {
-			l.bias[c] = bias
+		if !drawn {
+			for c := range l.bias {
+				l.bias[c] = bias
+			}
 		}
 		return w.conv(l, x)
 	}
