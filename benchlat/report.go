@@ -1,13 +1,10 @@
 package benchlat
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/gidedge/gidedge/internal/hostinfo"
@@ -51,24 +48,10 @@ type Report struct {
 	Overheads  []Overhead `json:"server_overhead,omitempty"`
 }
 
-// HostInfo fills what Go and /proc know about this machine.
+// HostInfo fills what Go and package hostinfo know about this machine.
 func HostInfo() Host {
-	h := Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Emulation: hostinfo.DetectEmulation().String()}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := strings.Cut(sc.Text(), ":")
-			if ok && (strings.TrimSpace(k) == "model name" || strings.TrimSpace(k) == "Model") {
-				h.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	if b, err := os.ReadFile("/proc/device-tree/model"); err == nil {
-		h.Board = strings.TrimRight(string(b), "\x00\n ")
-	}
-	return h
+	cpu := hostinfo.ReadCPU()
+	return Host{OS: runtime.GOOS, Arch: cpu.Arch, CPUs: cpu.Cores, CPUModel: cpu.Model, Board: hostinfo.Board(), Emulation: hostinfo.DetectEmulation().String()}
 }
 
 // Add appends a result.

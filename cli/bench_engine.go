@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/gidedge/gidedge/engine/cpu"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/engine/optim"
+	"github.com/gidedge/gidedge/internal/hostinfo"
 )
 
 func init() { registerBench(newBenchEngineCmd) }
@@ -199,14 +199,14 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	dev := engine.Device()
 	res := benchEngineResult{
 		Date:        time.Now().UTC().Format(time.RFC3339),
-		CPU:         cpuModel(),
+		CPU:         hostinfo.ReadCPU().Model,
 		Cores:       runtime.NumCPU(),
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
 		Backend:     dev.Name(),
 		Device:      dev.Describe(),
 		Workers:     1,
 		OpenBLAS:    cpu.OpenBLASConfig(),
-		LoadAverage: loadAverage(),
+		LoadAverage: hostinfo.LoadAverage(),
 	}
 	if w, ok := dev.(interface{ Workers() int }); ok {
 		res.Workers = w.Workers()
@@ -221,7 +221,7 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	if res.Layers, err = benchLayers(ctx, opts, res.SgemmGFLOPS); err != nil {
 		return err
 	}
-	res.LoadAverageEnd = loadAverage()
+	res.LoadAverageEnd = hostinfo.LoadAverage()
 	if opts.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -469,29 +469,4 @@ func printBenchEngine(w io.Writer, r benchEngineResult) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f\t%.0f%%\t\n", l.Name, l.Shape, l.ForwardMS, l.BackwardMS, l.GFLOPS, l.PctOfSgemm)
 	}
 	return tw.Flush()
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if name, ok := strings.CutPrefix(line, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
-		}
-	}
-	return runtime.GOARCH
-}
-
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

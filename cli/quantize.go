@@ -21,8 +21,13 @@ type quantizeOptions struct {
 	Method            string
 	Percentile        float64
 	Activations       string
+	Weights           string
 	PerChannel        bool
 	Exclude           []string
+	Equalize          bool
+	EqualizeStrength  float64
+	ActivationAware   bool
+	SpeedProbe        bool
 	QuantizeTail      bool
 	CalibCache        string
 	CalibImages       int
@@ -45,6 +50,8 @@ type quantizeOptions struct {
 
 	Report     bool
 	JSON       bool
+	Debug      bool
+	DebugPlot  string
 	EvalImages int
 	BenchRuns  int
 	Threads    int
@@ -53,8 +60,8 @@ type quantizeOptions struct {
 
 func newQuantizeCmd() *cobra.Command {
 	opts := quantizeOptions{Method: string(quantize.DefaultMethod), Percentile: quantize.DefaultPercentile,
-		Activations: string(quantize.Uint8), PerChannel: true, CalibImages: quantize.DefaultCalibImages,
-		EvalImages: quantize.DefaultEvalImages, BenchRuns: quantize.DefaultBenchRuns, MaxFloatLayers: quantize.DefaultMaxFloatLayers}
+		Activations: string(quantize.Uint8), Weights: string(quantize.WeightsAuto), PerChannel: true, Equalize: true, ActivationAware: true, EqualizeStrength: quantize.DefaultEqualizeStrength, CalibImages: quantize.DefaultCalibImages,
+		EvalImages: quantize.DefaultEvalImages, BenchRuns: quantize.DefaultBenchRuns}
 	cmd := &cobra.Command{
 		Use:   "quantize",
 		Short: "Quantize a float ONNX detector to INT8 (QDQ) with calibration",
@@ -78,17 +85,27 @@ NanoDet and UltraFace adapters); for other models give --mean, --std,
 --channel-order, --resize, --pad-value and --pixel-scale. The input size comes
 from the model (--input-size for models with a dynamic one).
 
-With --labels the report adds COCO mAP of both models; --max-ap-drop (with
-labels) or --min-cosine (without) keeps the most sensitive layers in float until
-the accuracy budget holds, and says which and why. The output is written only if
-everything succeeds.`,
+With --labels the report adds COCO mAP of both models; without, models that an
+adapter decodes get the int8 model's AP against the float model's own
+detections. --max-ap-drop (with labels) or --min-cosine (without) keeps the
+layers that make the most quantization error in float until the accuracy budget
+holds, says which, why and what it cost in speed, and fails (writing nothing)
+when the budget cannot be met.
+
+--debug diagnoses every quantized tensor on the --eval-images: SQNR and cosine
+against the float model with the error from upstream and with the layer fed
+float inputs, calibrated against observed range, clipping, and the first layer
+where the error jumps; --debug-plot FILE.png draws SQNR along the graph.
+
+The output is written only if everything succeeds.`,
 		Example: `  gidedge quantize --model nanodet_m_320.onnx --calib data/coco128/images --out nanodet_int8.onnx
   gidedge quantize --model nanodet_m_320.onnx --calib data/coco128 --out nanodet_int8.onnx \
       --labels data/coco128 --report
   gidedge quantize --model model.onnx --calib calib/ --out model_int8.onnx --method entropy \
       --activations int8 --calib-cache calib.json --exclude Sigmoid,Conv_393
   gidedge quantize --model resnet.onnx --calib imgs/ --out resnet_int8.onnx --mean 123.7,116.3,103.5 \
-      --std 58.4,57.1,57.4 --min-cosine 0.995 --json`,
+      --std 58.4,57.1,57.4 --min-cosine 0.995 --json
+  gidedge quantize --model yolox.onnx --calib data/coco128 --out yolox_int8.onnx --debug --debug-plot sqnr.png`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.PadValueSet = cmd.Flags().Changed("pad-value")
@@ -103,8 +120,13 @@ everything succeeds.`,
 	f.StringVar(&opts.Method, "method", opts.Method, "calibration method: minmax, percentile or entropy")
 	f.Float64Var(&opts.Percentile, "percentile", opts.Percentile, "percentage of values the range covers, for --method percentile")
 	f.StringVar(&opts.Activations, "activations", opts.Activations, "activation type: uint8 (asymmetric, fast on CPU) or int8 (symmetric, TensorRT)")
+	f.StringVar(&opts.Weights, "weights", opts.Weights, "int8 weight grid: auto (7 bits where the CPU's kernels can saturate: x86 without VNNI), full or reduced")
 	f.BoolVar(&opts.PerChannel, "per-channel", opts.PerChannel, "per-output-channel weight scales for Conv and Gemm (--per-channel=false for per-tensor)")
 	f.StringSliceVar(&opts.Exclude, "exclude", nil, "node names or op types to keep in float (comma-separated)")
+	f.BoolVar(&opts.Equalize, "equalize", opts.Equalize, "rescale activation channels (through Conv, Add, Concat, pooling and SiLU) so one 8-bit grid fits them all; the float model computes the same")
+	f.Float64Var(&opts.EqualizeStrength, "equalize-strength", opts.EqualizeStrength, "how much of a channel's range moves into the weights that read it, 0 to 1")
+	f.BoolVar(&opts.ActivationAware, "activation-aware", opts.ActivationAware, "fit the lower bound of a tensor read only by a LeakyReLU or SiLU to the error after that activation (uint8)")
+	f.BoolVar(&opts.SpeedProbe, "speed-probe", opts.SpeedProbe, "time every layer as an 8-bit and a float kernel on this CPU and keep float the clear losers if that speeds up the model (uint8; the output then depends on timing)")
 	f.BoolVar(&opts.QuantizeTail, "quantize-tail", false, "also quantize the ops after the last Conv/Gemm (score activations, reshapes, box decoding)")
 	f.StringVar(&opts.CalibCache, "calib-cache", "", "JSON file of calibrated ranges: reused when it exists, written otherwise")
 	f.IntVar(&opts.CalibImages, "calib-images", opts.CalibImages, "at most this many calibration images (evenly spaced)")
@@ -120,9 +142,11 @@ everything succeeds.`,
 	f.IntVar(&opts.LabelImages, "label-images", 0, "at most this many labelled images (0 = all)")
 	f.Float64Var(&opts.MaxAPDrop, "max-ap-drop", 0, "accuracy budget in AP points (needs --labels): keep sensitive layers float until it holds")
 	f.Float64Var(&opts.MinCosine, "min-cosine", 0, "accuracy budget without labels: smallest output cosine similarity to keep")
-	f.IntVar(&opts.MaxFloatLayers, "max-float-layers", opts.MaxFloatLayers, "at most this many layers kept float by the fallback")
+	f.IntVar(&opts.MaxFloatLayers, "max-float-layers", 0, "at most this many layers the fallback may keep float (0: no cap)")
 	f.BoolVar(&opts.Report, "report", false, "also time both models and list the ops ONNX Runtime runs in 8 bits")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as one JSON object (implies --report)")
+	f.BoolVar(&opts.Debug, "debug", false, "diagnose every quantized tensor against the float model (table, or \"debug\" in --json)")
+	f.StringVar(&opts.DebugPlot, "debug-plot", "", "with --debug: draw SQNR along the graph to this PNG (or .svg/.pdf)")
 	f.IntVar(&opts.EvalImages, "eval-images", opts.EvalImages, "calibration images the cosine comparison and fallback ranking use")
 	f.IntVar(&opts.BenchRuns, "bench-runs", opts.BenchRuns, "timed runs per model for the latency report")
 	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0 lets it choose)")
@@ -142,6 +166,19 @@ func runQuantize(ctx context.Context, opts quantizeOptions, stdout, stderr io.Wr
 	act, err := quantize.ParseActivations(opts.Activations)
 	if err != nil {
 		return err
+	}
+	weights, err := quantize.ParseWeightRange(opts.Weights)
+	if err != nil {
+		return err
+	}
+	var budget quantize.Budget
+	switch {
+	case opts.MaxAPDrop != 0 && opts.MinCosine != 0:
+		return fmt.Errorf("quantize: give one fallback budget, --max-ap-drop or --min-cosine, not both")
+	case opts.MaxAPDrop != 0:
+		budget = quantize.MaxAPDrop(opts.MaxAPDrop)
+	case opts.MinCosine != 0:
+		budget = quantize.MinCosine(opts.MinCosine)
 	}
 	pre := quantize.PreprocessOverride{ChannelOrder: strings.ToLower(opts.ChannelOrder), Resize: strings.ToLower(opts.Resize)}
 	if opts.Mean != "" {
@@ -179,11 +216,12 @@ func runQuantize(ctx context.Context, opts quantizeOptions, stdout, stderr io.Wr
 	}
 	rep, err := quantize.Run(ctx, quantize.Options{
 		Model: opts.Model, Out: opts.Out, Calib: opts.Calib, CalibImages: opts.CalibImages,
-		Method: method, Percentile: opts.Percentile, Activations: act, PerTensor: !opts.PerChannel,
-		Exclude: opts.Exclude, QuantizeTail: opts.QuantizeTail, CalibCache: opts.CalibCache, Preprocess: pre,
+		Method: method, Percentile: opts.Percentile, Activations: act, Weights: weights, PerTensor: !opts.PerChannel,
+		Exclude: opts.Exclude, NoEqualize: !opts.Equalize, NoActivationAware: !opts.ActivationAware, SpeedProbe: opts.SpeedProbe, EqualizeStrength: opts.EqualizeStrength, QuantizeTail: opts.QuantizeTail, CalibCache: opts.CalibCache, Preprocess: pre,
 		Labels: opts.Labels, LabelsSplit: opts.LabelsSplit, LabelImages: opts.LabelImages,
-		MaxAPDrop: opts.MaxAPDrop, MinCosine: opts.MinCosine, MaxFloatLayers: opts.MaxFloatLayers,
+		Budget: budget, MaxFloatLayers: opts.MaxFloatLayers,
 		Report: opts.Report || opts.JSON, EvalImages: opts.EvalImages, BenchRuns: opts.BenchRuns,
+		Debug: opts.Debug || opts.DebugPlot != "", DebugPlot: opts.DebugPlot,
 		Threads: opts.Threads, Log: log,
 	})
 	if err != nil {

@@ -87,7 +87,7 @@ it out of the process list.`,
 	f.DurationVar(&o.Drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	f.StringVar(&o.TensorRTCache, "trt-cache", "", "folder for TensorRT engine caches (tensorrt provider)")
 	f.BoolVar(&o.TensorRTFP16, "trt-fp16", false, "let TensorRT build FP16 engines")
-	f.StringVar(&o.Adapter, "adapter", "", "force the model family: gidedge, nanodet or ultraface")
+	f.StringVar(&o.Adapter, "adapter", "", "force the model family: gidedge, nanodet, ultraface or yolox")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.CameraRetryMax, "camera-retry-max", 30*time.Second, "longest wait between camera reconnects")
 	return cmd

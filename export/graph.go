@@ -205,6 +205,29 @@ func (g *graph) slice(base, x string, axis, start, end int64) string {
 		onnxgraph.AttrInts("starts", start), onnxgraph.AttrInts("ends", end), onnxgraph.AttrInts("axes", axis))
 }
 
+// stridedSlice emits x[..., starts:ends:steps, ...] over several axes in
+// one Slice (steps are inputs from opset 10; older opsets have none).
+func (g *graph) stridedSlice(base, x string, axes, starts, ends, steps []int64) (string, error) {
+	if g.opset < 10 {
+		return "", fmt.Errorf("export: %s: a strided Slice needs opset 10 or newer, have %d", base, g.opset)
+	}
+	return g.emit("Slice", base, []string{x, g.intConst(starts...), g.intConst(ends...), g.intConst(axes...), g.intConst(steps...)}), nil
+}
+
+// maxPool emits a square k×k MaxPool with the given stride and symmetric
+// padding.
+func (g *graph) maxPool(base, x string, k, stride, pad int64) string {
+	return g.emit("MaxPool", base, []string{x},
+		onnxgraph.AttrInts("kernel_shape", k, k),
+		onnxgraph.AttrInts("strides", stride, stride),
+		onnxgraph.AttrInts("pads", pad, pad, pad, pad))
+}
+
+// concat emits Concat of xs along axis.
+func (g *graph) concat(base string, axis int64, xs ...string) string {
+	return g.emit("Concat", base, xs, onnxgraph.AttrInt("axis", axis))
+}
+
 // reshape emits Reshape to shape, where 0 copies the input's dimension (how
 // a dynamic batch passes through) and -1 is inferred.
 func (g *graph) reshape(base, x string, shape ...int64) string {

@@ -71,7 +71,7 @@ func (o Outputs) get(name string, want ...int64) (Tensor, error) {
 
 // An Adapter knows one model family's pre- and post-processing.
 type Adapter interface {
-	// Name identifies the adapter ("gidedge", "nanodet", "ultraface").
+	// Name identifies the adapter ("gidedge", "nanodet", "ultraface", "yolox").
 	Name() string
 	// Preprocess describes the input tensor the model expects.
 	Preprocess() Preprocess
@@ -100,7 +100,7 @@ type namedFactory struct {
 }
 
 // RegisterAdapter adds a model family. Factories are tried in registration
-// order; the built-in ones are gidedge (metadata), nanodet and ultraface.
+// order; the built-in ones are gidedge (metadata), nanodet, ultraface and yolox.
 func RegisterAdapter(name string, f AdapterFactory) {
 	adaptersMu.Lock()
 	defer adaptersMu.Unlock()
@@ -122,6 +122,7 @@ func init() {
 	RegisterAdapter("gidedge", matchGidedge)
 	RegisterAdapter("nanodet", matchNanoDet)
 	RegisterAdapter("ultraface", matchUltraFace)
+	RegisterAdapter("yolox", matchYOLOX)
 }
 
 // chooseAdapter picks the adapter named force, or the first that matches.

@@ -79,14 +79,21 @@ func matchNanoDet(sig Signature) (Adapter, bool, error) {
 		a.bins = int(dis.Shape[2]) / 4
 		a.levels = append(a.levels, l)
 	}
-	if numClasses == len(COCOClassNames) {
-		a.classes = COCOClassNames
-	} else {
-		for i := range numClasses {
-			a.classes = append(a.classes, "class_"+strconv.Itoa(i))
-		}
-	}
+	a.classes = classNames(numClasses)
 	return a, true, nil
+}
+
+// classNames names the classes of a third-party detector: COCO's 80 when
+// it predicts 80, else class_0, class_1, ….
+func classNames(k int) []string {
+	if k == len(COCOClassNames) {
+		return COCOClassNames
+	}
+	names := make([]string, k)
+	for i := range names {
+		names[i] = "class_" + strconv.Itoa(i)
+	}
+	return names
 }
 
 func (a *nanodetAdapter) Name() string           { return "nanodet" }

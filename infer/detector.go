@@ -30,7 +30,7 @@ type Options struct {
 	// many detections run at once (default 1).
 	Sessions int
 	Session  SessionOptions
-	// Adapter forces a model family ("gidedge", "nanodet", "ultraface");
+	// Adapter forces a model family ("gidedge", "nanodet", "ultraface", "yolox");
 	// empty chooses from the model's metadata and output names.
 	Adapter string
 	// MaxPixels bounds the images DetectEncoded accepts (0: MaxImagePixels).

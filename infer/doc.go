@@ -5,7 +5,7 @@
 // (Preprocess, into a pooled tensor before any session is taken), runs ONNX
 // Runtime sessions from a pool (Detector.Run), decodes the model's outputs
 // through an adapter chosen from the model's metadata or output names
-// (gidedge exports, NanoDet, UltraFace), and applies a class-aware
+// (gidedge exports, NanoDet, UltraFace, YOLOX), and applies a class-aware
 // non-maximum suppression.
 //
 // Tensors are float32 NCHW with batch 1. Boxes are x1, y1, x2, y2: in

@@ -109,3 +109,114 @@ func (l *labelled) averagePrecision(ctx context.Context, modelPath string, threa
 	}
 	return 100 * m.AP, 100 * m.AP50, nil
 }
+
+// agreementImages is how many calibration images the AP-against-fp32
+// comparison uses when no labelled images are given.
+const agreementImages = 50
+
+// agreement fills the int8 model's AP against the float model's own
+// detections: the float model's detections above its default score
+// threshold (after NMS) are the ground truth, the int8 model's detections
+// down to evalScoreThreshold are scored against them with COCO AP. It needs
+// no labels, so it works for any model an infer adapter decodes; models no
+// adapter knows are skipped.
+func (j *job) agreement(ctx context.Context, qPath string) error {
+	var images []image.Image
+	var names []string
+	switch {
+	case j.labels != nil:
+		images = j.labels.images
+		for _, im := range j.labels.ds.Images {
+			names = append(names, im.Path)
+		}
+	case len(j.images) > 0:
+		paths := j.images
+		if len(paths) > agreementImages {
+			picked := make([]string, agreementImages)
+			for i := range picked {
+				picked[i] = paths[i*len(paths)/agreementImages]
+			}
+			paths = picked
+		}
+		for _, p := range paths {
+			img, err := dataset.DecodeFile(p)
+			if err != nil {
+				return fmt.Errorf("quantize: %s: %w", p, err)
+			}
+			images = append(images, img)
+			names = append(names, p)
+		}
+	default:
+		return nil
+	}
+	ref, err := infer.Open(j.opts.Model, infer.Options{Session: infer.SessionOptions{IntraOpThreads: j.opts.Threads}})
+	if err != nil {
+		return nil // no adapter decodes this model: nothing to compare
+	}
+	defer ref.Close()
+	ap, gt, err := agreementAP(ctx, ref, qPath, images, names, j.opts.Threads)
+	if err != nil {
+		return err
+	}
+	if gt == 0 {
+		j.rep.Notes = append(j.rep.Notes, fmt.Sprintf("AP against fp32 not computed: the float model detects nothing above its score threshold %.2g on %d images", ref.Describe().Defaults.ScoreThreshold, len(images)))
+		return nil
+	}
+	j.rep.INT8.APvsFP32 = &ap
+	j.logf("int8 AP %.2f against the fp32 model's %d detections on %d images", ap, gt, len(images))
+	return nil
+}
+
+// agreementAP scores the detector at qPath against ref's detections on the
+// images and returns COCO AP in percent and the number of reference boxes.
+func agreementAP(ctx context.Context, ref *infer.Detector, qPath string, images []image.Image, names []string, threads int) (float64, int, error) {
+	q, err := infer.Open(qPath, infer.Options{Session: infer.SessionOptions{IntraOpThreads: threads}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("quantize: evaluate %s: %w", qPath, err)
+	}
+	defer q.Close()
+	classes := ref.Describe().ClassNames
+	ds := &dataset.Dataset{Name: "fp32 detections", Format: "coco"}
+	for i, name := range classes {
+		ds.Categories = append(ds.Categories, dataset.Category{ID: int64(i + 1), Name: name})
+	}
+	var dets []evaluate.Detection
+	boxes := 0
+	low := infer.Params{ScoreThreshold: evalScoreThreshold, MaxDetections: 100}
+	for i, img := range images {
+		want, err := ref.Detect(ctx, img, infer.Params{})
+		if err != nil {
+			return 0, 0, fmt.Errorf("quantize: fp32 detections on %s: %w", names[i], err)
+		}
+		b := img.Bounds()
+		im := dataset.Image{ID: int64(i + 1), Path: names[i], Width: b.Dx(), Height: b.Dy()}
+		for _, d := range want.Detections {
+			if d.Class < 0 || d.Class >= len(classes) {
+				continue
+			}
+			box := dataset.Box{X1: float64(d.Box[0]), Y1: float64(d.Box[1]), X2: float64(d.Box[2]), Y2: float64(d.Box[3])}
+			im.Objects = append(im.Objects, dataset.Object{Box: box, Class: d.Class, Area: (box.X2 - box.X1) * (box.Y2 - box.Y1)})
+			boxes++
+		}
+		ds.Images = append(ds.Images, im)
+		got, err := q.Detect(ctx, img, low)
+		if err != nil {
+			return 0, 0, fmt.Errorf("quantize: int8 detections on %s: %w", names[i], err)
+		}
+		for _, d := range got.Detections {
+			if d.Class < 0 || d.Class >= len(classes) {
+				continue
+			}
+			box := dataset.Box{X1: float64(d.Box[0]), Y1: float64(d.Box[1]), X2: float64(d.Box[2]), Y2: float64(d.Box[3])}
+			dets = append(dets, evaluate.FromBox(im.ID, int64(d.Class+1), box, float64(d.Score)))
+		}
+	}
+	if boxes == 0 {
+		return 0, 0, nil
+	}
+	m, err := evaluate.COCO(ds, dets)
+	if err != nil {
+		return 0, 0, fmt.Errorf("quantize: AP against fp32: %w", err)
+	}
+	return 100 * m.AP, boxes, nil
+}

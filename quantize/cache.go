@@ -14,7 +14,7 @@ import (
 )
 
 // cacheVersion is bumped when the calibration cache format changes.
-const cacheVersion = 1
+const cacheVersion = 2
 
 // ErrCacheMismatch reports a calibration cache made for another model or
 // with other calibration settings.
@@ -24,13 +24,27 @@ var ErrCacheMismatch = errors.New("quantize: calibration cache does not match")
 // model can quantize, measured once, so re-quantizing with other exclusions,
 // per-tensor weights or a fallback budget skips calibration.
 type CalibCache struct {
-	Version     int              `json:"version"`
-	ModelSHA256 string           `json:"model_sha256"`
-	Method      Method           `json:"method"`
-	Percentile  float64          `json:"percentile,omitempty"`
-	Activations Activations      `json:"activations"`
-	Images      int              `json:"images"`
-	Tensors     map[string]Range `json:"tensors"`
+	Version int `json:"version"`
+	CacheKey
+	Images int `json:"images"`
+	// Channels are the per-channel ranges equalization was computed from,
+	// so a run from the cache alone rebuilds the same equalized graph.
+	Channels ChannelStats `json:"channel_stats,omitempty"`
+	// Tensors are the ranges of the (equalized) graph's tensors.
+	Tensors map[string]Range `json:"tensors"`
+}
+
+// CacheKey is what a cache must have been made with to be reused.
+type CacheKey struct {
+	ModelSHA256 string      `json:"model_sha256"`
+	Method      Method      `json:"method"`
+	Percentile  float64     `json:"percentile,omitempty"`
+	Activations Activations `json:"activations"`
+	// Equalize is "off" or the strength ("0.5").
+	Equalize string `json:"equalize"`
+	// ActivationAware says whether lower bounds were set for the
+	// activation that reads each tensor.
+	ActivationAware bool `json:"activation_aware,omitempty"`
 }
 
 // FileSHA256 returns the hex SHA-256 of a file.
@@ -73,14 +87,18 @@ func ReadCalibCache(path string) (*CalibCache, error) {
 
 // Check verifies the cache was made for this model file and settings and
 // holds every tensor in need.
-func (c *CalibCache) Check(path, modelSHA string, m Method, percentile float64, act Activations, need []string) error {
+func (c *CalibCache) Check(path string, want CacheKey, need []string) error {
 	switch {
-	case c.ModelSHA256 != modelSHA:
-		return fmt.Errorf("%w: %s was made for another model (sha256 %.12s…, this one %.12s…); delete it to recalibrate", ErrCacheMismatch, path, c.ModelSHA256, modelSHA)
-	case c.Method != m || (m == Percentile && c.Percentile != percentile):
-		return fmt.Errorf("%w: %s was made with --method %s%s, not %s%s; pass the same settings or delete it", ErrCacheMismatch, path, c.Method, pct(c.Method, c.Percentile), m, pct(m, percentile))
-	case c.Activations != act:
-		return fmt.Errorf("%w: %s was made for %s activations, not %s; pass the same settings or delete it", ErrCacheMismatch, path, c.Activations, act)
+	case c.ModelSHA256 != want.ModelSHA256:
+		return fmt.Errorf("%w: %s was made for another model (sha256 %.12s…, this one %.12s…); delete it to recalibrate", ErrCacheMismatch, path, c.ModelSHA256, want.ModelSHA256)
+	case c.Method != want.Method || (want.Method == Percentile && c.Percentile != want.Percentile):
+		return fmt.Errorf("%w: %s was made with --method %s%s, not %s%s; pass the same settings or delete it", ErrCacheMismatch, path, c.Method, pct(c.Method, c.Percentile), want.Method, pct(want.Method, want.Percentile))
+	case c.Activations != want.Activations:
+		return fmt.Errorf("%w: %s was made for %s activations, not %s; pass the same settings or delete it", ErrCacheMismatch, path, c.Activations, want.Activations)
+	case c.Equalize != want.Equalize:
+		return fmt.Errorf("%w: %s was made with equalization %s, not %s; pass the same settings or delete it", ErrCacheMismatch, path, c.Equalize, want.Equalize)
+	case c.ActivationAware != want.ActivationAware:
+		return fmt.Errorf("%w: %s was made with activation-aware ranges %v, not %v; pass the same settings or delete it", ErrCacheMismatch, path, c.ActivationAware, want.ActivationAware)
 	}
 	var missing []string
 	for _, t := range need {

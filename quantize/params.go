@@ -63,11 +63,25 @@ type QuantizedWeights struct {
 	Axis   int
 }
 
+// WeightOptions say how QuantizeWeights quantizes one weight tensor.
+type WeightOptions struct {
+	// Axis is the output-channel axis (0 for Conv's [M, C/group, k…]).
+	Axis int
+	// PerChannel gives each slice along Axis its own scale.
+	PerChannel bool
+	// MinScales, when not nil, are per-channel lower bounds on the scale
+	// (to keep the bias representable in int32).
+	MinScales []float64
+	// Range is the grid: [-127, 127] (full, the default) or [-63, 63].
+	Range WeightRange
+}
+
 // QuantizeWeights quantizes a weight tensor to int8 with zero point 0 and
-// values in [-127, 127]. With perChannel, each slice along axis gets its own
-// scale max|w|/127. minScales, when not nil, gives per-channel lower bounds
-// on the scale (used to keep the bias representable in int32).
-func QuantizeWeights(w []float32, dims []int64, axis int, perChannel bool, minScales []float64) (QuantizedWeights, error) {
+// values in [-L, L], L = 127 (or 63 for WeightsReduced). Per channel, each
+// slice along the axis gets its own scale max|w|/L; per tensor one scale.
+func QuantizeWeights(w []float32, dims []int64, opts WeightOptions) (QuantizedWeights, error) {
+	axis, perChannel, minScales := opts.Axis, opts.PerChannel, opts.MinScales
+	level := opts.Range.maxLevel()
 	if axis < 0 || axis >= len(dims) {
 		return QuantizedWeights{}, fmt.Errorf("quantize: weight axis %d outside dims %v", axis, dims)
 	}
@@ -93,7 +107,7 @@ func QuantizeWeights(w []float32, dims []int64, axis int, perChannel bool, minSc
 	q := QuantizedWeights{Values: make([]int8, len(w)), Scales: make([]float32, channels), Axis: axis}
 	scales := make([]float64, channels)
 	for c := range scales {
-		s := math.Max(amax[c]/127, minWeightScale)
+		s := math.Max(amax[c]/level, minWeightScale)
 		if minScales != nil {
 			if perChannel {
 				s = math.Max(s, minScales[c])
@@ -109,7 +123,7 @@ func QuantizeWeights(w []float32, dims []int64, axis int, perChannel bool, minSc
 	}
 	for i, v := range w {
 		x := math.Round(float64(v) / scales[channelOf(i)])
-		q.Values[i] = int8(math.Min(math.Max(x, -127), 127))
+		q.Values[i] = int8(math.Min(math.Max(x, -level), level))
 	}
 	return q, nil
 }
@@ -150,4 +164,37 @@ func QuantizeBias(bias []float32, inputScale float32, weightScales []float32) ([
 		return q, scales[:min(1, len(scales))]
 	}
 	return q, scales
+}
+
+// WeightRange is the grid int8 weights use.
+type WeightRange string
+
+// Weight ranges.
+const (
+	// WeightsAuto is WeightsFull unless this CPU's 8-bit kernels add pairs
+	// of products in 16 bits (x86 without VNNI), then WeightsReduced.
+	WeightsAuto WeightRange = "auto"
+	// WeightsFull uses [-127, 127].
+	WeightsFull WeightRange = "full"
+	// WeightsReduced uses 7 bits, [-63, 63] (ONNX Runtime's reduce_range):
+	// then 2 · 255 · 63 < 2^15, so a u8 × s8 pair sum never saturates an
+	// int16, at the price of one bit of weight precision.
+	WeightsReduced WeightRange = "reduced"
+)
+
+// ParseWeightRange checks a weight range name.
+func ParseWeightRange(s string) (WeightRange, error) {
+	switch w := WeightRange(s); w {
+	case WeightsAuto, WeightsFull, WeightsReduced:
+		return w, nil
+	}
+	return "", fmt.Errorf("quantize: weight range %q, want auto, full or reduced", s)
+}
+
+// maxLevel is the largest |q| of the grid.
+func (w WeightRange) maxLevel() float64 {
+	if w == WeightsReduced {
+		return 63
+	}
+	return 127
 }

@@ -37,7 +37,7 @@ func TestQuantizeWeightsPerChannel(t *testing.T) {
 	// keep the small one precise.
 	w := []float32{0.01, -0.02, 0.005, 0.015, 5, -3, 1, 2}
 	dims := []int64{2, 1, 2, 2}
-	q, err := QuantizeWeights(w, dims, 0, true, nil)
+	q, err := QuantizeWeights(w, dims, WeightOptions{Axis: 0, PerChannel: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,16 +53,16 @@ func TestQuantizeWeightsPerChannel(t *testing.T) {
 			t.Fatalf("weight %d quantized to %d, want within [-127, 127]", i, q.Values[i])
 		}
 	}
-	pt, _ := QuantizeWeights(w, dims, 0, false, nil)
+	pt, _ := QuantizeWeights(w, dims, WeightOptions{})
 	if len(pt.Scales) != 1 || pt.Values[0] != 0 {
 		t.Fatalf("per-tensor: scales %v, first value %d (want one scale, small weight rounded to 0)", pt.Scales, pt.Values[0])
 	}
 	// Gemm weights [K, N] are per column: axis 1.
-	g, _ := QuantizeWeights([]float32{1, 10, -1, -10}, []int64{2, 2}, 1, true, nil)
+	g, _ := QuantizeWeights([]float32{1, 10, -1, -10}, []int64{2, 2}, WeightOptions{Axis: 1, PerChannel: true})
 	if g.Values[0] != 127 || g.Values[1] != 127 || g.Values[2] != -127 {
 		t.Fatalf("axis-1 quantization %v, want each column to use its full range", g.Values)
 	}
-	if _, err := QuantizeWeights(w, dims, 4, true, nil); err == nil {
+	if _, err := QuantizeWeights(w, dims, WeightOptions{Axis: 4, PerChannel: true}); err == nil {
 		t.Fatal("axis outside dims: want an error")
 	}
 }
@@ -73,7 +73,7 @@ func TestBiasStaysInInt32(t *testing.T) {
 	bias := []float32{1000, 0.5}
 	inScale := float32(1e-3)
 	floor := BiasScaleFloor(bias, inScale)
-	q, err := QuantizeWeights([]float32{0, 0, 0.3, -0.3}, []int64{2, 2}, 0, true, floor)
+	q, err := QuantizeWeights([]float32{0, 0, 0.3, -0.3}, []int64{2, 2}, WeightOptions{PerChannel: true, MinScales: floor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,5 +83,23 @@ func TestBiasStaysInInt32(t *testing.T) {
 		if math.Abs(got-float64(bias[c])) > float64(scales[c]) || qb[c] == math.MaxInt32 || qb[c] == -math.MaxInt32 {
 			t.Fatalf("channel %d: bias %v came back as %v (q %d, scale %v)", c, bias[c], got, qb[c], scales[c])
 		}
+	}
+}
+
+func TestQuantizeWeightsReducedRange(t *testing.T) {
+	w := []float32{1, -0.5, 0.25, -1}
+	q, err := QuantizeWeights(w, []int64{1, 4}, WeightOptions{Range: WeightsReduced})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Values[0] != 63 || q.Values[3] != -63 || math.Abs(float64(q.Scales[0])-1.0/63) > 1e-9 {
+		t.Fatalf("reduced range gave %v scale %v, want ±63 at |w| = 1", q.Values, q.Scales)
+	}
+	// A pair of u8 × s8 products never leaves int16 with 7-bit weights.
+	if 2*255*63 > math.MaxInt16 {
+		t.Fatal("the reduced grid does not prevent saturation")
+	}
+	if _, err := ParseWeightRange("half"); err == nil {
+		t.Error("ParseWeightRange(half): no error")
 	}
 }

@@ -62,6 +62,9 @@ type Plan struct {
 	Absorbed []string
 	// PerChannel says whether weights are quantized per output channel.
 	PerChannel bool
+	// Activations and Weights are the grids Build writes.
+	Activations Activations
+	Weights     WeightRange
 	// Skipped explains, per op type, quantizable nodes left in float.
 	Skipped map[string]int
 }
@@ -100,6 +103,12 @@ type Selection struct {
 	// layer (a detector's score activations, reshapes and box decoding). They
 	// cost little time in float, and 8-bit scores lose ranking precision.
 	QuantizeTail bool
+	// Weights is the int8 weight grid (full when empty; WeightsAuto must be
+	// resolved by the caller).
+	Weights WeightRange
+	// FloatForSpeed names layers kept float because their 8-bit kernels
+	// are slower on this CPU (see the speed probe).
+	FloatForSpeed []string
 }
 
 // NewPlan decides what to quantize in a prepared model. Every Exclude entry
@@ -110,13 +119,27 @@ func NewPlan(prep *Prepared, sel Selection) (*Plan, error) {
 	if err := checkExclude(g, sel.Exclude); err != nil {
 		return nil, err
 	}
-	excluded := map[string]bool{}
+	if err := checkExclude(g, sel.FloatForSpeed); err != nil {
+		return nil, err
+	}
+	excluded, slow := map[string]bool{}, map[string]bool{}
 	for _, e := range sel.Exclude {
 		excluded[e] = true
 	}
-	isExcluded := func(n *onnxpb.NodeProto) bool { return excluded[n.Name] || excluded[n.OpType] }
+	for _, e := range sel.FloatForSpeed {
+		slow[e] = true
+	}
+	isExcluded := func(n *onnxpb.NodeProto) bool { return excluded[n.Name] || excluded[n.OpType] || slow[n.Name] }
 
-	p := &Plan{Model: m, Nodes: map[string]opClass{}, SharedFrom: map[string]string{}, PerChannel: prep.PerChannel, Skipped: map[string]int{}}
+	act, weights := sel.Activations, sel.Weights
+	if act == "" {
+		act = Uint8
+	}
+	if weights == "" || weights == WeightsAuto {
+		weights = WeightsFull
+	}
+	p := &Plan{Model: m, Nodes: map[string]opClass{}, SharedFrom: map[string]string{}, PerChannel: prep.PerChannel,
+		Activations: act, Weights: weights, Skipped: map[string]int{}}
 	ix := onnxgraph.NewIndex(g)
 	floatTensor := floatTensors(g, ix)
 	quantized := map[string]bool{}
@@ -134,6 +157,10 @@ func NewPlan(prep *Prepared, sel Selection) (*Plan, error) {
 	for _, n := range g.Node {
 		class, known := opClasses[n.OpType]
 		if !known || n.Domain != "" {
+			continue
+		}
+		if slow[n.Name] {
+			p.Skipped[n.OpType+" (8-bit kernel slower on this CPU)"]++
 			continue
 		}
 		if isExcluded(n) {

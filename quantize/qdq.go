@@ -14,7 +14,8 @@ import (
 // reads int8 weights (per channel when the plan says so) and an int32 bias
 // through DequantizeLinear. ranges holds the calibrated range of every
 // tensor in plan.Calibrated().
-func Build(plan *Plan, ranges map[string]Range, act Activations) (*onnxpb.ModelProto, error) {
+func Build(plan *Plan, ranges map[string]Range) (*onnxpb.ModelProto, error) {
+	act := plan.Activations
 	m := onnxgraph.Clone(plan.Model)
 	g := m.Graph
 	params := make(map[string]QParams, len(plan.Tensors))
@@ -25,7 +26,7 @@ func Build(plan *Plan, ranges map[string]Range, act Activations) (*onnxpb.ModelP
 		}
 		params[t] = ActivationParams(r, act)
 	}
-	b := &builder{g: g, namer: onnxgraph.NewNamer(g), ix: onnxgraph.NewIndex(g), act: act}
+	b := &builder{g: g, namer: onnxgraph.NewNamer(g), ix: onnxgraph.NewIndex(g), act: act, weightRange: plan.Weights}
 	// Weights first: inserting Q/DQ renames graph-input consumers.
 	for _, n := range g.Node {
 		if plan.Nodes[n.Name] != classWeighted {
@@ -64,8 +65,10 @@ type builder struct {
 	namer *onnxgraph.Namer
 	ix    *onnxgraph.Index
 	act   Activations
-	nodes []*onnxpb.NodeProto
-	inits []*onnxpb.TensorProto
+	// weightRange is the int8 grid of weights.
+	weightRange WeightRange
+	nodes       []*onnxpb.NodeProto
+	inits       []*onnxpb.TensorProto
 }
 
 func (b *builder) zeroPoint(name string, zp int32) *onnxpb.TensorProto {
@@ -135,7 +138,7 @@ func (b *builder) weights(n *onnxpb.NodeProto, inScale float32, perChannel bool)
 	if bias != nil {
 		floor = BiasScaleFloor(biasValues, inScale)
 	}
-	qw, err := QuantizeWeights(wv, w.Dims, axis, perChannel, floor)
+	qw, err := QuantizeWeights(wv, w.Dims, WeightOptions{Axis: axis, PerChannel: perChannel, MinScales: floor, Range: b.weightRange})
 	if err != nil {
 		return fmt.Errorf("quantize: %s: %w", onnxgraph.Describe(n), err)
 	}

@@ -46,7 +46,7 @@ func quantizeTiny(t *testing.T, opset int64, sel Selection, method Method) (*Pre
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := Build(plan, ranges, act)
+	q, err := Build(plan, ranges)
 	if err != nil {
 		t.Fatal(err)
 	}

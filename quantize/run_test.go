@@ -72,7 +72,7 @@ func TestRunRejectsBadInputs(t *testing.T) {
 			o.Exclude = []string{"Conv_999"}
 		}, nil, "Conv_999"},
 		{"budget without labels", func(t *testing.T, o *Options, dir string) {
-			o.MaxAPDrop = 1
+			o.Budget = MaxAPDrop(1)
 		}, nil, "--labels"},
 		{"output over input", func(t *testing.T, o *Options, dir string) {
 			o.Out = o.Model
@@ -151,25 +151,46 @@ func TestRunWithCacheAndReport(t *testing.T) {
 func TestRunFallbackKeepsSensitiveLayersFloat(t *testing.T) {
 	o, _ := tinyOptions(t)
 	os.MkdirAll(filepath.Dir(o.Out), 0o755)
-	o.MinCosine = 0.999999 // unreachable: every layer costs something
-	o.MaxFloatLayers = 2
+	plain, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(o.Out)
+
+	// A budget between the all-quantized cosine and 1 is met by keeping the
+	// most sensitive layers float, and the report says which and what it cost.
+	o.Budget = MinCosine(plain.CosineMin + (1-plain.CosineMin)*0.7)
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.FloatLayers) != 2 || rep.BudgetMet == nil || *rep.BudgetMet {
-		t.Fatalf("float layers %+v, budget met %v: want 2 layers and an unmet budget", rep.FloatLayers, rep.BudgetMet)
+	f := rep.Fallback
+	if f == nil || !f.Met || rep.BudgetMet == nil || !*rep.BudgetMet || len(rep.FloatLayers) == 0 || rep.CosineMin < o.Budget.Limit-1e-6 {
+		t.Fatalf("budget %v: fallback %+v, float layers %+v, cosine %v", o.Budget, f, rep.FloatLayers, rep.CosineMin)
 	}
-	for _, f := range rep.FloatLayers {
-		if f.Node == "" || f.Reason == "" || (f.OpType != "Conv" && f.OpType != "Gemm") {
-			t.Errorf("float layer %+v lacks a name, op or reason", f)
+	if f.FloatLayers != len(rep.FloatLayers) || f.CPUMsFinal <= 0 || f.CPUMsFP32 <= 0 || !strings.Contains(f.Message, "float") {
+		t.Errorf("fallback report %+v lacks the layer count or the speed cost", f)
+	}
+	for _, l := range rep.FloatLayers {
+		if l.Node == "" || l.Reason == "" || (l.OpType != "Conv" && l.OpType != "Gemm") || len(l.Nodes) == 0 {
+			t.Errorf("float layer %+v lacks a name, op, nodes or reason", l)
 		}
 	}
-	if rep.QuantizedOps["Conv"]+rep.QuantizedOps["Gemm"] != 4 {
-		t.Errorf("quantized %v, want 4 of the 6 weighted layers", rep.QuantizedOps)
+	if rep.QuantizedOps["Conv"]+rep.QuantizedOps["Gemm"] != 6-len(rep.FloatLayers) {
+		t.Errorf("quantized %v with %d float layers, want the rest of the 6 weighted layers", rep.QuantizedOps, len(rep.FloatLayers))
 	}
-	// A reachable budget stops early.
-	o.MinCosine = 0.5
+
+	// An unreachable budget is an error naming what was tried; nothing is written.
+	os.Remove(o.Out)
+	o.Budget = MinCosine(0.9999999)
+	o.MaxFloatLayers = 2
+	if _, err := Run(context.Background(), o); !errors.Is(err, ErrBudgetUnreachable) || !strings.Contains(err.Error(), "--max-float-layers 2") {
+		t.Fatalf("unreachable budget: got %v, want ErrBudgetUnreachable naming the layer cap", err)
+	}
+	assertNoOutput(t, o.Out)
+
+	// A reachable budget stops at once.
+	o.Budget, o.MaxFloatLayers = MinCosine(0.5), 0
 	rep, err = Run(context.Background(), o)
 	if err != nil || len(rep.FloatLayers) != 0 || !*rep.BudgetMet {
 		t.Fatalf("easy budget: %d float layers, met %v, err %v; want none, met", len(rep.FloatLayers), rep.BudgetMet, err)

@@ -76,9 +76,15 @@ func newRunner(m *onnxpb.ModelProto, input string, shape []int64, outputs []stri
 
 // run feeds x and returns every output's values (copied out of ONNX Runtime).
 func (r *runner) run(x []float32) ([][]float32, error) {
+	res, _, err := r.runShaped(x)
+	return res, err
+}
+
+// runShaped is run that also returns every output's shape.
+func (r *runner) runShaped(x []float32) ([][]float32, [][]int64, error) {
 	in, err := onnxruntime.NewTensor(r.shape, x)
 	if err != nil {
-		return nil, fmt.Errorf("quantize: input %q shape %v: %w", r.input, r.shape, err)
+		return nil, nil, fmt.Errorf("quantize: input %q shape %v: %w", r.input, r.shape, err)
 	}
 	defer in.Destroy()
 	outs := make([]onnxruntime.Value, len(r.outputs))
@@ -90,18 +96,20 @@ func (r *runner) run(x []float32) ([][]float32, error) {
 		}
 	}()
 	if err := r.sess.Run([]onnxruntime.Value{in}, outs); err != nil {
-		return nil, fmt.Errorf("quantize: ONNX Runtime run: %w", err)
+		return nil, nil, fmt.Errorf("quantize: ONNX Runtime run: %w", err)
 	}
 	res := make([][]float32, len(outs))
+	shapes := make([][]int64, len(outs))
 	for i, v := range outs {
 		t, ok := v.(*onnxruntime.Tensor[float32])
 		if !ok {
-			return nil, fmt.Errorf("quantize: output %q is not a float32 tensor", r.outputs[i])
+			return nil, nil, fmt.Errorf("quantize: output %q is not a float32 tensor", r.outputs[i])
 		}
 		// The wrapper already copied the data into Go memory.
 		res[i] = t.GetData()
+		shapes[i] = append([]int64(nil), t.GetShape()...)
 	}
-	return res, nil
+	return res, shapes, nil
 }
 
 func (r *runner) close() {
