@@ -63,7 +63,10 @@ func New(workers int) *Backend {
 	if workers < 1 {
 		workers = 1
 	}
-	setThreads.Do(func() { C.openblas_set_num_threads(1) })
+	setThreads.Do(func() {
+		chooseOpenBLASCore()
+		C.openblas_set_num_threads(1)
+	})
 	return &Backend{workers: workers, ref: ref.New()}
 }
 
@@ -72,7 +75,11 @@ func (b *Backend) Name() string { return Name }
 
 // Describe implements backend.Backend.
 func (b *Backend) Describe() string {
-	return fmt.Sprintf("cpu: %d workers, OpenBLAS %s", b.workers, OpenBLASConfig())
+	d := fmt.Sprintf("cpu: %d workers, OpenBLAS %s", b.workers, OpenBLASConfig())
+	if c := OpenBLASCoreChoice(); c != "" {
+		d += " (" + c + ")"
+	}
+	return d
 }
 
 // Workers is how many goroutines a kernel uses at most.
