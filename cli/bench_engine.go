@@ -11,7 +11,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/gidedge/gidedge/engine/cpu"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/engine/optim"
+	"github.com/gidedge/gidedge/engine/profile"
 )
 
 func init() { registerBench(newBenchEngineCmd) }
@@ -193,18 +193,18 @@ type benchProbe struct {
 }
 
 type benchEngineResult struct {
-	Date           string       `json:"date"`
-	CPU            string       `json:"cpu"`
-	Cores          int          `json:"cores"`
-	GOMAXPROCS     int          `json:"gomaxprocs"`
-	Backend        string       `json:"backend"`
-	Device         string       `json:"device"`
-	Workers        int          `json:"workers"`
-	OpenBLAS       string       `json:"openblas"`
-	OpenBLASCore   string       `json:"openblas_core"`
+	Date         string `json:"date"`
+	CPU          string `json:"cpu"`
+	Cores        int    `json:"cores"`
+	GOMAXPROCS   int    `json:"gomaxprocs"`
+	Backend      string `json:"backend"`
+	Device       string `json:"device"`
+	Workers      int    `json:"workers"`
+	OpenBLAS     string `json:"openblas"`
+	OpenBLASCore string `json:"openblas_core"`
 	// OpenBLASChoice says why gidedge chose the core when OpenBLAS's own
 	// detection fell back to pre-AVX2 kernels (empty otherwise).
-	OpenBLASChoice string `json:"openblas_core_choice,omitempty"`
+	OpenBLASChoice string       `json:"openblas_core_choice,omitempty"`
 	LoadAverage    string       `json:"load_average,omitempty"`     // 1, 5 and 15 min, at start
 	LoadAverageEnd string       `json:"load_average_end,omitempty"` // and at the end
 	Probe          *benchProbe  `json:"probe,omitempty"`
@@ -360,9 +360,9 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		stats0 := engine.ReadStats()
-		cpu0 := processCPUTime()
+		cpu0 := profile.CPUTime()
 		trainStep(true)
-		cpuTime += processCPUTime() - cpu0
+		cpuTime += profile.CPUTime() - cpu0
 		stats1 := engine.ReadStats()
 		runtime.ReadMemStats(&after)
 		allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
@@ -446,14 +446,6 @@ func benchSgemm(threads int) float64 {
 		s.sample()
 	}
 	return median(s.times[2:])
-}
-
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchLayers times each probe layer (conv + bias + ReLU) alone on an input

@@ -32,7 +32,11 @@ type benchFamily struct {
 	UpdateMS   float64 `json:"update_ms"`
 	TotalMS    float64 `json:"total_ms"`
 	// Share is TotalMS as a percentage of the profiled step's wall time.
-	Share        float64 `json:"share_pct"`
+	Share float64 `json:"share_pct"`
+	// CPUMS is the process's CPU time during the family's kernels (all
+	// workers), and CPUShare its percentage of the profiled steps' CPU time.
+	CPUMS        float64 `json:"cpu_ms"`
+	CPUShare     float64 `json:"cpu_share_pct"`
 	CallsPerStep float64 `json:"calls_per_step"`
 }
 
@@ -63,9 +67,10 @@ type benchModel struct {
 	// ProfiledSteps ran with every kernel timed (and synchronised) after
 	// the timed steps; ProfiledStepMS is their median wall time, which the
 	// family shares divide.
-	ProfiledSteps  int           `json:"profiled_steps"`
-	ProfiledStepMS float64       `json:"profiled_step_ms"`
-	Families       []benchFamily `json:"families"`
+	ProfiledSteps     int           `json:"profiled_steps"`
+	ProfiledStepMS    float64       `json:"profiled_step_ms"`
+	ProfiledStepCPUMS float64       `json:"profiled_step_cpu_ms"`
+	Families          []benchFamily `json:"families"`
 }
 
 // benchModelStep is one training step of a named detector, as `gidedge
@@ -207,9 +212,9 @@ func benchModelNet(ctx context.Context, opts benchEngineOptions) (benchModel, er
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		stats0 := engine.ReadStats()
-		cpu0 := processCPUTime()
+		cpu0 := profile.CPUTime()
 		f, b, u, loss, err := s.run()
-		cpuTime += processCPUTime() - cpu0
+		cpuTime += profile.CPUTime() - cpu0
 		if err != nil {
 			return r, fmt.Errorf("bench engine: step %d: %w", i, err)
 		}
@@ -235,6 +240,7 @@ func benchModelNet(ctx context.Context, opts benchEngineOptions) (benchModel, er
 	if r.ProfiledSteps > 0 {
 		var wall []float64
 		prof.Reset()
+		cpu0 := profile.CPUTime()
 		prof.Start()
 		for i := 0; i < r.ProfiledSteps; i++ {
 			f, b, u, _, err := s.run()
@@ -246,7 +252,8 @@ func benchModelNet(ctx context.Context, opts benchEngineOptions) (benchModel, er
 		}
 		prof.Stop()
 		r.ProfiledStepMS = median(wall)
-		r.Families = familyShares(prof.Report(), r.ProfiledSteps, r.ProfiledStepMS)
+		r.ProfiledStepCPUMS = ms(profile.CPUTime()-cpu0) / float64(r.ProfiledSteps)
+		r.Families = familyShares(prof.Report(), r.ProfiledSteps, r.ProfiledStepMS, r.ProfiledStepCPUMS)
 	}
 
 	// Inference forward: eval mode, no graph.
@@ -269,10 +276,10 @@ func benchModelNet(ctx context.Context, opts benchEngineOptions) (benchModel, er
 // familyShares turns the profiler's totals into per-step rows, plus an
 // "engine and host" row for the step time outside kernels (the autograd
 // tape, anchor assignment, the Go runtime).
-func familyShares(rows []profile.Row, steps int, stepMS float64) []benchFamily {
+func familyShares(rows []profile.Row, steps int, stepMS, stepCPUMS float64) []benchFamily {
 	n := float64(steps)
 	var out []benchFamily
-	var kernels float64
+	var kernels, kernelsCPU float64
 	for _, r := range rows {
 		f := benchFamily{
 			Family:    string(r.Family),
@@ -283,11 +290,14 @@ func familyShares(rows []profile.Row, steps int, stepMS float64) []benchFamily {
 			f.CallsPerStep += float64(c) / n
 		}
 		f.Share = 100 * f.TotalMS / stepMS
+		f.CPUMS = ms(r.TotalCPU()) / n
+		f.CPUShare = 100 * f.CPUMS / stepCPUMS
 		kernels += f.TotalMS
+		kernelsCPU += f.CPUMS
 		out = append(out, f)
 	}
-	rest := max(0, stepMS-kernels)
-	out = append(out, benchFamily{Family: "outside kernels", TotalMS: rest, Share: 100 * rest / stepMS})
+	rest, restCPU := max(0, stepMS-kernels), max(0, stepCPUMS-kernelsCPU)
+	out = append(out, benchFamily{Family: "outside kernels", TotalMS: rest, Share: 100 * rest / stepMS, CPUMS: restCPU, CPUShare: 100 * restCPU / stepCPUMS})
 	return out
 }
 
@@ -308,11 +318,11 @@ func printBenchModel(w io.Writer, r benchEngineResult) error {
 	if m.ProfiledSteps == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "\nkernel families over %d profiled steps (each kernel synchronised; median step %.2f ms)\n", m.ProfiledSteps, m.ProfiledStepMS)
+	fmt.Fprintf(w, "\nkernel families over %d profiled steps (each kernel synchronised; median step %.2f ms, CPU %.2f ms per step)\n", m.ProfiledSteps, m.ProfiledStepMS, m.ProfiledStepCPUMS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "family\tfwd ms\tbwd ms\tupdate ms\ttotal ms\tshare\tcalls/step\t")
+	fmt.Fprintln(tw, "family\tfwd ms\tbwd ms\tupdate ms\ttotal ms\tshare\tCPU ms\tCPU share\tcalls/step\t")
 	for _, f := range m.Families {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%.0f\t\n", f.Family, f.ForwardMS, f.BackwardMS, f.UpdateMS, f.TotalMS, f.Share, f.CallsPerStep)
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%.2f\t%.1f%%\t%.0f\t\n", f.Family, f.ForwardMS, f.BackwardMS, f.UpdateMS, f.TotalMS, f.Share, f.CPUMS, f.CPUShare, f.CallsPerStep)
 	}
 	return tw.Flush()
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gidedge/gidedge/engine/backend"
@@ -625,60 +626,143 @@ func withOutput(g backend.ConvGeometry) backend.ConvGeometry {
 	return g
 }
 
+// winogradGeometries are dense 3×3 stride-1 layers with at least 8
+// channels on both sides (a CPU's Winograd path): odd sizes (partial
+// tiles), paddings 0, 1 and 2 (also unequal), maps of one tile and of
+// many, batches that a backend groups into blocks.
+var winogradGeometries = []backend.ConvGeometry{
+	{N: 2, C: 8, H: 7, W: 9, Cout: 10, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 3, C: 9, H: 6, W: 5, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 1, C: 12, H: 5, W: 11, Cout: 9, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 2, C: 8, H: 6, W: 8, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 2, C: 16, H: 20, W: 21, Cout: 16, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 7, C: 8, H: 3, W: 2, Cout: 11, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+}
+
+// depthwiseGeometries are depthwise layers of the kinds a MobileNet is
+// made of, beyond convGeometries: wide rows (partial vector chunks), odd
+// sizes with stride 2, stride 3, a 5×5 kernel, dilation, padding 0 and
+// padding larger than the kernel reaches.
+var depthwiseGeometries = []backend.ConvGeometry{
+	{N: 2, C: 7, H: 13, W: 37, Cout: 7, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 7},
+	{N: 3, C: 5, H: 11, W: 21, Cout: 5, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 5},
+	{N: 1, C: 4, H: 10, W: 12, Cout: 4, KernelH: 3, KernelW: 3, StrideH: 3, StrideW: 3, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 4},
+	{N: 2, C: 4, H: 9, W: 10, Cout: 4, KernelH: 5, KernelW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 4},
+	{N: 1, C: 4, H: 12, W: 13, Cout: 4, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 2, DilationW: 2, Groups: 4},
+	{N: 2, C: 3, H: 8, W: 8, Cout: 3, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 3},
+	{N: 1, C: 3, H: 6, W: 7, Cout: 3, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 3, PadW: 3, DilationH: 1, DilationW: 1, Groups: 3},
+	{N: 2, C: 6, H: 1, W: 1, Cout: 6, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 6},
+}
+
 func testConv(h *harness) {
-	for _, g := range convGeometries {
+	all := append(append(append([]backend.ConvGeometry{}, convGeometries...), winogradGeometries...), depthwiseGeometries...)
+	for _, g := range all {
+		g = withOutput(g)
+		convCase(h, g, h.randn(g.N*g.C*g.H*g.W, 1), false)
+	}
+	// NaN of either sign in the input reaches exactly the outputs whose
+	// window holds it; in the weight gradient it reaches the filters
+	// (output, input channel pairs) that read it, where a backend may
+	// spread it over the filter's taps (Winograd mixes them).
+	nanCases := append(append([]backend.ConvGeometry{}, winogradGeometries[:4]...), depthwiseGeometries...)
+	nanCases = append(nanCases, convGeometries[0], convGeometries[5])
+	for _, g := range nanCases {
 		g = withOutput(g)
 		nx := g.N * g.C * g.H * g.W
-		nw := g.Cout * (g.C / g.Groups) * g.KernelH * g.KernelW
-		ny := g.N * g.Cout * g.OutH * g.OutW
-		terms := (g.C / g.Groups) * g.KernelH * g.KernelW
-		x, w, bias := h.random(nx), h.random(nw), h.random(g.Cout)
-		for _, withBias := range []bool{false, true} {
-			y := h.garbage(ny)
-			h.both(func(be backend.Backend, s int) {
-				args := backend.ConvArgs{Geometry: g, X: x[s], W: w[s], Y: y[s]}
-				if withBias {
-					args.Bias = bias[s]
-				}
-				be.Conv2d(args)
-			})
-			h.check(name("Conv2d %+v bias %v", g, withBias), y, sumTol(terms))
+		xv := h.randn(nx, 1)
+		for k := range max(1, nx/40) {
+			xv[h.rng.IntN(nx)] = []float32{float32(math.NaN()), math.Float32frombits(0xffc00000)}[k%2]
 		}
-		dy := h.random(ny)
-		for _, v := range []struct{ dx, dw, db, acc bool }{
-			{true, true, true, false}, {true, true, true, true}, {true, false, false, false}, {false, true, false, true}, {false, false, true, false},
-		} {
-			ox, dx := h.dest(nx, v.acc)
-			ow, dw := h.dest(nw, v.acc)
-			ob, db := h.dest(g.Cout, v.acc)
-			h.both(func(be backend.Backend, s int) {
-				args := backend.ConvBackwardArgs{Geometry: g, X: x[s], W: w[s], DY: dy[s]}
-				if v.dx {
-					args.DX = dx[s]
-				}
-				if v.dw {
-					args.DW = dw[s]
-				}
-				if v.db {
-					args.DBias = db[s]
-				}
-				be.Conv2dBackward(args)
-			})
-			label := name("Conv2dBackward %+v %+v", g, v)
+		xv[0] = float32(math.NaN())
+		convCase(h, g, xv, true)
+	}
+}
+
+// compareFilters is compare for a weight gradient computed from an input
+// with NaN: element by element, except that in a filter (taps consecutive
+// elements) where the reference has a NaN, every other element may be
+// NaN too.
+func compareFilters(t *testing.T, what string, got, want []float32, taps int, tol float64) {
+	t.Helper()
+	g, w := slices.Clone(got), slices.Clone(want)
+	for f := 0; f+taps <= len(w); f += taps {
+		nan := false
+		for _, v := range w[f : f+taps] {
+			nan = nan || math.IsNaN(float64(v))
+		}
+		if !nan {
+			continue
+		}
+		for k := f; k < f+taps; k++ {
+			if math.IsNaN(float64(g[k])) && !math.IsNaN(float64(w[k])) {
+				g[k] = w[k]
+			}
+		}
+	}
+	compare(t, what, g, w, tol)
+}
+
+// convCase checks Conv2d (with and without bias) and Conv2dBackward (every
+// combination of wanted, accumulated and overwritten gradients) of one
+// geometry on input xv, which holds NaN when nanInput is set.
+func convCase(h *harness, g backend.ConvGeometry, xv []float32, nanInput bool) {
+	label := ""
+	if nanInput {
+		label = " NaN input"
+	}
+	nx := g.N * g.C * g.H * g.W
+	nw := g.Cout * (g.C / g.Groups) * g.KernelH * g.KernelW
+	ny := g.N * g.Cout * g.OutH * g.OutW
+	terms := (g.C / g.Groups) * g.KernelH * g.KernelW
+	x, w, bias := h.floats(xv[:nx]), h.random(nw), h.random(g.Cout)
+	for _, withBias := range []bool{false, true} {
+		y := h.garbage(ny)
+		h.both(func(be backend.Backend, s int) {
+			args := backend.ConvArgs{Geometry: g, X: x[s], W: w[s], Y: y[s]}
+			if withBias {
+				args.Bias = bias[s]
+			}
+			be.Conv2d(args)
+		})
+		h.check(name("Conv2d %+v bias %v%s", g, withBias, label), y, sumTol(terms))
+	}
+	dy := h.random(ny)
+	for _, v := range []struct{ dx, dw, db, acc bool }{
+		{true, true, true, false}, {true, true, true, true}, {true, false, false, false}, {false, true, false, true}, {false, false, true, false},
+	} {
+		ox, dx := h.dest(nx, v.acc)
+		ow, dw := h.dest(nw, v.acc)
+		ob, db := h.dest(g.Cout, v.acc)
+		h.both(func(be backend.Backend, s int) {
+			args := backend.ConvBackwardArgs{Geometry: g, X: x[s], W: w[s], DY: dy[s]}
 			if v.dx {
-				h.check(label+" dx", ox, sumTol(g.Cout*g.KernelH*g.KernelW))
+				args.DX = dx[s]
 			}
 			if v.dw {
-				h.check(label+" dw", ow, sumTol(g.N*g.OutH*g.OutW))
+				args.DW = dw[s]
 			}
 			if v.db {
-				h.check(label+" db", ob, sumTol(g.N*g.OutH*g.OutW))
+				args.DBias = db[s]
 			}
-			// Unwanted outputs are left alone: compare them too (both
-			// sides still hold the same initial values).
-			if !v.dx && v.acc {
-				h.check(label+" untouched dx", ox, 0)
-			}
+			be.Conv2dBackward(args)
+		})
+		lbl := name("Conv2dBackward %+v %+v%s", g, v, label)
+		if v.dx {
+			h.check(lbl+" dx", ox, sumTol(g.Cout*g.KernelH*g.KernelW))
+		}
+		if v.dw && !nanInput {
+			h.check(lbl+" dw", ow, sumTol(g.N*g.OutH*g.OutW))
+		}
+		if v.dw && nanInput {
+			compareFilters(h.t, lbl+" dw", h.host(ow, 0), h.host(ow, 1), g.KernelH*g.KernelW, sumTol(g.N*g.OutH*g.OutW))
+		}
+		if v.db {
+			h.check(lbl+" db", ob, sumTol(g.N*g.OutH*g.OutW))
+		}
+		// Unwanted outputs are left alone: compare them too (both
+		// sides still hold the same initial values).
+		if !v.dx && v.acc {
+			h.check(lbl+" untouched dx", ox, 0)
 		}
 	}
 }

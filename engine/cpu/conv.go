@@ -46,10 +46,11 @@ func (b *Backend) Conv2d(a backend.ConvArgs) {
 	pg := newPlaneGeom(g)
 	switch {
 	case isDepthwise(g):
-		b.depthwiseForward(x, w, y, g.N, g.C, pg)
-		if bias != nil {
-			addChannelBias(y, bias, g.N, g.Cout, g.OutH*g.OutW)
-		}
+		b.depthwiseForward(x, w, bias, y, g.N, g.C, pg)
+	case useWinograd(g):
+		u := b.winogradWeights(w, g.Cout, g.C, false)
+		b.winogradConv(x, u, bias, y, g.N, g.C, g.Cout, g.H, g.W, g.PadH, g.PadW, g.OutH, g.OutW, false)
+		putBuf(u)
 	case useShiftConv(pg):
 		packed := packTaps(w, g.Cout, pg.Channels, g.KernelH*g.KernelW)
 		b.shiftConvForward(x, packed, bias, y, g.N, g.C, g.Cout, g.Groups, pg)
@@ -71,26 +72,42 @@ func (b *Backend) Conv2dBackward(a backend.ConvBackwardArgs) {
 	gx, accX := dest(k, a.DX, len(x))
 	gw, accW := dest(k, a.DW, len(w))
 	gb, accB := dest(k, a.DBias, g.Cout)
-	if gw != nil && !accW {
-		clear(gw)
-	}
 	if gb != nil && !accB {
 		clear(gb)
 	}
 	overwrite := gx != nil && !accX
-	if g.N == 0 {
-		return // an empty batch: nothing flows (the weight and bias gradients were cleared)
-	}
 	pg := newPlaneGeom(g)
-	switch {
-	case isDepthwise(g):
+	if isDepthwise(g) && g.N > 0 {
 		if gb != nil {
 			biasGrad(dy, gb, g.N, g.Cout, g.OutH*g.OutW)
 		}
-		if overwrite {
-			clear(gx)
+		b.depthwiseBackward(x, w, dy, gx, overwrite, gw, gw != nil && !accW, g.N, g.C, pg)
+		return
+	}
+	if useWinograd(g) && g.N > 0 {
+		// The input gradient is a Winograd convolution of dy with the
+		// flipped, transposed filters, padded by 2 − p; the weight gradient
+		// sums tile products in the Winograd domain.
+		if gx != nil {
+			u := b.winogradWeights(w, g.C, g.Cout, true)
+			b.winogradConv(dy, u, nil, gx, g.N, g.Cout, g.C, g.OutH, g.OutW, 2-g.PadH, 2-g.PadW, g.H, g.W, !overwrite)
+			putBuf(u)
 		}
-		b.depthwiseBackward(x, w, dy, gx, gw, g.N, g.C, pg)
+		if gw != nil {
+			b.winogradFilterGrad(x, dy, gw, accW, g.N, g.C, g.Cout, g.H, g.W, g.PadH, g.PadW, g.OutH, g.OutW)
+		}
+		if gb != nil {
+			biasGrad(dy, gb, g.N, g.Cout, g.OutH*g.OutW)
+		}
+		return
+	}
+	if gw != nil && !accW {
+		clear(gw)
+	}
+	if g.N == 0 {
+		return // an empty batch: nothing flows (the weight and bias gradients were cleared)
+	}
+	switch {
 	case useShiftConv(pg):
 		packed := packTaps(w, g.Cout, pg.Channels, g.KernelH*g.KernelW)
 		b.shiftConvBackward(x, packed, dy, gx, gw, gb, overwrite, g.N, g.C, g.Cout, g.Groups, pg)
@@ -112,18 +129,6 @@ func biasGrad(gout, gb []float32, n, c, hw int) {
 				s += v
 			}
 			gb[ch] += s
-		}
-	}
-}
-
-func addChannelBias(out, bias []float32, n, c, hw int) {
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			b := bias[ch]
-			o := out[(i*c+ch)*hw : (i*c+ch+1)*hw]
-			for k := range o {
-				o[k] += b
-			}
 		}
 	}
 }
@@ -297,98 +302,6 @@ func (b *Backend) convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool,
 			putBuf(acc)
 		}
 	}
-}
-
-// depthwiseForward convolves each channel with its own KH×KW filter.
-func (b *Backend) depthwiseForward(x, w, out []float32, n, c int, g planeGeom) {
-	hw := g.Height * g.Width
-	ohw := g.OutH * g.OutW
-	kk := g.KernelH * g.KernelW
-	b.parallel(n*c, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			ch := t % c
-			src := x[t*hw : (t+1)*hw]
-			dst := out[t*ohw : (t+1)*ohw]
-			filt := w[ch*kk : (ch+1)*kk]
-			clear(dst)
-			for ky := 0; ky < g.KernelH; ky++ {
-				for kx := 0; kx < g.KernelW; kx++ {
-					wv := filt[ky*g.KernelW+kx]
-					offY := ky*g.DilationH - g.PadH
-					offX := kx*g.DilationW - g.PadW
-					for oy := 0; oy < g.OutH; oy++ {
-						iy := oy*g.StrideH + offY
-						if iy < 0 || iy >= g.Height {
-							continue
-						}
-						row := src[iy*g.Width : (iy+1)*g.Width]
-						d := dst[oy*g.OutW : (oy+1)*g.OutW]
-						ox0, ox1 := validRange(g.OutW, g.StrideW, offX, g.Width)
-						if g.StrideW == 1 {
-							s := row[ox0+offX : ox1+offX]
-							dd := d[ox0:ox1]
-							for k, v := range s {
-								dd[k] += wv * v
-							}
-							continue
-						}
-						for ox := ox0; ox < ox1; ox++ {
-							d[ox] += wv * row[ox*g.StrideW+offX]
-						}
-					}
-				}
-			}
-		}
-	})
-}
-
-func (b *Backend) depthwiseBackward(x, w, gout, gx, gw []float32, n, c int, g planeGeom) {
-	hw := g.Height * g.Width
-	ohw := g.OutH * g.OutW
-	kk := g.KernelH * g.KernelW
-	// Parallel over channels so each worker owns its filter's gradient.
-	b.parallel(c, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			filt := w[ch*kk : (ch+1)*kk]
-			for i := 0; i < n; i++ {
-				t := i*c + ch
-				src := x[t*hw : (t+1)*hw]
-				gsrc := gx
-				if gx != nil {
-					gsrc = gx[t*hw : (t+1)*hw]
-				}
-				gd := gout[t*ohw : (t+1)*ohw]
-				for ky := 0; ky < g.KernelH; ky++ {
-					for kx := 0; kx < g.KernelW; kx++ {
-						k := ky*g.KernelW + kx
-						wv := filt[k]
-						offY := ky*g.DilationH - g.PadH
-						offX := kx*g.DilationW - g.PadW
-						ox0, ox1 := validRange(g.OutW, g.StrideW, offX, g.Width)
-						var acc float32
-						for oy := 0; oy < g.OutH; oy++ {
-							iy := oy*g.StrideH + offY
-							if iy < 0 || iy >= g.Height {
-								continue
-							}
-							row := src[iy*g.Width : (iy+1)*g.Width]
-							d := gd[oy*g.OutW : (oy+1)*g.OutW]
-							for ox := ox0; ox < ox1; ox++ {
-								ix := ox*g.StrideW + offX
-								acc += d[ox] * row[ix]
-								if gsrc != nil {
-									gsrc[iy*g.Width+ix] += d[ox] * wv
-								}
-							}
-						}
-						if gw != nil {
-							gw[ch*kk+k] += acc
-						}
-					}
-				}
-			}
-		}
-	})
 }
 
 // validRange returns the output columns [lo, hi) whose input column

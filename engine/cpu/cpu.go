@@ -12,7 +12,7 @@
 // Memory is host memory shared with the reference backend (*ref.Buffer),
 // cached by power-of-two size so a training step reuses the previous
 // step's buffers once the engine has released them. Kernels that have no
-// faster CPU form than the reference loop (softmax, gathers, losses,
+// faster CPU form than the reference loop (softmax, gathers, row losses,
 // ROIAlign) call package ref, on sub-ranges across workers where that
 // pays.
 //
@@ -231,12 +231,6 @@ func (b *Backend) ROIAlign(a backend.ROIAlignArgs) { b.ref.ROIAlign(a) }
 
 // ROIAlignBackward implements backend.Backend.
 func (b *Backend) ROIAlignBackward(a backend.ROIAlignBackwardArgs) { b.ref.ROIAlignBackward(a) }
-
-// Loss implements backend.Backend.
-func (b *Backend) Loss(a backend.LossArgs) { b.ref.Loss(a) }
-
-// LossBackward implements backend.Backend.
-func (b *Backend) LossBackward(a backend.LossBackwardArgs) { b.ref.LossBackward(a) }
 
 // PairwiseDistance implements backend.Backend.
 func (b *Backend) PairwiseDistance(a backend.PairwiseDistanceArgs) { b.ref.PairwiseDistance(a) }

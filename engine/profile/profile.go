@@ -2,7 +2,9 @@
 // backend.Backend that wraps another, passes every call through and, while
 // it is started, adds each call's duration to its family (convolution,
 // depthwise, batch norm, activations, …) and to the phase the caller is in
-// (forward, backward, update). On an asynchronous device each timed kernel
+// (forward, backward, update), in wall time and in the process's CPU time
+// (all threads: on a machine shared with other work it moves far less than
+// wall time). On an asynchronous device each timed kernel
 // is followed by Sync, so the time is the kernel's own; that serialises the
 // device, so profiled steps are slower than plain ones and are timed apart
 // from them.
@@ -25,6 +27,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gidedge/gidedge/engine/backend"
@@ -47,7 +50,7 @@ const (
 	Gemm        Family = "gemm"   // Gemm (MatMul)
 	Pool        Family = "pool"
 	Upsample    Family = "upsample"
-	Copy        Family = "copy"    // Copy, Gather, ScatterAdd: permutes, slices, concatenation, indexing
+	Copy        Family = "copy" // Copy, Gather, ScatterAdd: permutes, slices, concatenation, indexing
 	ROIAlign    Family = "roialign"
 	Loss        Family = "loss"      // Loss, PairwiseDistance and their backward
 	Optimizer   Family = "optimizer" // AdamW, SGD
@@ -86,8 +89,8 @@ type Backend struct {
 }
 
 type entry struct {
-	calls int64
-	total time.Duration
+	calls     int64
+	wall, cpu time.Duration
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -116,20 +119,38 @@ func (p *Backend) Reset() {
 // SetPhase attributes the kernels called from now on to ph.
 func (p *Backend) SetPhase(ph Phase) { p.phase.Store(uint32(ph)) }
 
-// Row is one family's figures: time and call counts per phase.
+// Row is one family's figures per phase: calls, wall time and the
+// process's CPU time during them (a CPU backend's kernel keeps all its
+// workers busy, so CPU time is about workers × wall time).
 type Row struct {
 	Family Family
 	Calls  [phases]int64
 	Time   [phases]time.Duration
+	CPU    [phases]time.Duration
 }
 
-// Total is the family's time over all phases.
-func (r Row) Total() time.Duration {
+// Total is the family's wall time over all phases.
+func (r Row) Total() time.Duration { return sum(r.Time) }
+
+// TotalCPU is the family's CPU time over all phases.
+func (r Row) TotalCPU() time.Duration { return sum(r.CPU) }
+
+func sum(ds [phases]time.Duration) time.Duration {
 	var t time.Duration
-	for _, d := range r.Time {
+	for _, d := range ds {
 		t += d
 	}
 	return t
+}
+
+// CPUTime is the CPU time (user + system) this process has used, over all
+// its threads; 0 when the system cannot say.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Report returns the families timed so far, the most expensive first.
@@ -140,7 +161,7 @@ func (p *Backend) Report() []Row {
 	for f, e := range p.stats {
 		r := Row{Family: f}
 		for ph := range e {
-			r.Calls[ph], r.Time[ph] = e[ph].calls, e[ph].total
+			r.Calls[ph], r.Time[ph], r.CPU[ph] = e[ph].calls, e[ph].wall, e[ph].cpu
 		}
 		rows = append(rows, r)
 	}
@@ -159,10 +180,10 @@ func (p *Backend) timed(f Family, fn func()) {
 		fn()
 		return
 	}
-	t0 := time.Now()
+	c0, t0 := CPUTime(), time.Now()
 	fn()
 	_ = p.inner.Sync() // an asynchronous error surfaces at the caller's next Sync or ToHost
-	d := time.Since(t0)
+	d, c := time.Since(t0), CPUTime()-c0
 	ph := Phase(p.phase.Load())
 	if ph >= phases {
 		ph = Forward
@@ -174,7 +195,8 @@ func (p *Backend) timed(f Family, fn func()) {
 		p.stats[f] = e
 	}
 	e[ph].calls++
-	e[ph].total += d
+	e[ph].wall += d
+	e[ph].cpu += c
 	p.mu.Unlock()
 }
 
