@@ -767,8 +767,33 @@ func convCase(h *harness, g backend.ConvGeometry, xv []float32, nanInput bool) {
 	}
 }
 
+// fusedActivations are the activations testBatchNorm runs inside batch
+// norm on a backend that fuses them (backend.ActivationFuser): ReLU and
+// ReLU6, whose kinks the normalised values reach.
+var fusedActivations = []struct {
+	op          backend.UnaryOp
+	alpha, beta float32
+}{{backend.UnaryReLU, 0, 0}, {backend.UnaryClamp, 0, 6}, {backend.UnaryClamp, -0.5, 0.5}}
+
 func testBatchNorm(h *harness) {
-	for _, g := range [][3]int{{2, 3, 5}, {1, 4, 9}, {4, 1, 1}, {3, 2, 40}, {8, 6, 1000}} {
+	acts := []struct {
+		op          backend.UnaryOp
+		alpha, beta float32
+	}{{}}
+	if f, ok := h.dut.(backend.ActivationFuser); ok {
+		for _, a := range fusedActivations {
+			if f.FusesActivation(a.op) {
+				acts = append(acts, a)
+			}
+		}
+	}
+	for _, act := range acts {
+		batchNormCases(h, act.op, act.alpha, act.beta)
+	}
+}
+
+func batchNormCases(h *harness, act backend.UnaryOp, actAlpha, actBeta float32) {
+	for _, g := range [][3]int{{2, 3, 5}, {1, 4, 9}, {4, 1, 1}, {3, 2, 40}, {8, 6, 1000}, {2, 3, 37}} {
 		n, c, hw := g[0], g[1], g[2]
 		total := n * c * hw
 		xv := h.randn(total, 2)
@@ -786,9 +811,10 @@ func testBatchNorm(h *harness) {
 			y, mean, invStd := h.garbage(total), h.garbage(c), h.garbage(c)
 			h.both(func(be backend.Backend, s int) {
 				be.BatchNorm(backend.BatchNormArgs{N: n, C: c, HW: hw, X: x[s], Y: y[s], Gamma: gamma[s], Beta: beta[s],
-					RunningMean: rm[s], RunningVar: rv[s], Mean: mean[s], InvStd: invStd[s], Training: training, Momentum: 0.1, Eps: 1e-5})
+					RunningMean: rm[s], RunningVar: rv[s], Mean: mean[s], InvStd: invStd[s], Training: training, Momentum: 0.1, Eps: 1e-5,
+					Act: act, ActAlpha: actAlpha, ActBeta: actBeta})
 			})
-			label := name("BatchNorm %v training %v", g, training)
+			label := name("BatchNorm %v training %v act %v(%v, %v)", g, training, act, actAlpha, actBeta)
 			h.check(label+" y", y, sumTol(n*hw))
 			h.check(label+" mean", mean, sumTol(n*hw))
 			h.check(label+" inverse std", invStd, sumTol(n*hw))
@@ -801,7 +827,8 @@ func testBatchNorm(h *harness) {
 				ob, _ := h.dest(c, v.acc)
 				h.both(func(be backend.Backend, s int) {
 					be.BatchNormBackward(backend.BatchNormBackwardArgs{N: n, C: c, HW: hw, X: x[s], Gamma: gamma[s], DY: dy[s],
-						Mean: mean[s], InvStd: invStd[s], DX: want(ox, v.dx, v.acc)[s], DGamma: want(og, v.dg, v.acc)[s], DBeta: want(ob, v.db, v.acc)[s], Training: training})
+						Mean: mean[s], InvStd: invStd[s], DX: want(ox, v.dx, v.acc)[s], DGamma: want(og, v.dg, v.acc)[s], DBeta: want(ob, v.db, v.acc)[s], Training: training,
+						Beta: beta[s], Act: act, ActAlpha: actAlpha, ActBeta: actBeta})
 				})
 				tol := sumTol(n * hw)
 				h.check(label+name(" backward %+v dx", v), ox, tol)

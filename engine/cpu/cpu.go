@@ -54,7 +54,10 @@ type Backend struct {
 	ref *ref.Backend
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.ActivationFuser = (*Backend)(nil)
+)
 
 var setThreads sync.Once
 

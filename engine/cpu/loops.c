@@ -396,9 +396,52 @@ KERNEL void gd_dw_backward(const float* x, const float* w, const float* dy,
 	}
 }
 
+// Activations fused into batch norm: op 0 is none, 1 ReLU, 2 clamp to
+// [lo, hi] (ReLU6), as backend.UnaryReLU and UnaryClamp compute them.
+INLINE float activate(int op, float z, float lo, float hi) {
+	switch (op) {
+	case 1:
+		return z <= 0.0f ? 0.0f : z; // NaN stays NaN
+	case 2:
+		z = z <= lo ? lo : z;
+		return z >= hi ? hi : z;
+	}
+	return z;
+}
+
+// pass_grad is dy where the activation passes the gradient at z, else 0:
+// ReLU where z is not ≤ 0, clamp where lo ≤ z ≤ hi (NaN passes).
+INLINE float pass_grad(int op, float z, float dy, float lo, float hi) {
+	switch (op) {
+	case 1:
+		return z <= 0.0f ? 0.0f : dy;
+	case 2:
+		return z < lo || z > hi ? 0.0f : dy;
+	}
+	return dy;
+}
+
+INLINE void bn_plane(const float* restrict p, float* restrict q, long hw, float scale, float shift, int op, float lo, float hi) {
+	switch (op) { // one loop per activation, each vectorised
+	case 1:
+		for (long j = 0; j < hw; j++) {
+			q[j] = activate(1, p[j] * scale + shift, lo, hi);
+		}
+		return;
+	case 2:
+		for (long j = 0; j < hw; j++) {
+			q[j] = activate(2, p[j] * scale + shift, lo, hi);
+		}
+		return;
+	}
+	for (long j = 0; j < hw; j++) {
+		q[j] = p[j] * scale + shift;
+	}
+}
+
 KERNEL void gd_bn_train(const float* x, float* y, const float* gamma, const float* beta,
                         long n, long c, long hw, long c0, long c1, float eps,
-                        double* var, float* mean, float* invstd) {
+                        double* var, float* mean, float* invstd, int act, float lo, float hi) {
 	double m = (double)(n * hw);
 	for (long ch = c0; ch < c1; ch++) {
 		// Shifting by one of the channel's values keeps E[(x−k)²] − E[x−k]²
@@ -439,52 +482,79 @@ KERNEL void gd_bn_train(const float* x, float* y, const float* gamma, const floa
 		float scale = gamma[ch] * invstd[ch];
 		float shift = beta[ch] - mean[ch] * scale;
 		for (long i = 0; i < n; i++) {
-			const float* restrict p = x + (i * c + ch) * hw;
-			float* restrict q = y + (i * c + ch) * hw;
-			for (long j = 0; j < hw; j++) {
-				q[j] = p[j] * scale + shift;
-			}
+			bn_plane(x + (i * c + ch) * hw, y + (i * c + ch) * hw, hw, scale, shift, act, lo, hi);
 		}
 	}
 }
 
 KERNEL void gd_bn_apply(const float* x, float* y, const float* scale, const float* shift,
-                        long t0, long t1, long c, long hw) {
+                        long t0, long t1, long c, long hw, int act, float lo, float hi) {
 	for (long t = t0; t < t1; t++) {
-		float a = scale[t % c], b = shift[t % c];
-		const float* restrict p = x + t * hw;
-		float* restrict q = y + t * hw;
-		for (long j = 0; j < hw; j++) {
-			q[j] = p[j] * a + b;
+		bn_plane(x + t * hw, y + t * hw, hw, scale[t % c], shift[t % c], act, lo, hi);
+	}
+}
+
+// bn_sums adds Σ g and Σ g·(x − mu) of one plane, g the gradient reaching
+// the normalised values (dy through the activation at z = x·scale + shift).
+INLINE void bn_sums(const float* restrict p, const float* restrict dy, long hw, float mu, float scale, float shift,
+                    int op, float lo, float hi, double* sg, double* sgx) {
+	float a1[LANES] = {0}, a2[LANES] = {0};
+	long j = 0;
+	for (; j + LANES <= hw; j += LANES) {
+		for (int l = 0; l < LANES; l++) {
+			float g = pass_grad(op, p[j + l] * scale + shift, dy[j + l], lo, hi);
+			a1[l] += g;
+			a2[l] += g * (p[j + l] - mu);
 		}
+	}
+	for (; j < hw; j++) {
+		float g = pass_grad(op, p[j] * scale + shift, dy[j], lo, hi);
+		a1[j % LANES] += g;
+		a2[j % LANES] += g * (p[j] - mu);
+	}
+	*sg += lanes_sum(a1);
+	*sgx += lanes_sum(a2);
+}
+
+// bn_dx writes (acc: adds) one plane's input gradient
+// scale·(g − mean_g − x̂·mean_gx), x̂ = (x − mu)·is.
+INLINE void bn_dx(const float* restrict p, const float* restrict dy, float* restrict d, long hw, float mu, float is,
+                  float scale, float shift, float mean_g, float mean_gx, int op, float lo, float hi, int acc) {
+	if (acc) {
+		for (long j = 0; j < hw; j++) {
+			float g = pass_grad(op, p[j] * scale + shift, dy[j], lo, hi);
+			d[j] += scale * (g - mean_g - ((p[j] - mu) * is) * mean_gx);
+		}
+		return;
+	}
+	for (long j = 0; j < hw; j++) {
+		float g = pass_grad(op, p[j] * scale + shift, dy[j], lo, hi);
+		d[j] = scale * (g - mean_g - ((p[j] - mu) * is) * mean_gx);
 	}
 }
 
 KERNEL void gd_bn_backward(const float* x, const float* dy, float* dx, int acc,
-                           const float* gamma, const float* mean, const float* invstd,
+                           const float* gamma, const float* beta, const float* mean, const float* invstd,
                            long n, long c, long hw, long c0, long c1, int training,
-                           double* sum_g, double* sum_gx) {
+                           double* sum_g, double* sum_gx, int act, float lo, float hi) {
 	double m = (double)(n * hw);
 	for (long ch = c0; ch < c1; ch++) {
 		float mu = mean[ch], is = invstd[ch];
+		float scale = gamma[ch] * is; // as the forward pass computed them
+		float shift = act ? beta[ch] - mu * scale : 0.0f;
 		double sg = 0, sgx = 0;
 		for (long i = 0; i < n; i++) {
-			const float* restrict p = x + (i * c + ch) * hw;
-			const float* restrict g = dy + (i * c + ch) * hw;
-			float a1[LANES] = {0}, a2[LANES] = {0};
-			long j = 0;
-			for (; j + LANES <= hw; j += LANES) {
-				for (int l = 0; l < LANES; l++) {
-					a1[l] += g[j + l];
-					a2[l] += g[j + l] * (p[j + l] - mu);
-				}
+			long off = (i * c + ch) * hw;
+			switch (act) { // one loop per activation, each vectorised
+			case 1:
+				bn_sums(x + off, dy + off, hw, mu, scale, shift, 1, lo, hi, &sg, &sgx);
+				break;
+			case 2:
+				bn_sums(x + off, dy + off, hw, mu, scale, shift, 2, lo, hi, &sg, &sgx);
+				break;
+			default:
+				bn_sums(x + off, dy + off, hw, mu, scale, shift, 0, lo, hi, &sg, &sgx);
 			}
-			for (; j < hw; j++) {
-				a1[j % LANES] += g[j];
-				a2[j % LANES] += g[j] * (p[j] - mu);
-			}
-			sg += lanes_sum(a1);
-			sgx += lanes_sum(a2);
 		}
 		sgx *= is;
 		sum_g[ch] = sg;
@@ -492,33 +562,19 @@ KERNEL void gd_bn_backward(const float* x, const float* dy, float* dx, int acc,
 		if (dx == NULL) {
 			continue;
 		}
-		float scale = gamma[ch] * is;
 		float mean_g = training ? (float)(sg / m) : 0.0f;
 		float mean_gx = training ? (float)(sgx / m) : 0.0f;
 		for (long i = 0; i < n; i++) {
-			const float* restrict p = x + (i * c + ch) * hw;
-			const float* restrict g = dy + (i * c + ch) * hw;
-			float* restrict d = dx + (i * c + ch) * hw;
-			if (!training) {
-				if (acc) {
-					for (long j = 0; j < hw; j++) {
-						d[j] += g[j] * scale;
-					}
-				} else {
-					for (long j = 0; j < hw; j++) {
-						d[j] = g[j] * scale;
-					}
-				}
-				continue;
-			}
-			if (acc) {
-				for (long j = 0; j < hw; j++) {
-					d[j] += scale * (g[j] - mean_g - ((p[j] - mu) * is) * mean_gx);
-				}
-			} else {
-				for (long j = 0; j < hw; j++) {
-					d[j] = scale * (g[j] - mean_g - ((p[j] - mu) * is) * mean_gx);
-				}
+			long off = (i * c + ch) * hw;
+			switch (act) {
+			case 1:
+				bn_dx(x + off, dy + off, dx + off, hw, mu, is, scale, shift, mean_g, mean_gx, 1, lo, hi, acc);
+				break;
+			case 2:
+				bn_dx(x + off, dy + off, dx + off, hw, mu, is, scale, shift, mean_g, mean_gx, 2, lo, hi, acc);
+				break;
+			default:
+				bn_dx(x + off, dy + off, dx + off, hw, mu, is, scale, shift, mean_g, mean_gx, 0, lo, hi, acc);
 			}
 		}
 	}
@@ -870,6 +926,74 @@ KERNEL void gd_wino_filter_grad(const float* du, float* dw, long outc, long inc,
 					d[3 * r + 2] = g2;
 				}
 			}
+		}
+	}
+}
+
+KERNEL double gd_sum(const float* x, long n, int square) {
+	double total = 0;
+	for (long b = 0; b < n; b += 1024) {
+		long e = b + 1024 < n ? b + 1024 : n;
+		float l[LANES] = {0};
+		long i = b;
+		if (square) {
+			for (; i + LANES <= e; i += LANES) {
+				for (int k = 0; k < LANES; k++) {
+					l[k] += x[i + k] * x[i + k];
+				}
+			}
+			for (; i < e; i++) {
+				l[i % LANES] += x[i] * x[i];
+			}
+		} else {
+			for (; i + LANES <= e; i += LANES) {
+				for (int k = 0; k < LANES; k++) {
+					l[k] += x[i + k];
+				}
+			}
+			for (; i < e; i++) {
+				l[i % LANES] += x[i];
+			}
+		}
+		total += lanes_sum(l);
+	}
+	return total;
+}
+
+KERNEL void gd_scale(float* y, const float* x, long n, float alpha, int acc) {
+	if (acc) {
+		for (long i = 0; i < n; i++) {
+			y[i] += alpha * x[i];
+		}
+		return;
+	}
+	for (long i = 0; i < n; i++) {
+		y[i] = alpha * x[i];
+	}
+}
+
+KERNEL void gd_colsum(const float* src, float* dst, long size, long inner, long c0, long c1, float alpha, int acc, int square) {
+	float row[1024];
+	for (long b = c0; b < c1; b += 1024) {
+		long n = c1 - b < 1024 ? c1 - b : 1024;
+		for (long j = 0; j < n; j++) {
+			row[j] = 0.0f;
+		}
+		for (long s = 0; s < size; s++) {
+			const float* restrict in = src + s * inner + b;
+			if (square) {
+				for (long j = 0; j < n; j++) {
+					row[j] += in[j] * in[j];
+				}
+			} else {
+				for (long j = 0; j < n; j++) {
+					row[j] += in[j];
+				}
+			}
+		}
+		float* restrict out = dst + b;
+		for (long j = 0; j < n; j++) {
+			out[j] = acc ? out[j] + alpha * row[j] : alpha * row[j];
 		}
 	}
 }

@@ -34,24 +34,27 @@ void gd_dw_backward(const float* x, const float* w, const float* dy,
 // the mean and biased variance (float lanes per plane, double across
 // planes, shifted by the channel's first value against cancellation), the
 // float mean and 1/sqrt(var + eps) the backward pass uses, then
-// y = x·scale + shift with scale = gamma·invstd, shift = beta − mean·scale,
-// while the channel is still in cache.
+// y = act(x·scale + shift) with scale = gamma·invstd, shift = beta − mean·scale,
+// while the channel is still in cache. act: 0 none, 1 ReLU, 2 clamp to
+// [lo, hi].
 void gd_bn_train(const float* x, float* y, const float* gamma, const float* beta,
                  long n, long c, long hw, long c0, long c1, float eps,
-                 double* var, float* mean, float* invstd);
+                 double* var, float* mean, float* invstd, int act, float lo, float hi);
 
-// y = x·scale[ch] + shift[ch] for planes [t0, t1) of [n, c, hw].
+// y = act(x·scale[ch] + shift[ch]) for planes [t0, t1) of [n, c, hw].
 void gd_bn_apply(const float* x, float* y, const float* scale, const float* shift,
-                 long t0, long t1, long c, long hw);
+                 long t0, long t1, long c, long hw, int act, float lo, float hi);
 
-// Batch-norm backward of channels [c0, c1): sum_g = Σ dy and
-// sum_gx = Σ dy·(x − mean)·invstd per channel; then, when dx is not NULL,
+// Batch-norm backward of channels [c0, c1): with g = dy passed through the
+// activation's derivative at z = x·scale + shift (recomputed as the
+// forward pass made it; beta is read only with act), sum_g = Σ g and
+// sum_gx = Σ g·(x − mean)·invstd per channel; then, when dx is not NULL,
 // the input gradient (acc: added): in training
-// gamma·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)), in eval dy·gamma·invstd.
+// gamma·invstd·(g − mean(g) − x̂·mean(g·x̂)), in eval g·gamma·invstd.
 void gd_bn_backward(const float* x, const float* dy, float* dx, int acc,
-                    const float* gamma, const float* mean, const float* invstd,
+                    const float* gamma, const float* beta, const float* mean, const float* invstd,
                     long n, long c, long hw, long c0, long c1, int training,
-                    double* sum_g, double* sum_gx);
+                    double* sum_g, double* sum_gx, int act, float lo, float hi);
 
 // Activations over n elements; y may be x.
 void gd_relu(float* y, const float* x, long n);
@@ -87,3 +90,11 @@ long gd_wino_grad_scratch(long th, long tw);
 void gd_wino_grad_output(const float* dy, float* dm, long outc, long oh, long ow,
                          long th, long tw, long t_count, long t0, float* scratch);
 void gd_wino_filter_grad(const float* du, float* dw, long outc, long inc, int acc, long o0, long o1);
+
+// Reductions (reduce.go): the sum (square: of squares) of x [n] in double,
+// from float lanes over blocks of 1024 values; y (+)= alpha·x over n
+// values; and column sums dst[j] (+)= alpha·Σ_s src[s·inner + j] over size
+// rows for columns [c0, c1) (square: of squares), in float per column.
+double gd_sum(const float* x, long n, int square);
+void gd_scale(float* y, const float* x, long n, float alpha, int acc);
+void gd_colsum(const float* src, float* dst, long size, long inner, long c0, long c1, float alpha, int acc, int square);

@@ -69,36 +69,49 @@ func (b *Backend) depthwiseBackward(x, w, dy, gx []float32, overwrite bool, gw [
 	})
 }
 
-// batchNormTrain normalises x [n, c, hw] with its batch statistics into y
-// and returns each channel's biased variance; mean and invStd receive the
-// statistics used.
-func (b *Backend) batchNormTrain(x, y, gamma, beta, mean, invStd []float32, n, c, hw int, eps float32) []float64 {
+// fusedAct is loops.c's code for an activation fused into batch norm.
+func fusedAct(op backend.UnaryOp) C.int {
+	switch op {
+	case backend.UnaryReLU:
+		return 1
+	case backend.UnaryClamp:
+		return 2
+	}
+	return 0
+}
+
+// batchNormTrain normalises x [n, c, hw] with its batch statistics into y,
+// applying the activation act, and returns each channel's biased variance;
+// mean and invStd receive the statistics used.
+func (b *Backend) batchNormTrain(x, y, gamma, beta, mean, invStd []float32, n, c, hw int, eps float32, act backend.UnaryOp, lo, hi float32) []float64 {
 	variance := make([]float64, c)
-	b.parallel(c, func(lo, hi int) {
-		C.gd_bn_train(ptr(x), ptr(y), ptr(gamma), ptr(beta), C.long(n), C.long(c), C.long(hw), C.long(lo), C.long(hi),
-			C.float(eps), (*C.double)(unsafe.Pointer(&variance[0])), ptr(mean), ptr(invStd))
+	b.parallel(c, func(c0, c1 int) {
+		C.gd_bn_train(ptr(x), ptr(y), ptr(gamma), ptr(beta), C.long(n), C.long(c), C.long(hw), C.long(c0), C.long(c1),
+			C.float(eps), (*C.double)(unsafe.Pointer(&variance[0])), ptr(mean), ptr(invStd), fusedAct(act), C.float(lo), C.float(hi))
 	})
 	return variance
 }
 
-// batchNormApply writes y = x·scale[ch] + shift[ch] over [n, c, hw].
-func (b *Backend) batchNormApply(x, y, scale, shift []float32, n, c, hw int) {
+// batchNormApply writes y = act(x·scale[ch] + shift[ch]) over [n, c, hw].
+func (b *Backend) batchNormApply(x, y, scale, shift []float32, n, c, hw int, act backend.UnaryOp, lo, hi float32) {
 	if hw == 0 {
 		return
 	}
-	b.parallel(n*c, func(lo, hi int) {
-		C.gd_bn_apply(ptr(x), ptr(y), ptr(scale), ptr(shift), C.long(lo), C.long(hi), C.long(c), C.long(hw))
+	b.parallel(n*c, func(t0, t1 int) {
+		C.gd_bn_apply(ptr(x), ptr(y), ptr(scale), ptr(shift), C.long(t0), C.long(t1), C.long(c), C.long(hw), fusedAct(act), C.float(lo), C.float(hi))
 	})
 }
 
-// batchNormBackward returns Σ dy and Σ dy·x̂ per channel and writes the
-// input gradient into gx when it is not nil (added to with accumulate).
-func (b *Backend) batchNormBackward(x, dy, gx []float32, accumulate bool, gamma, mean, invStd []float32, n, c, hw int, training bool) (sumG, sumGX []float64) {
+// batchNormBackward returns Σ g and Σ g·x̂ per channel, g being dy through
+// the fused activation's derivative, and writes the input gradient into gx
+// when it is not nil (added to with accumulate).
+func (b *Backend) batchNormBackward(a backend.BatchNormBackwardArgs, x, dy, gx []float32, accumulate bool, gamma, beta, mean, invStd []float32) (sumG, sumGX []float64) {
+	n, c, hw := a.N, a.C, a.HW
 	sumG, sumGX = make([]float64, c), make([]float64, c)
-	b.parallel(c, func(lo, hi int) {
-		C.gd_bn_backward(ptr(x), ptr(dy), ptr(gx), cbool(accumulate), ptr(gamma), ptr(mean), ptr(invStd),
-			C.long(n), C.long(c), C.long(hw), C.long(lo), C.long(hi), cbool(training),
-			(*C.double)(unsafe.Pointer(&sumG[0])), (*C.double)(unsafe.Pointer(&sumGX[0])))
+	b.parallel(c, func(c0, c1 int) {
+		C.gd_bn_backward(ptr(x), ptr(dy), ptr(gx), cbool(accumulate), ptr(gamma), ptr(beta), ptr(mean), ptr(invStd),
+			C.long(n), C.long(c), C.long(hw), C.long(c0), C.long(c1), cbool(a.Training),
+			(*C.double)(unsafe.Pointer(&sumG[0])), (*C.double)(unsafe.Pointer(&sumGX[0])), fusedAct(a.Act), C.float(a.ActAlpha), C.float(a.ActBeta))
 	})
 	return sumG, sumGX
 }

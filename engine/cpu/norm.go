@@ -9,7 +9,8 @@ import (
 
 // BatchNorm implements backend.Backend: in training, each worker takes a
 // run of channels and, per channel, computes the statistics in one pass
-// and normalises while the channel is still in cache (loops.c).
+// and normalises (and activates, with Act) while the channel is still in
+// cache (loops.c).
 func (b *Backend) BatchNorm(a backend.BatchNormArgs) {
 	const k = "BatchNorm"
 	n, c, hw := a.N, a.C, a.HW
@@ -31,8 +32,11 @@ func (b *Backend) BatchNorm(a backend.BatchNormArgs) {
 	if c == 0 {
 		return
 	}
+	if a.Act != 0 && !b.FusesActivation(a.Act) {
+		backend.Fail(Name, k, "activation %v cannot be fused", a.Act)
+	}
 	if a.Training {
-		variance := b.batchNormTrain(x, y, gamma, beta, mean, invStd, n, c, hw, a.Eps)
+		variance := b.batchNormTrain(x, y, gamma, beta, mean, invStd, n, c, hw, a.Eps, a.Act, a.ActAlpha, a.ActBeta)
 		for ch, v := range variance {
 			rm[ch] = (1-a.Momentum)*rm[ch] + a.Momentum*mean[ch]
 			rv[ch] = (1-a.Momentum)*rv[ch] + a.Momentum*float32(v*float64(m)/float64(m-1))
@@ -46,7 +50,13 @@ func (b *Backend) BatchNorm(a backend.BatchNormArgs) {
 		scale[ch] = gamma[ch] * invStd[ch]
 		shift[ch] = beta[ch] - mean[ch]*scale[ch]
 	}
-	b.batchNormApply(x, y, scale, shift, n, c, hw)
+	b.batchNormApply(x, y, scale, shift, n, c, hw, a.Act, a.ActAlpha, a.ActBeta)
+}
+
+// FusesActivation implements backend.ActivationFuser: ReLU and clamp
+// (ReLU6) run in batch norm's own pass.
+func (b *Backend) FusesActivation(op backend.UnaryOp) bool {
+	return op == backend.UnaryReLU || op == backend.UnaryClamp
 }
 
 // BatchNormBackward implements backend.Backend: per channel, the two sums
@@ -69,7 +79,14 @@ func (b *Backend) BatchNormBackward(a backend.BatchNormBackwardArgs) {
 	if c == 0 || (gx == nil && gg == nil && gb == nil) {
 		return
 	}
-	sumG, sumGX := b.batchNormBackward(x, dy, gx, accX, gamma, mean, invStd, n, c, hw, a.Training)
+	var beta []float32
+	if a.Act != 0 {
+		if !b.FusesActivation(a.Act) {
+			backend.Fail(Name, k, "activation %v cannot be fused", a.Act)
+		}
+		beta = floats(k, a.Beta, c)
+	}
+	sumG, sumGX := b.batchNormBackward(a, x, dy, gx, accX, gamma, beta, mean, invStd)
 	for ch := range c {
 		if gg != nil {
 			put(gg, ch, float32(sumGX[ch]), accG)

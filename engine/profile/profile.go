@@ -93,7 +93,10 @@ type entry struct {
 	wall, cpu time.Duration
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.ActivationFuser = (*Backend)(nil)
+)
 
 // Wrap returns a stopped decorator around inner.
 func Wrap(inner backend.Backend) *Backend {
@@ -219,6 +222,13 @@ func unaryFamily(op backend.UnaryOp) Family {
 		return Activation
 	}
 	return Elementwise
+}
+
+// FusesActivation implements backend.ActivationFuser as the wrapped
+// backend does (false when it fuses nothing).
+func (p *Backend) FusesActivation(op backend.UnaryOp) bool {
+	f, ok := p.inner.(backend.ActivationFuser)
+	return ok && f.FusesActivation(op)
 }
 
 // Name implements backend.Backend: the wrapped device's name.
