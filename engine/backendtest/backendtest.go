@@ -627,16 +627,16 @@ func withOutput(g backend.ConvGeometry) backend.ConvGeometry {
 }
 
 // winogradGeometries are dense 3×3 stride-1 layers with at least 8
-// channels on both sides (a CPU's Winograd path): odd sizes (partial
-// tiles), paddings 0, 1 and 2 (also unequal), maps of one tile and of
-// many, batches that a backend groups into blocks.
+// channels on both sides and 64 or more output positions (a CPU's
+// Winograd path): odd sizes (partial tiles), paddings 0, 1 and 2 (also
+// unequal), batches that a backend groups into blocks.
 var winogradGeometries = []backend.ConvGeometry{
-	{N: 2, C: 8, H: 7, W: 9, Cout: 10, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
-	{N: 3, C: 9, H: 6, W: 5, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1},
-	{N: 1, C: 12, H: 5, W: 11, Cout: 9, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
-	{N: 2, C: 8, H: 6, W: 8, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 2, C: 8, H: 9, W: 9, Cout: 10, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 3, C: 9, H: 11, W: 10, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 1, C: 12, H: 6, W: 11, Cout: 9, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 2, C: 8, H: 8, W: 9, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
 	{N: 2, C: 16, H: 20, W: 21, Cout: 16, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
-	{N: 7, C: 8, H: 3, W: 2, Cout: 11, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 7, C: 8, H: 8, W: 9, Cout: 11, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
 }
 
 // depthwiseGeometries are depthwise layers of the kinds a MobileNet is

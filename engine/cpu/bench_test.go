@@ -87,17 +87,19 @@ func BenchmarkBatchNorm(b *testing.B) {
 	}
 }
 
-// teacherConvs are retinanet-teacher's 3×3 convolutions at 160 px.
-var teacherConvs = []struct{ cin, cout, h, stride int }{
+// denseConvs are retinanet-teacher's 3×3 convolutions at 160 px, then the
+// probe network's stride-2 ones (batch 8, 128 px).
+var denseConvs = []struct{ cin, cout, h, stride int }{
 	{3, 24, 160, 2}, {24, 32, 80, 2}, {32, 32, 40, 1}, {32, 80, 40, 2}, {80, 80, 20, 1},
 	{80, 160, 20, 2}, {160, 160, 10, 1}, {160, 256, 10, 2}, {256, 256, 5, 1},
 	{128, 128, 20, 1}, {128, 128, 10, 1}, {128, 128, 5, 1}, {128, 54, 20, 1},
+	{3, 16, 128, 2}, {16, 32, 64, 2}, {32, 64, 32, 2}, {64, 128, 16, 2},
 }
 
 func BenchmarkConv(b *testing.B) {
 	be := cpu.New(1)
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, s := range teacherConvs {
+	for _, s := range denseConvs {
 		o := (s.h+2-3)/s.stride + 1
 		g := backend.ConvGeometry{N: 8, C: s.cin, H: s.h, W: s.h, Cout: s.cout, KernelH: 3, KernelW: 3, StrideH: s.stride, StrideW: s.stride,
 			PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1, OutH: o, OutW: o}

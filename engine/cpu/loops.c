@@ -997,3 +997,108 @@ KERNEL void gd_colsum(const float* src, float* dst, long size, long inner, long 
 		}
 	}
 }
+
+// im2col_range gives the output columns [lo, hi) whose input column
+// ox·s + off lies in [0, w).
+INLINE void im2col_range(long ow, long s, long off, long w, long* lo, long* hi) {
+	long l = 0, h = ow;
+	if (off < 0) {
+		l = (-off + s - 1) / s;
+	}
+	long last = w - 1 - off;
+	if (last < 0) {
+		h = 0;
+	} else if (last / s + 1 < h) {
+		h = last / s + 1;
+	}
+	*lo = l < h ? l : h;
+	*hi = h;
+}
+
+KERNEL void gd_im2col(const float* image, float* col, long ld, long channels, gd_geom g) {
+	long row = 0;
+	for (long c = 0; c < channels; c++) {
+		const float* plane = image + c * g.h * g.w;
+		for (long ky = 0; ky < g.kh; ky++) {
+			long offy = ky * g.dh - g.ph;
+			for (long kx = 0; kx < g.kw; kx++, row++) {
+				float* dst = col + row * ld;
+				long offx = kx * g.dw - g.pw, lo, hi;
+				im2col_range(g.ow, g.sw, offx, g.w, &lo, &hi);
+				for (long oy = 0; oy < g.oh; oy++) {
+					float* restrict d = dst + oy * g.ow;
+					long iy = oy * g.sh + offy;
+					if (iy < 0 || iy >= g.h) {
+						memset(d, 0, sizeof(float) * g.ow);
+						continue;
+					}
+					for (long ox = 0; ox < lo; ox++) {
+						d[ox] = 0.0f;
+					}
+					for (long ox = hi; ox < g.ow; ox++) {
+						d[ox] = 0.0f;
+					}
+					const float* restrict s = plane + iy * g.w + offx;
+					switch (g.sw) {
+					case 1:
+						if (hi > lo) {
+							memcpy(d + lo, s + lo, sizeof(float) * (hi - lo));
+						}
+						break;
+					case 2:
+						for (long ox = lo; ox < hi; ox++) {
+							d[ox] = s[2 * ox];
+						}
+						break;
+					default:
+						for (long ox = lo; ox < hi; ox++) {
+							d[ox] = s[ox * g.sw];
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+KERNEL void gd_col2im(const float* col, float* image, long ld, long channels, gd_geom g) {
+	long row = 0;
+	for (long c = 0; c < channels; c++) {
+		float* plane = image + c * g.h * g.w;
+		for (long ky = 0; ky < g.kh; ky++) {
+			long offy = ky * g.dh - g.ph;
+			for (long kx = 0; kx < g.kw; kx++, row++) {
+				const float* src = col + row * ld;
+				long offx = kx * g.dw - g.pw, lo, hi;
+				im2col_range(g.ow, g.sw, offx, g.w, &lo, &hi);
+				if (lo >= hi) {
+					continue;
+				}
+				for (long oy = 0; oy < g.oh; oy++) {
+					long iy = oy * g.sh + offy;
+					if (iy < 0 || iy >= g.h) {
+						continue;
+					}
+					const float* restrict s = src + oy * g.ow;
+					float* restrict d = plane + iy * g.w + offx;
+					switch (g.sw) {
+					case 1:
+						for (long ox = lo; ox < hi; ox++) {
+							d[ox] += s[ox];
+						}
+						break;
+					case 2:
+						for (long ox = lo; ox < hi; ox++) {
+							d[2 * ox] += s[ox];
+						}
+						break;
+					default:
+						for (long ox = lo; ox < hi; ox++) {
+							d[ox * g.sw] += s[ox];
+						}
+					}
+				}
+			}
+		}
+	}
+}

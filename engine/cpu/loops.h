@@ -98,3 +98,10 @@ void gd_wino_filter_grad(const float* du, float* dw, long outc, long inc, int ac
 double gd_sum(const float* x, long n, int square);
 void gd_scale(float* y, const float* x, long n, float alpha, int acc);
 void gd_colsum(const float* src, float* dst, long size, long inner, long c0, long c1, float alpha, int acc, int square);
+
+// im2col: the patch matrix of an image group [channels][h][w] into col,
+// rows (c, ky, kx) ld floats apart, oh·ow columns each (zeros where a tap
+// falls in the padding); col2im adds such a matrix back into the image
+// (the adjoint).
+void gd_im2col(const float* image, float* col, long ld, long channels, gd_geom g);
+void gd_col2im(const float* col, float* image, long ld, long channels, gd_geom g);
