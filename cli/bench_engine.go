@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/gidedge/gidedge/engine/cpu"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/engine/optim"
+	"github.com/gidedge/gidedge/engine/profile"
 	"github.com/gidedge/gidedge/internal/hostinfo"
 )
 
@@ -32,28 +32,46 @@ type benchEngineOptions struct {
 	Steps  int // timed training steps (median reported)
 	Warmup int // untimed steps first
 	Batch  int
-	Size   int // input height and width
+	Size   int // input height and width; 0: 128 for the probe, 160 for a model
 	Seed   uint64
+	// Model, when set, names a detector config to time instead of the probe.
+	Model string
+	// Classes is the class count of the model's head.
+	Classes int
+	// ProfileSteps are extra model steps with every kernel timed by family.
+	ProfileSteps int
 	// CPUProfile, when set, receives a pprof CPU profile of the timed
 	// training steps.
 	CPUProfile string
 }
 
 func newBenchEngineCmd() *cobra.Command {
-	opts := benchEngineOptions{Steps: 20, Warmup: 3, Batch: 8, Size: 128, Seed: 1}
+	opts := benchEngineOptions{Steps: 20, Warmup: 3, Batch: 8, Seed: 1, Classes: 6, ProfileSteps: 5}
 	cmd := &cobra.Command{
 		Use:   "engine",
-		Short: "Time the training engine on the probe network and OpenBLAS sgemm",
-		Long: `Runs the probe network: input 8×3×128×128, four stages of 16, 32, 64 and 128
-channels, each conv3×3 stride 2 (+bias) → ReLU → conv3×3 stride 1 (+bias) → ReLU,
-loss = mean of the squared output, AdamW (lr 1e-3, weight decay 0).
-
+		Short: "Time the training engine on the probe network or a named detector",
+		Long: `Without --model, runs the probe network: input 8×3×128×128, four stages of 16,
+32, 64 and 128 channels, each conv3×3 stride 2 (+bias) → ReLU → conv3×3 stride 1
+(+bias) → ReLU, loss = mean of the squared output, AdamW (lr 1e-3, weight decay 0).
 Reports forward and training-step time (median after warm-up), achieved GFLOP/s,
 the machine's own cblas_sgemm 1024³ rate measured in the same run, a per-layer
-table, and the bytes a steady-state training step allocates.`,
+table, and the bytes a steady-state training step allocates.
+
+With --model (a named config such as retinanet-student or retinanet-teacher),
+times that detector at --size px, batch --batch, with --classes classes and 4
+random boxes per image: the inference forward and the training step as
+'gidedge train' runs it (forward, detection loss with anchor assignment on the
+host, backward, gradient clipping, AdamW with the config's learning rate and
+weight decay). Then --profile-steps more steps run with every kernel timed (and
+synchronised, on an asynchronous device) and the step is broken down by kernel
+family (conv, conv 1×1, depthwise, batch norm, activation, elementwise, copy,
+reduce, loss, optimizer, memory, host, …) and by phase. benchmarks/
+detector_pytorch.py is the same network in PyTorch.`,
 		Example: `  gidedge bench engine
   gidedge bench engine --json
-  gidedge bench engine --steps 50 --warmup 5`,
+  gidedge bench engine --steps 50 --warmup 5
+  gidedge bench engine --model retinanet-student --size 160 --batch 8
+  gidedge bench engine --model retinanet-teacher --json --cpuprofile /tmp/teacher.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchEngine(cmd.Context(), opts, cmd.OutOrStdout())
@@ -64,6 +82,11 @@ table, and the bytes a steady-state training step allocates.`,
 	f.IntVar(&opts.Steps, "steps", opts.Steps, "timed training steps (at least 10)")
 	f.IntVar(&opts.Warmup, "warmup", opts.Warmup, "untimed warm-up steps")
 	f.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of the timed training steps to this file")
+	f.StringVar(&opts.Model, "model", "", "time this named detector config instead of the probe network")
+	f.IntVar(&opts.Size, "size", 0, "input height and width (default 128 for the probe, 160 for --model)")
+	f.IntVar(&opts.Batch, "batch", opts.Batch, "images per step")
+	f.IntVar(&opts.Classes, "classes", opts.Classes, "classes of the --model head")
+	f.IntVar(&opts.ProfileSteps, "profile-steps", opts.ProfileSteps, "extra --model steps timed kernel by kernel for the family shares (0: none)")
 	return withDevice(cmd)
 }
 
@@ -170,20 +193,25 @@ type benchProbe struct {
 }
 
 type benchEngineResult struct {
-	Date           string       `json:"date"`
-	CPU            string       `json:"cpu"`
-	Cores          int          `json:"cores"`
-	GOMAXPROCS     int          `json:"gomaxprocs"`
-	Backend        string       `json:"backend"`
-	Device         string       `json:"device"`
-	Workers        int          `json:"workers"`
-	OpenBLAS       string       `json:"openblas"`
+	Date         string `json:"date"`
+	CPU          string `json:"cpu"`
+	Cores        int    `json:"cores"`
+	GOMAXPROCS   int    `json:"gomaxprocs"`
+	Backend      string `json:"backend"`
+	Device       string `json:"device"`
+	Workers      int    `json:"workers"`
+	OpenBLAS     string `json:"openblas"`
+	OpenBLASCore string `json:"openblas_core"`
+	// OpenBLASChoice says why gidedge chose the core when OpenBLAS's own
+	// detection fell back to pre-AVX2 kernels (empty otherwise).
+	OpenBLASChoice string       `json:"openblas_core_choice,omitempty"`
 	LoadAverage    string       `json:"load_average,omitempty"`     // 1, 5 and 15 min, at start
 	LoadAverageEnd string       `json:"load_average_end,omitempty"` // and at the end
-	Probe          benchProbe   `json:"probe"`
+	Probe          *benchProbe  `json:"probe,omitempty"`
+	Model          *benchModel  `json:"model,omitempty"`
 	SgemmGFLOPS    float64      `json:"sgemm_gflops"`
 	SgemmThreads   int          `json:"sgemm_threads"`
-	Layers         []benchLayer `json:"layers"`
+	Layers         []benchLayer `json:"layers,omitempty"`
 }
 
 func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writer) error {
@@ -193,8 +221,17 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	if opts.Steps < 10 {
 		return fmt.Errorf("bench engine: --steps %d: the median needs at least 10 steps", opts.Steps)
 	}
+	if opts.Size == 0 {
+		opts.Size = 128
+		if opts.Model != "" {
+			opts.Size = 160
+		}
+	}
 	if opts.Warmup < 1 || opts.Batch < 1 || opts.Size < 16 {
 		return fmt.Errorf("bench engine: warm-up %d, batch %d and size %d must be at least 1, 1 and 16", opts.Warmup, opts.Batch, opts.Size)
+	}
+	if opts.Model != "" && (opts.Classes < 1 || opts.ProfileSteps < 0) {
+		return fmt.Errorf("bench engine: --classes %d must be at least 1 and --profile-steps %d at least 0", opts.Classes, opts.ProfileSteps)
 	}
 	dev := engine.Device()
 	res := benchEngineResult{
@@ -208,13 +245,29 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 		OpenBLAS:    cpu.OpenBLASConfig(),
 		LoadAverage: hostinfo.LoadAverage(),
 	}
+	res.OpenBLASCore, res.OpenBLASChoice = cpu.OpenBLASCore(), cpu.OpenBLASCoreChoice()
 	if w, ok := dev.(interface{ Workers() int }); ok {
 		res.Workers = w.Workers()
 	}
-	var err error
-	if res.Probe, err = benchProbeNet(ctx, opts); err != nil {
+	if opts.Model != "" {
+		m, err := benchModelNet(ctx, opts)
+		if err != nil {
+			return err
+		}
+		res.Model = &m
+		res.SgemmThreads = runtime.NumCPU()
+		res.SgemmGFLOPS = benchSgemm(res.SgemmThreads)
+		res.LoadAverageEnd = hostinfo.LoadAverage()
+		if opts.JSON {
+			return writeJSON(stdout, res)
+		}
+		return printBenchModel(stdout, res)
+	}
+	probe, err := benchProbeNet(ctx, opts)
+	if err != nil {
 		return err
 	}
+	res.Probe = &probe
 	res.SgemmThreads = runtime.NumCPU()
 	res.SgemmGFLOPS = benchSgemm(res.SgemmThreads)
 	res.Probe.PctOfSgemm = 100 * res.Probe.GFLOPS / res.SgemmGFLOPS
@@ -223,11 +276,15 @@ func runBenchEngine(ctx context.Context, opts benchEngineOptions, stdout io.Writ
 	}
 	res.LoadAverageEnd = hostinfo.LoadAverage()
 	if opts.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return writeJSON(stdout, res)
 	}
 	return printBenchEngine(stdout, res)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func median(xs []float64) float64 {
@@ -303,9 +360,9 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		stats0 := engine.ReadStats()
-		cpu0 := processCPUTime()
+		cpu0 := profile.CPUTime()
 		trainStep(true)
-		cpuTime += processCPUTime() - cpu0
+		cpuTime += profile.CPUTime() - cpu0
 		stats1 := engine.ReadStats()
 		runtime.ReadMemStats(&after)
 		allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
@@ -391,14 +448,6 @@ func benchSgemm(threads int) float64 {
 	return median(s.times[2:])
 }
 
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchLayers times each probe layer (conv + bias + ReLU) alone on an input
 // of its real size: forward with the tape, and backward from a random
 // upstream gradient.
@@ -449,7 +498,7 @@ func benchLayers(ctx context.Context, opts benchEngineOptions, sgemm float64) ([
 }
 
 func printBenchEngine(w io.Writer, r benchEngineResult) error {
-	p := r.Probe
+	p := *r.Probe
 	fmt.Fprintf(w, "engine benchmark  %s  %s, %d cores, device %s\n", r.Date, r.CPU, r.Cores, r.Device)
 	fmt.Fprintf(w, "OpenBLAS: %s\n", r.OpenBLAS)
 	if r.LoadAverage != "" {

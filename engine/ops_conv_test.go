@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/enginetest"
 )
 
@@ -174,5 +175,66 @@ func TestBatchNorm2dValues(t *testing.T) {
 	}
 	if rm2 := st.RunningMean.ToHost(); rm2[0] != rm[0] || rm2[1] != rm[1] {
 		t.Fatalf("eval changed the running mean from %v to %v", rm, rm2)
+	}
+}
+
+// TestBatchNorm2dAct checks the fused batch norm + activation against the
+// two ops run one after the other, which the gradient checks above and in
+// ops_grad_test.go cover: values, running statistics and every gradient
+// must be the same bit for bit on the device under test (fused or not).
+func TestBatchNorm2dAct(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	acts := map[string]engine.Activation{
+		"ReLU":          {Op: backend.UnaryReLU},
+		"ReLU6":         {Op: backend.UnaryClamp, Alpha: 0, Beta: 6},
+		"Clamp(-.3,.4)": {Op: backend.UnaryClamp, Alpha: -0.3, Beta: 0.4},
+	}
+	for name, act := range acts {
+		for _, training := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/training=%v", name, training), func(t *testing.T) {
+				xv := engine.RandN(rng, 2, 3, 5, 7, 9).ToHost()
+				run := func(fused bool) (y []float32, grads [][]float32, stats [][]float32) {
+					x := engine.FromHost(xv, 3, 5, 7, 9).SetRequiresGrad(true)
+					g := engine.FromHost([]float32{1, -0.5, 2, 0.7, 1.3}, 5).SetRequiresGrad(true)
+					b := engine.FromHost([]float32{0.1, 0, -0.2, 3, -1}, 5).SetRequiresGrad(true)
+					st := &engine.BatchNormState{RunningMean: engine.Full(0.2, 5), RunningVar: engine.Full(1.5, 5), Momentum: 0.1, Eps: 1e-5}
+					var out *engine.Tensor
+					if fused {
+						out = engine.BatchNorm2dAct(x, g, b, st, training, act)
+					} else {
+						bn := engine.BatchNorm2d(x, g, b, st, training)
+						if act.Op == backend.UnaryReLU {
+							out = engine.ReLU(bn)
+						} else {
+							out = engine.Clamp(bn, act.Alpha, act.Beta)
+						}
+					}
+					r := engine.RandN(rand.New(rand.NewPCG(1, 1)), 1, 3, 5, 7, 9)
+					loss := engine.Sum(engine.Mul(out, r))
+					y = out.ToHost()
+					loss.Backward()
+					grads = [][]float32{x.GradToHost(), g.GradToHost(), b.GradToHost()}
+					stats = [][]float32{st.RunningMean.ToHost(), st.RunningVar.ToHost()}
+					loss.Release()
+					return y, grads, stats
+				}
+				y1, g1, s1 := run(true)
+				y2, g2, s2 := run(false)
+				same := func(what string, a, b []float32) {
+					t.Helper()
+					for i := range a {
+						if math.Float32bits(a[i]) != math.Float32bits(b[i]) && !(a[i] != a[i] && b[i] != b[i]) {
+							t.Fatalf("%s[%d]: fused %v, separate %v", what, i, a[i], b[i])
+						}
+					}
+				}
+				same("output", y1, y2)
+				for i, w := range []string{"x gradient", "gamma gradient", "beta gradient"} {
+					same(w, g1[i], g2[i])
+				}
+				same("running mean", s1[0], s2[0])
+				same("running var", s1[1], s2[1])
+			})
+		}
 	}
 }

@@ -40,9 +40,9 @@ func newTowerLayer(rng *rand.Rand, in, out, levels int, depthwise bool, act nn.A
 
 func (t *TowerLayer) forward(p *pass, level int, x *engine.Tensor) *engine.Tensor {
 	if t.Depthwise != nil {
-		x = t.Act.Apply(t.DepthwiseNorm[level].Forward(p.conv(t.Depthwise, x), p.training))
+		x = t.DepthwiseNorm[level].ForwardAct(p.conv(t.Depthwise, x), p.training, t.Act)
 	}
-	return t.Act.Apply(t.Norm[level].Forward(p.conv(t.Conv, x), p.training))
+	return t.Norm[level].ForwardAct(p.conv(t.Conv, x), p.training, t.Act)
 }
 
 // Visit implements nn.Module.

@@ -26,7 +26,7 @@ func (p *pass) conv(c *nn.Conv2d, x *engine.Tensor) *engine.Tensor {
 }
 
 func (p *pass) convBNAct(b *nn.ConvBNAct, x *engine.Tensor) *engine.Tensor {
-	return b.Act.Apply(b.BN.Forward(p.conv(b.Conv, x), p.training))
+	return b.BN.ForwardAct(p.conv(b.Conv, x), p.training, b.Act)
 }
 
 // SepConv is a 3×3 block: either one full convolution, or (Depthwise) a

@@ -256,6 +256,12 @@ type ConvBackwardArgs struct {
 // statistics are used and not changed. Either way the mean and
 // 1/√(var + Eps) used are written to Mean and InvStd ([C] each) for the
 // backward pass.
+//
+// Act, when not zero, is applied to the normalised values in the same
+// pass: Y = act(z) with z = (x − mean)·invStd·Gamma + Beta, computed as
+// x·scale + shift (scale = Gamma·invStd, shift = Beta − mean·scale), with
+// ActAlpha and ActBeta as Unary's Alpha and Beta. The engine sets it only
+// for ops the backend's FusesActivation accepts (ActivationFuser).
 type BatchNormArgs struct {
 	N, C, HW                int
 	X, Y                    Buffer
@@ -264,18 +270,28 @@ type BatchNormArgs struct {
 	Mean, InvStd            Buffer
 	Training                bool
 	Momentum, Eps           float32
+	Act                     UnaryOp
+	ActAlpha, ActBeta       float32
 }
 
 // BatchNormBackwardArgs computes the gradients of BatchNorm from the
 // forward input X, Gamma, the statistics the forward pass wrote and DY.
 // In training the input gradient includes the statistics' dependence on
 // the batch; in eval it is DY·Gamma·InvStd.
+//
+// With Act (as in the forward pass), DY is the gradient of the
+// activation's output: the kernel recomputes z = x·scale + shift as the
+// forward pass did (Beta is then required) and uses DY·act′(z), with
+// act′ as UnaryBackward's (given x = z and y = act(z)), in place of DY.
 type BatchNormBackwardArgs struct {
 	N, C, HW          int
 	X, Gamma, DY      Buffer
 	Mean, InvStd      Buffer
 	DX, DGamma, DBeta Dest
 	Training          bool
+	Beta              Buffer
+	Act               UnaryOp
+	ActAlpha, ActBeta float32
 }
 
 // PoolKind names a pooling.

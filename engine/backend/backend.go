@@ -173,6 +173,15 @@ type Backend interface {
 	SGD(a SGDArgs)
 }
 
+// ActivationFuser is implemented by backends whose BatchNorm kernels can
+// apply an activation in the same pass (BatchNormArgs.Act): a CPU saves a
+// pass over memory each way, a GPU a kernel launch. The engine fuses only
+// the ops FusesActivation accepts and otherwise runs BatchNorm and Unary
+// one after the other, with the same results.
+type ActivationFuser interface {
+	FusesActivation(op UnaryOp) bool
+}
+
 // DenseStrides returns the row-major strides of shape: what nil Strides in
 // a View mean.
 func DenseStrides(shape []int) []int {

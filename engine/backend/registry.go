@@ -147,6 +147,16 @@ func Use(name string) (Backend, error) {
 	return b, nil
 }
 
+// UseBackend makes b the default for tensors created from now on. b is an
+// opened backend or a decorator around one (engine/profile's kernel
+// timer); tensors made before keep the device they were made on.
+func UseBackend(b Backend) {
+	if b == nil {
+		panic(&Error{Backend: "", Kernel: "UseBackend", Detail: "nil backend", Err: ErrArgument})
+	}
+	current.Store(&b)
+}
+
 // DefaultName is the device Default opens when Use was not called: the
 // value of GIDEDGE_DEVICE, or "cpu".
 func DefaultName() string {

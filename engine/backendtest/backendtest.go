@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gidedge/gidedge/engine/backend"
@@ -625,66 +626,174 @@ func withOutput(g backend.ConvGeometry) backend.ConvGeometry {
 	return g
 }
 
+// winogradGeometries are dense 3×3 stride-1 layers with at least 8
+// channels on both sides and 64 or more output positions (a CPU's
+// Winograd path): odd sizes (partial tiles), paddings 0, 1 and 2 (also
+// unequal), batches that a backend groups into blocks.
+var winogradGeometries = []backend.ConvGeometry{
+	{N: 2, C: 8, H: 9, W: 9, Cout: 10, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 3, C: 9, H: 11, W: 10, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 1, C: 12, H: 6, W: 11, Cout: 9, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 2, C: 8, H: 8, W: 9, Cout: 8, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 2, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 2, C: 16, H: 20, W: 21, Cout: 16, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+	{N: 7, C: 8, H: 8, W: 9, Cout: 11, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 1},
+}
+
+// depthwiseGeometries are depthwise layers of the kinds a MobileNet is
+// made of, beyond convGeometries: wide rows (partial vector chunks), odd
+// sizes with stride 2, stride 3, a 5×5 kernel, dilation, padding 0 and
+// padding larger than the kernel reaches.
+var depthwiseGeometries = []backend.ConvGeometry{
+	{N: 2, C: 7, H: 13, W: 37, Cout: 7, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 7},
+	{N: 3, C: 5, H: 11, W: 21, Cout: 5, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 5},
+	{N: 1, C: 4, H: 10, W: 12, Cout: 4, KernelH: 3, KernelW: 3, StrideH: 3, StrideW: 3, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 4},
+	{N: 2, C: 4, H: 9, W: 10, Cout: 4, KernelH: 5, KernelW: 5, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 1, DilationW: 1, Groups: 4},
+	{N: 1, C: 4, H: 12, W: 13, Cout: 4, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 2, PadW: 2, DilationH: 2, DilationW: 2, Groups: 4},
+	{N: 2, C: 3, H: 8, W: 8, Cout: 3, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 3},
+	{N: 1, C: 3, H: 6, W: 7, Cout: 3, KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, PadH: 3, PadW: 3, DilationH: 1, DilationW: 1, Groups: 3},
+	{N: 2, C: 6, H: 1, W: 1, Cout: 6, KernelH: 3, KernelW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1, Groups: 6},
+}
+
 func testConv(h *harness) {
-	for _, g := range convGeometries {
+	all := append(append(append([]backend.ConvGeometry{}, convGeometries...), winogradGeometries...), depthwiseGeometries...)
+	for _, g := range all {
+		g = withOutput(g)
+		convCase(h, g, h.randn(g.N*g.C*g.H*g.W, 1), false)
+	}
+	// NaN of either sign in the input reaches exactly the outputs whose
+	// window holds it; in the weight gradient it reaches the filters
+	// (output, input channel pairs) that read it, where a backend may
+	// spread it over the filter's taps (Winograd mixes them).
+	nanCases := append(append([]backend.ConvGeometry{}, winogradGeometries[:4]...), depthwiseGeometries...)
+	nanCases = append(nanCases, convGeometries[0], convGeometries[5])
+	for _, g := range nanCases {
 		g = withOutput(g)
 		nx := g.N * g.C * g.H * g.W
-		nw := g.Cout * (g.C / g.Groups) * g.KernelH * g.KernelW
-		ny := g.N * g.Cout * g.OutH * g.OutW
-		terms := (g.C / g.Groups) * g.KernelH * g.KernelW
-		x, w, bias := h.random(nx), h.random(nw), h.random(g.Cout)
-		for _, withBias := range []bool{false, true} {
-			y := h.garbage(ny)
-			h.both(func(be backend.Backend, s int) {
-				args := backend.ConvArgs{Geometry: g, X: x[s], W: w[s], Y: y[s]}
-				if withBias {
-					args.Bias = bias[s]
-				}
-				be.Conv2d(args)
-			})
-			h.check(name("Conv2d %+v bias %v", g, withBias), y, sumTol(terms))
+		xv := h.randn(nx, 1)
+		for k := range max(1, nx/40) {
+			xv[h.rng.IntN(nx)] = []float32{float32(math.NaN()), math.Float32frombits(0xffc00000)}[k%2]
 		}
-		dy := h.random(ny)
-		for _, v := range []struct{ dx, dw, db, acc bool }{
-			{true, true, true, false}, {true, true, true, true}, {true, false, false, false}, {false, true, false, true}, {false, false, true, false},
-		} {
-			ox, dx := h.dest(nx, v.acc)
-			ow, dw := h.dest(nw, v.acc)
-			ob, db := h.dest(g.Cout, v.acc)
-			h.both(func(be backend.Backend, s int) {
-				args := backend.ConvBackwardArgs{Geometry: g, X: x[s], W: w[s], DY: dy[s]}
-				if v.dx {
-					args.DX = dx[s]
-				}
-				if v.dw {
-					args.DW = dw[s]
-				}
-				if v.db {
-					args.DBias = db[s]
-				}
-				be.Conv2dBackward(args)
-			})
-			label := name("Conv2dBackward %+v %+v", g, v)
+		xv[0] = float32(math.NaN())
+		convCase(h, g, xv, true)
+	}
+}
+
+// compareFilters is compare for a weight gradient computed from an input
+// with NaN: element by element, except that in a filter (taps consecutive
+// elements) where the reference has a NaN, every other element may be
+// NaN too.
+func compareFilters(t *testing.T, what string, got, want []float32, taps int, tol float64) {
+	t.Helper()
+	g, w := slices.Clone(got), slices.Clone(want)
+	for f := 0; f+taps <= len(w); f += taps {
+		nan := false
+		for _, v := range w[f : f+taps] {
+			nan = nan || math.IsNaN(float64(v))
+		}
+		if !nan {
+			continue
+		}
+		for k := f; k < f+taps; k++ {
+			if math.IsNaN(float64(g[k])) && !math.IsNaN(float64(w[k])) {
+				g[k] = w[k]
+			}
+		}
+	}
+	compare(t, what, g, w, tol)
+}
+
+// convCase checks Conv2d (with and without bias) and Conv2dBackward (every
+// combination of wanted, accumulated and overwritten gradients) of one
+// geometry on input xv, which holds NaN when nanInput is set.
+func convCase(h *harness, g backend.ConvGeometry, xv []float32, nanInput bool) {
+	label := ""
+	if nanInput {
+		label = " NaN input"
+	}
+	nx := g.N * g.C * g.H * g.W
+	nw := g.Cout * (g.C / g.Groups) * g.KernelH * g.KernelW
+	ny := g.N * g.Cout * g.OutH * g.OutW
+	terms := (g.C / g.Groups) * g.KernelH * g.KernelW
+	x, w, bias := h.floats(xv[:nx]), h.random(nw), h.random(g.Cout)
+	for _, withBias := range []bool{false, true} {
+		y := h.garbage(ny)
+		h.both(func(be backend.Backend, s int) {
+			args := backend.ConvArgs{Geometry: g, X: x[s], W: w[s], Y: y[s]}
+			if withBias {
+				args.Bias = bias[s]
+			}
+			be.Conv2d(args)
+		})
+		h.check(name("Conv2d %+v bias %v%s", g, withBias, label), y, sumTol(terms))
+	}
+	dy := h.random(ny)
+	for _, v := range []struct{ dx, dw, db, acc bool }{
+		{true, true, true, false}, {true, true, true, true}, {true, false, false, false}, {false, true, false, true}, {false, false, true, false},
+	} {
+		ox, dx := h.dest(nx, v.acc)
+		ow, dw := h.dest(nw, v.acc)
+		ob, db := h.dest(g.Cout, v.acc)
+		h.both(func(be backend.Backend, s int) {
+			args := backend.ConvBackwardArgs{Geometry: g, X: x[s], W: w[s], DY: dy[s]}
 			if v.dx {
-				h.check(label+" dx", ox, sumTol(g.Cout*g.KernelH*g.KernelW))
+				args.DX = dx[s]
 			}
 			if v.dw {
-				h.check(label+" dw", ow, sumTol(g.N*g.OutH*g.OutW))
+				args.DW = dw[s]
 			}
 			if v.db {
-				h.check(label+" db", ob, sumTol(g.N*g.OutH*g.OutW))
+				args.DBias = db[s]
 			}
-			// Unwanted outputs are left alone: compare them too (both
-			// sides still hold the same initial values).
-			if !v.dx && v.acc {
-				h.check(label+" untouched dx", ox, 0)
-			}
+			be.Conv2dBackward(args)
+		})
+		lbl := name("Conv2dBackward %+v %+v%s", g, v, label)
+		if v.dx {
+			h.check(lbl+" dx", ox, sumTol(g.Cout*g.KernelH*g.KernelW))
+		}
+		if v.dw && !nanInput {
+			h.check(lbl+" dw", ow, sumTol(g.N*g.OutH*g.OutW))
+		}
+		if v.dw && nanInput {
+			compareFilters(h.t, lbl+" dw", h.host(ow, 0), h.host(ow, 1), g.KernelH*g.KernelW, sumTol(g.N*g.OutH*g.OutW))
+		}
+		if v.db {
+			h.check(lbl+" db", ob, sumTol(g.N*g.OutH*g.OutW))
+		}
+		// Unwanted outputs are left alone: compare them too (both
+		// sides still hold the same initial values).
+		if !v.dx && v.acc {
+			h.check(lbl+" untouched dx", ox, 0)
 		}
 	}
 }
 
+// fusedActivations are the activations testBatchNorm runs inside batch
+// norm on a backend that fuses them (backend.ActivationFuser): ReLU and
+// ReLU6, whose kinks the normalised values reach.
+var fusedActivations = []struct {
+	op          backend.UnaryOp
+	alpha, beta float32
+}{{backend.UnaryReLU, 0, 0}, {backend.UnaryClamp, 0, 6}, {backend.UnaryClamp, -0.5, 0.5}}
+
 func testBatchNorm(h *harness) {
-	for _, g := range [][3]int{{2, 3, 5}, {1, 4, 9}, {4, 1, 1}, {3, 2, 40}, {8, 6, 1000}} {
+	acts := []struct {
+		op          backend.UnaryOp
+		alpha, beta float32
+	}{{}}
+	if f, ok := h.dut.(backend.ActivationFuser); ok {
+		for _, a := range fusedActivations {
+			if f.FusesActivation(a.op) {
+				acts = append(acts, a)
+			}
+		}
+	}
+	for _, act := range acts {
+		batchNormCases(h, act.op, act.alpha, act.beta)
+	}
+}
+
+func batchNormCases(h *harness, act backend.UnaryOp, actAlpha, actBeta float32) {
+	for _, g := range [][3]int{{2, 3, 5}, {1, 4, 9}, {4, 1, 1}, {3, 2, 40}, {8, 6, 1000}, {2, 3, 37}} {
 		n, c, hw := g[0], g[1], g[2]
 		total := n * c * hw
 		xv := h.randn(total, 2)
@@ -702,9 +811,10 @@ func testBatchNorm(h *harness) {
 			y, mean, invStd := h.garbage(total), h.garbage(c), h.garbage(c)
 			h.both(func(be backend.Backend, s int) {
 				be.BatchNorm(backend.BatchNormArgs{N: n, C: c, HW: hw, X: x[s], Y: y[s], Gamma: gamma[s], Beta: beta[s],
-					RunningMean: rm[s], RunningVar: rv[s], Mean: mean[s], InvStd: invStd[s], Training: training, Momentum: 0.1, Eps: 1e-5})
+					RunningMean: rm[s], RunningVar: rv[s], Mean: mean[s], InvStd: invStd[s], Training: training, Momentum: 0.1, Eps: 1e-5,
+					Act: act, ActAlpha: actAlpha, ActBeta: actBeta})
 			})
-			label := name("BatchNorm %v training %v", g, training)
+			label := name("BatchNorm %v training %v act %v(%v, %v)", g, training, act, actAlpha, actBeta)
 			h.check(label+" y", y, sumTol(n*hw))
 			h.check(label+" mean", mean, sumTol(n*hw))
 			h.check(label+" inverse std", invStd, sumTol(n*hw))
@@ -717,7 +827,8 @@ func testBatchNorm(h *harness) {
 				ob, _ := h.dest(c, v.acc)
 				h.both(func(be backend.Backend, s int) {
 					be.BatchNormBackward(backend.BatchNormBackwardArgs{N: n, C: c, HW: hw, X: x[s], Gamma: gamma[s], DY: dy[s],
-						Mean: mean[s], InvStd: invStd[s], DX: want(ox, v.dx, v.acc)[s], DGamma: want(og, v.dg, v.acc)[s], DBeta: want(ob, v.db, v.acc)[s], Training: training})
+						Mean: mean[s], InvStd: invStd[s], DX: want(ox, v.dx, v.acc)[s], DGamma: want(og, v.dg, v.acc)[s], DBeta: want(ob, v.db, v.acc)[s], Training: training,
+						Beta: beta[s], Act: act, ActAlpha: actAlpha, ActBeta: actBeta})
 				})
 				tol := sumTol(n * hw)
 				h.check(label+name(" backward %+v dx", v), ox, tol)

@@ -1,5 +1,10 @@
 package cpu
 
+/*
+#include "loops.h"
+*/
+import "C"
+
 import (
 	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/ref"
@@ -46,10 +51,11 @@ func (b *Backend) Conv2d(a backend.ConvArgs) {
 	pg := newPlaneGeom(g)
 	switch {
 	case isDepthwise(g):
-		b.depthwiseForward(x, w, y, g.N, g.C, pg)
-		if bias != nil {
-			addChannelBias(y, bias, g.N, g.Cout, g.OutH*g.OutW)
-		}
+		b.depthwiseForward(x, w, bias, y, g.N, g.C, pg)
+	case useWinograd(g):
+		u := b.winogradWeights(w, g.Cout, g.C, false)
+		b.winogradConv(x, u, bias, y, g.N, g.C, g.Cout, g.H, g.W, g.PadH, g.PadW, g.OutH, g.OutW, false)
+		putBuf(u)
 	case useShiftConv(pg):
 		packed := packTaps(w, g.Cout, pg.Channels, g.KernelH*g.KernelW)
 		b.shiftConvForward(x, packed, bias, y, g.N, g.C, g.Cout, g.Groups, pg)
@@ -71,26 +77,42 @@ func (b *Backend) Conv2dBackward(a backend.ConvBackwardArgs) {
 	gx, accX := dest(k, a.DX, len(x))
 	gw, accW := dest(k, a.DW, len(w))
 	gb, accB := dest(k, a.DBias, g.Cout)
-	if gw != nil && !accW {
-		clear(gw)
-	}
 	if gb != nil && !accB {
 		clear(gb)
 	}
 	overwrite := gx != nil && !accX
-	if g.N == 0 {
-		return // an empty batch: nothing flows (the weight and bias gradients were cleared)
-	}
 	pg := newPlaneGeom(g)
-	switch {
-	case isDepthwise(g):
+	if isDepthwise(g) && g.N > 0 {
 		if gb != nil {
 			biasGrad(dy, gb, g.N, g.Cout, g.OutH*g.OutW)
 		}
-		if overwrite {
-			clear(gx)
+		b.depthwiseBackward(x, w, dy, gx, overwrite, gw, gw != nil && !accW, g.N, g.C, pg)
+		return
+	}
+	if useWinograd(g) && g.N > 0 {
+		// The input gradient is a Winograd convolution of dy with the
+		// flipped, transposed filters, padded by 2 − p; the weight gradient
+		// sums tile products in the Winograd domain.
+		if gx != nil {
+			u := b.winogradWeights(w, g.C, g.Cout, true)
+			b.winogradConv(dy, u, nil, gx, g.N, g.Cout, g.C, g.OutH, g.OutW, 2-g.PadH, 2-g.PadW, g.H, g.W, !overwrite)
+			putBuf(u)
 		}
-		b.depthwiseBackward(x, w, dy, gx, gw, g.N, g.C, pg)
+		if gw != nil {
+			b.winogradFilterGrad(x, dy, gw, accW, g.N, g.C, g.Cout, g.H, g.W, g.PadH, g.PadW, g.OutH, g.OutW)
+		}
+		if gb != nil {
+			biasGrad(dy, gb, g.N, g.Cout, g.OutH*g.OutW)
+		}
+		return
+	}
+	if gw != nil && !accW {
+		clear(gw)
+	}
+	if g.N == 0 {
+		return // an empty batch: nothing flows (the weight and bias gradients were cleared)
+	}
+	switch {
 	case useShiftConv(pg):
 		packed := packTaps(w, g.Cout, pg.Channels, g.KernelH*g.KernelW)
 		b.shiftConvBackward(x, packed, dy, gx, gw, gb, overwrite, g.N, g.C, g.Cout, g.Groups, pg)
@@ -116,34 +138,38 @@ func biasGrad(gout, gb []float32, n, c, hw int) {
 	}
 }
 
-func addChannelBias(out, bias []float32, n, c, hw int) {
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			b := bias[ch]
-			o := out[(i*c+ch)*hw : (i*c+ch+1)*hw]
-			for k := range o {
-				o[k] += b
-			}
-		}
-	}
-}
-
 // isPointwise reports a 1×1, stride-1, unpadded conv whose im2col matrix is
 // the input itself.
 func isPointwise(g planeGeom) bool {
 	return g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0
 }
 
-// convForward computes out = conv(x, w) + bias one image and group at a
-// time: im2col into a per-worker buffer, one GEMM, then the bias while the
-// output block is still in cache.
+// minBlockColumns is the fewest GEMM columns the im2col path wants: maps
+// smaller than that (the 10×10 and 5×5 levels of a detector at 160 px)
+// have the patch matrices of several images side by side, so that one
+// GEMM covers them all.
+const minBlockColumns = 256
+
+// imageBlock returns how many images the im2col path puts in one GEMM.
+func imageBlock(g planeGeom, n int) int {
+	cols := g.ColCols()
+	if isPointwise(g) || cols >= minBlockColumns {
+		return 1
+	}
+	return max(1, min(n, (minBlockColumns+cols-1)/cols))
+}
+
+// convForward computes out = conv(x, w) + bias by im2col (loops.c) and
+// GEMM, one block of images (imageBlock) and group at a time, adding the
+// bias while the output block is still in cache. Pointwise convolutions
+// multiply the input directly.
 func (b *Backend) convForward(x, w, bias, out []float32, n, c, cout, groups int, g planeGeom) {
 	rows, cols := g.ColRows(), g.ColCols()
 	coutG := cout / groups
 	inPlane := c * g.Height * g.Width
 	outPlane := cout * cols
 	gIn := g.Channels * g.Height * g.Width
-	tasks := n * groups
+	cg := geom(g)
 	addBias := func(dst []float32, gr int) {
 		if bias == nil {
 			return
@@ -156,57 +182,77 @@ func (b *Backend) convForward(x, w, bias, out []float32, n, c, cout, groups int,
 			}
 		}
 	}
-	if tasks >= b.workers {
-		b.parallel(tasks, func(lo, hi int) {
-			var col []float32
-			if !isPointwise(g) {
-				col = getBuf(rows * cols)
-				defer putBuf(col)
+	block := imageBlock(g, n)
+	blocks := (n + block - 1) / block
+	tasks := blocks * groups
+	if block == 1 && tasks < b.workers {
+		// Few images: split each GEMM's columns across workers instead.
+		var col []float32
+		if !isPointwise(g) {
+			col = getBuf(rows * cols)
+			defer putBuf(col)
+		}
+		for t := 0; t < tasks; t++ {
+			i, gr := t/groups, t%groups
+			m := x[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
+			if col != nil {
+				C.gd_im2col(ptr(m), ptr(col), C.long(cols), C.long(g.Channels), cg)
+				m = col
 			}
-			for t := lo; t < hi; t++ {
-				i, gr := t/groups, t%groups
-				src := x[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
-				m := src
-				if col != nil {
-					im2col(g, src, col)
-					m = col
-				}
-				dst := out[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
-				sgemm(false, false, coutG, cols, rows, 1, w[gr*coutG*rows:], rows, m, cols, 0, dst, cols)
-				addBias(dst, gr)
-			}
-		})
+			dst := out[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
+			wg := w[gr*coutG*rows:]
+			b.parallelColumns(cols, func(c0, c1 int) {
+				sgemm(false, false, coutG, c1-c0, rows, 1, wg, rows, m[c0:], cols, 0, dst[c0:], cols)
+			})
+			addBias(dst, gr)
+		}
 		return
 	}
-	// Few images: split each GEMM's columns across workers instead.
-	var col []float32
-	if !isPointwise(g) {
-		col = getBuf(rows * cols)
-		defer putBuf(col)
-	}
-	for t := 0; t < tasks; t++ {
-		i, gr := t/groups, t%groups
-		src := x[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
-		m := src
-		if col != nil {
-			im2col(g, src, col)
-			m = col
+	b.parallel(tasks, func(lo, hi int) {
+		var col, tmp []float32
+		if !isPointwise(g) {
+			col = getBuf(rows * block * cols)
 		}
-		dst := out[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
-		wg := w[gr*coutG*rows:]
-		b.parallelColumns(cols, func(c0, c1 int) {
-			sgemm(false, false, coutG, c1-c0, rows, 1, wg, rows, m[c0:], cols, 0, dst[c0:], cols)
-		})
-		addBias(dst, gr)
-	}
+		if block > 1 {
+			tmp = getBuf(coutG * block * cols)
+		}
+		for t := lo; t < hi; t++ {
+			i0, gr := (t/groups)*block, t%groups
+			nb := min(block, n-i0)
+			ld := nb * cols
+			m := x[i0*inPlane+gr*gIn : i0*inPlane+(gr+1)*gIn]
+			if col != nil {
+				for i := range nb {
+					C.gd_im2col(ptr(x[(i0+i)*inPlane+gr*gIn:]), ptr(col[i*cols:]), C.long(ld), C.long(g.Channels), cg)
+				}
+				m = col
+			}
+			if nb == 1 && block == 1 {
+				dst := out[i0*outPlane+gr*coutG*cols : i0*outPlane+(gr+1)*coutG*cols]
+				sgemm(false, false, coutG, cols, rows, 1, w[gr*coutG*rows:], rows, m, cols, 0, dst, cols)
+				addBias(dst, gr)
+				continue
+			}
+			sgemm(false, false, coutG, ld, rows, 1, w[gr*coutG*rows:], rows, m, ld, 0, tmp, ld)
+			for i := range nb {
+				dst := out[(i0+i)*outPlane+gr*coutG*cols : (i0+i)*outPlane+(gr+1)*coutG*cols]
+				for co := 0; co < coutG; co++ {
+					copy(dst[co*cols:(co+1)*cols], tmp[co*ld+i*cols:co*ld+(i+1)*cols])
+				}
+				addBias(dst, gr)
+			}
+		}
+		putBuf(col)
+		putBuf(tmp)
+	})
 }
 
 // convBackward computes the weight, bias and input gradients in one pass
-// over the images: each worker takes a contiguous run of images, builds
-// each image's patch matrix once for the weight gradient, and scatters the
-// input gradient back with col2im. Worker 0 accumulates straight into gw and
-// gb; the others into private buffers added at the end, in a fixed order so
-// results do not depend on scheduling.
+// over the images: each worker takes a contiguous run of image blocks,
+// builds each block's patch matrix once for the weight gradient, and
+// scatters the input gradient back with col2im. Worker 0 accumulates
+// straight into gw and gb; the others into private buffers added at the
+// end, in a fixed order so results do not depend on scheduling.
 //
 // With overwrite, gx holds garbage and is written rather than added to.
 func (b *Backend) convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool, n, c, cout, groups int, g planeGeom) {
@@ -216,7 +262,10 @@ func (b *Backend) convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool,
 	outPlane := cout * cols
 	gIn := g.Channels * g.Height * g.Width
 	pointwise := isPointwise(g)
-	tasks := n * groups
+	cg := geom(g)
+	block := imageBlock(g, n)
+	blocks := (n + block - 1) / block
+	tasks := blocks * groups
 	workers := max(1, min(b.workers, tasks))
 	per := (tasks + workers - 1) / workers
 	workers = (tasks + per - 1) / per
@@ -235,54 +284,76 @@ func (b *Backend) convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool,
 					accB[wk] = myB
 				}
 			}
-			var col, dcol []float32
+			var col, dcol, dyb []float32
 			if !pointwise {
 				if gw != nil {
-					col = getBuf(rows * cols)
+					col = getBuf(rows * block * cols)
 				}
 				if gx != nil {
-					dcol = getBuf(rows * cols)
+					dcol = getBuf(rows * block * cols)
 				}
 			}
+			if block > 1 {
+				dyb = getBuf(coutG * block * cols)
+			}
 			for t := wk * per; t < min(tasks, (wk+1)*per); t++ {
-				i, gr := t/groups, t%groups
-				gy := gout[i*outPlane+gr*coutG*cols : i*outPlane+(gr+1)*coutG*cols]
+				i0, gr := (t/groups)*block, t%groups
+				nb := min(block, n-i0)
+				ld := nb * cols
+				gy := gout[i0*outPlane+gr*coutG*cols : i0*outPlane+(gr+1)*coutG*cols]
+				if block > 1 {
+					// The block's output gradient side by side, as the
+					// forward pass's GEMM produced it.
+					for i := range nb {
+						src := gout[(i0+i)*outPlane+gr*coutG*cols:]
+						for co := 0; co < coutG; co++ {
+							copy(dyb[co*ld+i*cols:co*ld+(i+1)*cols], src[co*cols:(co+1)*cols])
+						}
+					}
+					gy = dyb
+				}
 				if myB != nil {
 					for co := 0; co < coutG; co++ {
 						var s float32
-						for _, v := range gy[co*cols : (co+1)*cols] {
+						for _, v := range gy[co*ld : (co+1)*ld] {
 							s += v
 						}
 						myB[gr*coutG+co] += s
 					}
 				}
 				if myW != nil {
-					m := x[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
+					m := x[i0*inPlane+gr*gIn : i0*inPlane+(gr+1)*gIn]
 					if !pointwise {
-						im2col(g, m, col)
+						for i := range nb {
+							C.gd_im2col(ptr(x[(i0+i)*inPlane+gr*gIn:]), ptr(col[i*cols:]), C.long(ld), C.long(g.Channels), cg)
+						}
 						m = col
 					}
-					sgemm(false, true, coutG, rows, cols, 1, gy, cols, m, cols, 1, myW[gr*coutG*rows:], rows)
+					sgemm(false, true, coutG, rows, ld, 1, gy, ld, m, ld, 1, myW[gr*coutG*rows:], rows)
 				}
 				if gx != nil {
-					dst := gx[i*inPlane+gr*gIn : i*inPlane+(gr+1)*gIn]
-					beta := float32(1)
-					if overwrite {
-						beta = 0
-					}
 					if pointwise {
+						dst := gx[i0*inPlane+gr*gIn : i0*inPlane+(gr+1)*gIn]
+						beta := float32(1)
+						if overwrite {
+							beta = 0
+						}
 						sgemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, beta, dst, cols)
 						continue
 					}
-					sgemm(true, false, rows, cols, coutG, 1, w[gr*coutG*rows:], rows, gy, cols, 0, dcol, cols)
-					if overwrite {
-						clear(dst)
+					sgemm(true, false, rows, ld, coutG, 1, w[gr*coutG*rows:], rows, gy, ld, 0, dcol, ld)
+					for i := range nb {
+						dst := gx[(i0+i)*inPlane+gr*gIn : (i0+i)*inPlane+(gr+1)*gIn]
+						if overwrite {
+							clear(dst)
+						}
+						C.gd_col2im(ptr(dcol[i*cols:]), ptr(dst), C.long(ld), C.long(g.Channels), cg)
 					}
-					col2im(g, dcol, dst)
 				}
 			}
 			putBuf(col)
 			putBuf(dcol)
+			putBuf(dyb)
 		}
 	})
 	for wk := 1; wk < workers; wk++ {
@@ -299,207 +370,5 @@ func (b *Backend) convBackward(x, w, gout, gx, gw, gb []float32, overwrite bool,
 	}
 }
 
-// depthwiseForward convolves each channel with its own KH×KW filter.
-func (b *Backend) depthwiseForward(x, w, out []float32, n, c int, g planeGeom) {
-	hw := g.Height * g.Width
-	ohw := g.OutH * g.OutW
-	kk := g.KernelH * g.KernelW
-	b.parallel(n*c, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			ch := t % c
-			src := x[t*hw : (t+1)*hw]
-			dst := out[t*ohw : (t+1)*ohw]
-			filt := w[ch*kk : (ch+1)*kk]
-			clear(dst)
-			for ky := 0; ky < g.KernelH; ky++ {
-				for kx := 0; kx < g.KernelW; kx++ {
-					wv := filt[ky*g.KernelW+kx]
-					offY := ky*g.DilationH - g.PadH
-					offX := kx*g.DilationW - g.PadW
-					for oy := 0; oy < g.OutH; oy++ {
-						iy := oy*g.StrideH + offY
-						if iy < 0 || iy >= g.Height {
-							continue
-						}
-						row := src[iy*g.Width : (iy+1)*g.Width]
-						d := dst[oy*g.OutW : (oy+1)*g.OutW]
-						ox0, ox1 := validRange(g.OutW, g.StrideW, offX, g.Width)
-						if g.StrideW == 1 {
-							s := row[ox0+offX : ox1+offX]
-							dd := d[ox0:ox1]
-							for k, v := range s {
-								dd[k] += wv * v
-							}
-							continue
-						}
-						for ox := ox0; ox < ox1; ox++ {
-							d[ox] += wv * row[ox*g.StrideW+offX]
-						}
-					}
-				}
-			}
-		}
-	})
-}
 
-func (b *Backend) depthwiseBackward(x, w, gout, gx, gw []float32, n, c int, g planeGeom) {
-	hw := g.Height * g.Width
-	ohw := g.OutH * g.OutW
-	kk := g.KernelH * g.KernelW
-	// Parallel over channels so each worker owns its filter's gradient.
-	b.parallel(c, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			filt := w[ch*kk : (ch+1)*kk]
-			for i := 0; i < n; i++ {
-				t := i*c + ch
-				src := x[t*hw : (t+1)*hw]
-				gsrc := gx
-				if gx != nil {
-					gsrc = gx[t*hw : (t+1)*hw]
-				}
-				gd := gout[t*ohw : (t+1)*ohw]
-				for ky := 0; ky < g.KernelH; ky++ {
-					for kx := 0; kx < g.KernelW; kx++ {
-						k := ky*g.KernelW + kx
-						wv := filt[k]
-						offY := ky*g.DilationH - g.PadH
-						offX := kx*g.DilationW - g.PadW
-						ox0, ox1 := validRange(g.OutW, g.StrideW, offX, g.Width)
-						var acc float32
-						for oy := 0; oy < g.OutH; oy++ {
-							iy := oy*g.StrideH + offY
-							if iy < 0 || iy >= g.Height {
-								continue
-							}
-							row := src[iy*g.Width : (iy+1)*g.Width]
-							d := gd[oy*g.OutW : (oy+1)*g.OutW]
-							for ox := ox0; ox < ox1; ox++ {
-								ix := ox*g.StrideW + offX
-								acc += d[ox] * row[ix]
-								if gsrc != nil {
-									gsrc[iy*g.Width+ix] += d[ox] * wv
-								}
-							}
-						}
-						if gw != nil {
-							gw[ch*kk+k] += acc
-						}
-					}
-				}
-			}
-		}
-	})
-}
 
-// validRange returns the output columns [lo, hi) whose input column
-// ox·stride+off lies inside [0, width).
-func validRange(outW, stride, off, width int) (int, int) {
-	lo := 0
-	if off < 0 {
-		lo = (-off + stride - 1) / stride
-	}
-	hi := outW
-	if last := width - 1 - off; last < 0 {
-		hi = 0
-	} else if m := last/stride + 1; m < hi {
-		hi = m
-	}
-	return min(lo, hi), hi
-}
-
-// im2col writes the patch matrix (ColRows × ColCols) of one image group
-// (CHW) into col. Each patch row is built from the valid column range of
-// the input row, so the inner loops carry no bounds tests.
-func im2col(g planeGeom, image, col []float32) {
-	ohw := g.OutH * g.OutW
-	row := 0
-	for c := 0; c < g.Channels; c++ {
-		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
-		for ky := 0; ky < g.KernelH; ky++ {
-			offY := ky*g.DilationH - g.PadH
-			for kx := 0; kx < g.KernelW; kx++ {
-				dst := col[row*ohw : (row+1)*ohw]
-				row++
-				offX := kx*g.DilationW - g.PadW
-				lo, hi := validRange(g.OutW, g.StrideW, offX, g.Width)
-				for oy := 0; oy < g.OutH; oy++ {
-					d := dst[oy*g.OutW : (oy+1)*g.OutW]
-					iy := oy*g.StrideH + offY
-					if iy < 0 || iy >= g.Height {
-						clear(d)
-						continue
-					}
-					clear(d[:lo])
-					clear(d[hi:])
-					if lo >= hi {
-						// This kernel column falls in the padding for every output.
-						continue
-					}
-					src := plane[iy*g.Width : (iy+1)*g.Width]
-					switch g.StrideW {
-					case 1:
-						copy(d[lo:hi], src[lo+offX:hi+offX])
-					case 2:
-						s := src[2*lo+offX:]
-						dd := d[lo:hi]
-						_ = s[2*(len(dd)-1)]
-						for j := range dd {
-							dd[j] = s[2*j]
-						}
-					default:
-						for ox := lo; ox < hi; ox++ {
-							d[ox] = src[ox*g.StrideW+offX]
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
-// col2im adds the patch matrix col back into image (CHW), the adjoint of im2col.
-func col2im(g planeGeom, col, image []float32) {
-	ohw := g.OutH * g.OutW
-	row := 0
-	for c := 0; c < g.Channels; c++ {
-		plane := image[c*g.Height*g.Width : (c+1)*g.Height*g.Width]
-		for ky := 0; ky < g.KernelH; ky++ {
-			offY := ky*g.DilationH - g.PadH
-			for kx := 0; kx < g.KernelW; kx++ {
-				src := col[row*ohw : (row+1)*ohw]
-				row++
-				offX := kx*g.DilationW - g.PadW
-				lo, hi := validRange(g.OutW, g.StrideW, offX, g.Width)
-				if lo >= hi {
-					continue
-				}
-				for oy := 0; oy < g.OutH; oy++ {
-					iy := oy*g.StrideH + offY
-					if iy < 0 || iy >= g.Height {
-						continue
-					}
-					dst := plane[iy*g.Width : (iy+1)*g.Width]
-					s := src[oy*g.OutW+lo : oy*g.OutW+hi]
-					switch g.StrideW {
-					case 1:
-						d := dst[lo+offX : hi+offX]
-						d = d[:len(s)]
-						for j, v := range s {
-							d[j] += v
-						}
-					case 2:
-						d := dst[2*lo+offX:]
-						_ = d[2*(len(s)-1)]
-						for j, v := range s {
-							d[2*j] += v
-						}
-					default:
-						for j, v := range s {
-							dst[(lo+j)*g.StrideW+offX] += v
-						}
-					}
-				}
-			}
-		}
-	}
-}

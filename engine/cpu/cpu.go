@@ -12,7 +12,7 @@
 // Memory is host memory shared with the reference backend (*ref.Buffer),
 // cached by power-of-two size so a training step reuses the previous
 // step's buffers once the engine has released them. Kernels that have no
-// faster CPU form than the reference loop (softmax, gathers, losses,
+// faster CPU form than the reference loop (softmax, gathers, row losses,
 // ROIAlign) call package ref, on sub-ranges across workers where that
 // pays.
 //
@@ -54,7 +54,10 @@ type Backend struct {
 	ref *ref.Backend
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.ActivationFuser = (*Backend)(nil)
+)
 
 var setThreads sync.Once
 
@@ -63,7 +66,10 @@ func New(workers int) *Backend {
 	if workers < 1 {
 		workers = 1
 	}
-	setThreads.Do(func() { C.openblas_set_num_threads(1) })
+	setThreads.Do(func() {
+		chooseOpenBLASCore()
+		C.openblas_set_num_threads(1)
+	})
 	return &Backend{workers: workers, ref: ref.New()}
 }
 
@@ -72,7 +78,11 @@ func (b *Backend) Name() string { return Name }
 
 // Describe implements backend.Backend.
 func (b *Backend) Describe() string {
-	return fmt.Sprintf("cpu: %d workers, OpenBLAS %s", b.workers, OpenBLASConfig())
+	d := fmt.Sprintf("cpu: %d workers, OpenBLAS %s", b.workers, OpenBLASConfig())
+	if c := OpenBLASCoreChoice(); c != "" {
+		d += " (" + c + ")"
+	}
+	return d
 }
 
 // Workers is how many goroutines a kernel uses at most.
@@ -224,12 +234,6 @@ func (b *Backend) ROIAlign(a backend.ROIAlignArgs) { b.ref.ROIAlign(a) }
 
 // ROIAlignBackward implements backend.Backend.
 func (b *Backend) ROIAlignBackward(a backend.ROIAlignBackwardArgs) { b.ref.ROIAlignBackward(a) }
-
-// Loss implements backend.Backend.
-func (b *Backend) Loss(a backend.LossArgs) { b.ref.Loss(a) }
-
-// LossBackward implements backend.Backend.
-func (b *Backend) LossBackward(a backend.LossBackwardArgs) { b.ref.LossBackward(a) }
 
 // PairwiseDistance implements backend.Backend.
 func (b *Backend) PairwiseDistance(a backend.PairwiseDistanceArgs) { b.ref.PairwiseDistance(a) }

@@ -1,8 +1,6 @@
 package cpu
 
 import (
-	"math"
-
 	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/ref"
 )
@@ -13,8 +11,8 @@ func (b *Backend) Unary(a backend.UnaryArgs) {
 	const k = "Unary"
 	x := floats(k, a.X, a.N)
 	y := floats(k, a.Y, a.N)
-	if a.Op == backend.UnaryReLU {
-		b.parallelRange(a.N, func(lo, hi int) { reluRange(y[lo:hi], x[lo:hi]) })
+	if a.Op == backend.UnaryReLU || a.Op == backend.UnaryClamp {
+		b.activation(a.Op, y, x, a.Alpha, a.Beta)
 		return
 	}
 	f := ref.UnaryFunc(a.Op, a.Alpha, a.Beta)
@@ -26,20 +24,6 @@ func (b *Backend) Unary(a backend.UnaryArgs) {
 	})
 }
 
-// reluRange writes max(x, 0) into dst; NaN stays NaN. Activations are
-// positive or negative at random, so it masks instead of branching. As an
-// int32, a float is a negative number or −0 (to be zeroed) exactly when it
-// lies in [math.MinInt32, −0x800000]: beyond that are the negative NaNs
-// (x86 makes NaNs negative), so both x and x + 0x7fffff are negative.
-func reluRange(dst, src []float32) {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		x := int32(math.Float32bits(v))
-		zero := uint32((x & (x + 0x7fffff)) >> 31)
-		dst[i] = math.Float32frombits(uint32(x) &^ zero)
-	}
-}
-
 // UnaryBackward implements backend.Backend.
 func (b *Backend) UnaryBackward(a backend.UnaryBackwardArgs) {
 	const k = "UnaryBackward"
@@ -48,11 +32,15 @@ func (b *Backend) UnaryBackward(a backend.UnaryBackwardArgs) {
 		return
 	}
 	dy := floats(k, a.DY, a.N)
-	y := floats(k, a.Y, a.N)
-	if a.Op == backend.UnaryReLU {
-		b.parallelRange(a.N, func(lo, hi int) { reluGradRange(dx[lo:hi], dy[lo:hi], y[lo:hi], acc) })
+	switch a.Op {
+	case backend.UnaryReLU:
+		b.activationGrad(a.Op, dx, dy, nil, floats(k, a.Y, a.N), 0, 0, acc)
+		return
+	case backend.UnaryClamp:
+		b.activationGrad(a.Op, dx, dy, floats(k, a.X, a.N), nil, a.Alpha, a.Beta, acc)
 		return
 	}
+	y := floats(k, a.Y, a.N)
 	x := floats(k, a.X, a.N)
 	df := ref.UnaryDerivative(a.Op, a.Alpha, a.Beta)
 	b.parallelRange(a.N, func(lo, hi int) {
@@ -65,23 +53,6 @@ func (b *Backend) UnaryBackward(a backend.UnaryBackwardArgs) {
 			}
 		}
 	})
-}
-
-// reluGradRange passes dy where the ReLU output y is not ≤ 0 and writes 0
-// elsewhere, branch-free. A ReLU output is +0, positive or NaN, so that is
-// where its bits are non-zero: −int64(bits) is then negative.
-func reluGradRange(dx, dy, y []float32, accumulate bool) {
-	dx = dx[:len(dy)]
-	y = y[:len(dy)]
-	for i, g := range dy {
-		keep := uint32(-int64(math.Float32bits(y[i])) >> 63)
-		masked := math.Float32frombits(math.Float32bits(g) & keep)
-		if accumulate {
-			dx[i] += masked
-		} else {
-			dx[i] = masked
-		}
-	}
 }
 
 // forEachRun calls fn for every run of the innermost dimension of shape:

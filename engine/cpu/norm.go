@@ -7,8 +7,10 @@ import (
 	"github.com/gidedge/gidedge/engine/ref"
 )
 
-// BatchNorm implements backend.Backend: statistics per channel across
-// workers (float64 sums), then the normalisation per plane.
+// BatchNorm implements backend.Backend: in training, each worker takes a
+// run of channels and, per channel, computes the statistics in one pass
+// and normalises (and activates, with Act) while the channel is still in
+// cache (loops.c).
 func (b *Backend) BatchNorm(a backend.BatchNormArgs) {
 	const k = "BatchNorm"
 	n, c, hw := a.N, a.C, a.HW
@@ -24,54 +26,48 @@ func (b *Backend) BatchNorm(a backend.BatchNormArgs) {
 	mean := floats(k, a.Mean, c)
 	invStd := floats(k, a.InvStd, c)
 	m := n * hw
-	if a.Training {
-		if m < 2 {
-			backend.Fail(Name, k, "training needs more than one value per channel, got %d", m)
-		}
-		b.parallel(c, func(lo, hi int) {
-			for ch := lo; ch < hi; ch++ {
-				var s, ss float64
-				for i := 0; i < n; i++ {
-					for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-						s += float64(v)
-					}
-				}
-				mu := s / float64(m)
-				for i := 0; i < n; i++ {
-					for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-						d := float64(v) - mu
-						ss += d * d
-					}
-				}
-				mean[ch] = float32(mu)
-				invStd[ch] = float32(1 / math.Sqrt(ss/float64(m)+float64(a.Eps)))
-				rm[ch] = (1-a.Momentum)*rm[ch] + a.Momentum*float32(mu)
-				rv[ch] = (1-a.Momentum)*rv[ch] + a.Momentum*float32(ss/float64(m-1))
-			}
-		})
-	} else {
-		for ch := 0; ch < c; ch++ {
-			mean[ch] = rm[ch]
-			invStd[ch] = float32(1 / math.Sqrt(float64(rv[ch])+float64(a.Eps)))
-		}
+	if a.Training && m < 2 {
+		backend.Fail(Name, k, "training needs more than one value per channel, got %d", m)
 	}
-	b.parallel(n*c, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			ch := t % c
-			scale := gamma[ch] * invStd[ch]
-			shift := beta[ch] - mean[ch]*scale
-			dst := y[t*hw : (t+1)*hw]
-			for j, v := range x[t*hw : (t+1)*hw] {
-				dst[j] = v*scale + shift
-			}
+	if c == 0 {
+		return
+	}
+	if a.Act != 0 && !b.FusesActivation(a.Act) {
+		backend.Fail(Name, k, "activation %v cannot be fused", a.Act)
+	}
+	if a.Training {
+		variance := b.batchNormTrain(x, y, gamma, beta, mean, invStd, n, c, hw, a.Eps, a.Act, a.ActAlpha, a.ActBeta)
+		for ch, v := range variance {
+			rm[ch] = (1-a.Momentum)*rm[ch] + a.Momentum*mean[ch]
+			rv[ch] = (1-a.Momentum)*rv[ch] + a.Momentum*float32(v*float64(m)/float64(m-1))
 		}
-	})
+		return
+	}
+	scale, shift := make([]float32, c), make([]float32, c)
+	for ch := range c {
+		mean[ch] = rm[ch]
+		invStd[ch] = float32(1 / math.Sqrt(float64(rv[ch])+float64(a.Eps)))
+		scale[ch] = gamma[ch] * invStd[ch]
+		shift[ch] = beta[ch] - mean[ch]*scale[ch]
+	}
+	b.batchNormApply(x, y, scale, shift, n, c, hw, a.Act, a.ActAlpha, a.ActBeta)
 }
 
-// BatchNormBackward implements backend.Backend, one channel per task.
+// FusesActivation implements backend.ActivationFuser: ReLU and clamp
+// (ReLU6) run in batch norm's own pass.
+func (b *Backend) FusesActivation(op backend.UnaryOp) bool {
+	return op == backend.UnaryReLU || op == backend.UnaryClamp
+}
+
+// BatchNormBackward implements backend.Backend: per channel, the two sums
+// in one pass and the input gradient in a second while the channel is in
+// cache (loops.c).
 func (b *Backend) BatchNormBackward(a backend.BatchNormBackwardArgs) {
 	const k = "BatchNormBackward"
 	n, c, hw := a.N, a.C, a.HW
+	if n < 0 || c < 0 || hw < 0 {
+		backend.Fail(Name, k, "negative geometry %d×%d×%d", n, c, hw)
+	}
 	x := floats(k, a.X, n*c*hw)
 	dy := floats(k, a.DY, n*c*hw)
 	gamma := floats(k, a.Gamma, c)
@@ -80,53 +76,34 @@ func (b *Backend) BatchNormBackward(a backend.BatchNormBackwardArgs) {
 	gx, accX := dest(k, a.DX, n*c*hw)
 	gg, accG := dest(k, a.DGamma, c)
 	gb, accB := dest(k, a.DBeta, c)
-	m := n * hw
-	put := func(dst []float32, i int, v float32, acc bool) {
-		if acc {
-			dst[i] += v
-		} else {
-			dst[i] = v
+	if c == 0 || (gx == nil && gg == nil && gb == nil) {
+		return
+	}
+	var beta []float32
+	if a.Act != 0 {
+		if !b.FusesActivation(a.Act) {
+			backend.Fail(Name, k, "activation %v cannot be fused", a.Act)
+		}
+		beta = floats(k, a.Beta, c)
+	}
+	sumG, sumGX := b.batchNormBackward(a, x, dy, gx, accX, gamma, beta, mean, invStd)
+	for ch := range c {
+		if gg != nil {
+			put(gg, ch, float32(sumGX[ch]), accG)
+		}
+		if gb != nil {
+			put(gb, ch, float32(sumG[ch]), accB)
 		}
 	}
-	b.parallel(c, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			var sumG, sumGX float64
-			mu, is := mean[ch], invStd[ch]
-			for i := 0; i < n; i++ {
-				off := (i*c + ch) * hw
-				xs := x[off : off+hw]
-				for j, g := range dy[off : off+hw] {
-					sumG += float64(g)
-					sumGX += float64(g) * float64((xs[j]-mu)*is)
-				}
-			}
-			if gg != nil {
-				put(gg, ch, float32(sumGX), accG)
-			}
-			if gb != nil {
-				put(gb, ch, float32(sumG), accB)
-			}
-			if gx == nil {
-				continue
-			}
-			scale := gamma[ch] * is
-			meanG := float32(sumG / float64(m))
-			meanGX := float32(sumGX / float64(m))
-			for i := 0; i < n; i++ {
-				off := (i*c + ch) * hw
-				xs := x[off : off+hw]
-				dst := gx[off : off+hw]
-				for j, g := range dy[off : off+hw] {
-					v := g * scale
-					if a.Training {
-						xhat := (xs[j] - mu) * is
-						v = scale * (g - meanG - xhat*meanGX)
-					}
-					put(dst, j, v, accX)
-				}
-			}
-		}
-	})
+}
+
+// put writes v into dst[i], or adds it when accumulating.
+func put(dst []float32, i int, v float32, accumulate bool) {
+	if accumulate {
+		dst[i] += v
+	} else {
+		dst[i] = v
+	}
 }
 
 // Plane kernels: pooling and upsampling work plane by plane, so the

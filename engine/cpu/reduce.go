@@ -1,11 +1,20 @@
 package cpu
 
+/*
+#include "loops.h"
+*/
+import "C"
+
 import "github.com/gidedge/gidedge/engine/backend"
 
 // Reduce implements backend.Backend. Reductions over one contiguous block
-// of axes (sums over an axis, over everything, squared norms) run as
-// [outer, size, inner] loops; other patterns (several separate blocks, as
-// the adjoint of a broadcast over both ends) go to the reference kernel.
+// of axes (sums over an axis, over everything, squared norms, and the
+// adjoint of a broadcast that added nothing: no axis) run as
+// [outer, size, inner] loops in C (loops.c): whole rows in double from
+// float lanes, split across workers when there are few rows (partial sums
+// added in worker order); columns in float, split by column. Other
+// patterns (several separate blocks, as the adjoint of a broadcast over
+// both ends) and maxima go to the reference kernel.
 func (b *Backend) Reduce(a backend.ReduceArgs) {
 	const k = "Reduce"
 	outer, size, inner, ok := reduceBlock(a.Shape, a.Axes)
@@ -18,46 +27,59 @@ func (b *Backend) Reduce(a backend.ReduceArgs) {
 	}
 	src := floats(k, a.Src, outer*size*inner)
 	dst, acc := dest(k, a.Dst, outer*inner)
-	square := a.Op == backend.ReduceSumSquares
-	write := func(o int, v float32) {
+	square := cbool(a.Op == backend.ReduceSumSquares)
+	write := func(o int, v float64) {
 		if acc {
-			dst[o] += v
+			dst[o] += float32(float64(a.Alpha) * v)
 		} else {
-			dst[o] = v
+			dst[o] = float32(float64(a.Alpha) * v)
 		}
 	}
-	if inner == 1 {
-		// Whole rows: accumulate each in float64.
-		for o := 0; o < outer; o++ {
-			var s float64
-			for _, v := range src[o*size : (o+1)*size] {
-				if square {
-					s += float64(v) * float64(v)
-				} else {
-					s += float64(v)
-				}
-			}
-			write(o, float32(float64(a.Alpha)*s))
-		}
+	switch {
+	case outer*inner == 0:
 		return
-	}
-	// Rows of inner values: add contiguous rows in float32.
-	row := getZeroed(inner)
-	defer putBuf(row)
-	for o := 0; o < outer; o++ {
-		clear(row)
-		for s := 0; s < size; s++ {
-			in := src[(o*size+s)*inner : (o*size+s+1)*inner]
-			for j, v := range in {
-				if square {
-					row[j] += v * v
-				} else {
-					row[j] += v
-				}
-			}
+	case size == 0:
+		for o := range dst {
+			write(o, 0)
 		}
-		for j, v := range row {
-			write(o*inner+j, a.Alpha*v)
+	case size == 1 && a.Op == backend.ReduceSum:
+		// Nothing is reduced: a scaled copy.
+		b.parallelRange(len(dst), func(lo, hi int) {
+			C.gd_scale(ptr(dst[lo:hi]), ptr(src[lo:hi]), C.long(hi-lo), C.float(a.Alpha), cbool(acc))
+		})
+	case inner == 1 && outer >= b.workers:
+		b.parallel(outer, func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				write(o, float64(C.gd_sum(ptr(src[o*size:(o+1)*size]), C.long(size), square)))
+			}
+		})
+	case inner == 1:
+		// Few long rows (a whole-tensor sum, a squared norm): each row is
+		// split across the workers.
+		for o := 0; o < outer; o++ {
+			row := src[o*size : (o+1)*size]
+			parts := make([]float64, b.workers)
+			per := (size + b.workers - 1) / b.workers
+			b.parallel(b.workers, func(lo, hi int) {
+				for w := lo; w < hi; w++ {
+					s, e := min(size, w*per), min(size, (w+1)*per)
+					if s < e {
+						parts[w] = float64(C.gd_sum(ptr(row[s:e]), C.long(e-s), square))
+					}
+				}
+			})
+			var total float64
+			for _, p := range parts {
+				total += p
+			}
+			write(o, total)
+		}
+	default:
+		for o := 0; o < outer; o++ {
+			block, out := src[o*size*inner:(o+1)*size*inner], dst[o*inner:(o+1)*inner]
+			b.parallelColumns(inner, func(c0, c1 int) {
+				C.gd_colsum(ptr(block), ptr(out), C.long(size), C.long(inner), C.long(c0), C.long(c1), C.float(a.Alpha), cbool(acc), square)
+			})
 		}
 	}
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"syscall"
 	"time"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/profile"
 )
 
 // Tolerance bounds the disagreement between analytic and numeric gradients:
@@ -121,10 +121,4 @@ func Edit(t *engine.Tensor, fn func(v []float32)) *engine.Tensor {
 // CPUTime is the process's user and system time so far: benchmarks report
 // it beside wall time because other load on a shared machine distorts it
 // less.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func CPUTime() time.Duration { return profile.CPUTime() }

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/gidedge/gidedge/engine"
+	"github.com/gidedge/gidedge/engine/backend"
 )
 
 // Conv2d is a convolution layer with weight [Cout, Cin/groups, K, K] and
@@ -74,6 +75,15 @@ func (b *BatchNorm2d) Forward(x *engine.Tensor, training bool) *engine.Tensor {
 	return engine.BatchNorm2d(x, b.Gamma, b.Beta, &b.State, training)
 }
 
+// ForwardAct is act.Apply(Forward(x, training)), with ReLU and ReLU6 run
+// inside batch norm's kernel where the device fuses them.
+func (b *BatchNorm2d) ForwardAct(x *engine.Tensor, training bool, act Activation) *engine.Tensor {
+	if f, ok := act.fused(); ok {
+		return engine.BatchNorm2dAct(x, b.Gamma, b.Beta, &b.State, training, f)
+	}
+	return act.Apply(b.Forward(x, training))
+}
+
 // Visit implements Module.
 func (b *BatchNorm2d) Visit(prefix string, v Visitor) {
 	v(Join(prefix, "weight"), b.Gamma, true)
@@ -112,6 +122,18 @@ func (a Activation) Apply(x *engine.Tensor) *engine.Tensor {
 	return x
 }
 
+// fused returns the engine's form of the activations batch norm can apply
+// in its own kernel (ReLU, ReLU6).
+func (a Activation) fused() (engine.Activation, bool) {
+	switch a {
+	case ActReLU:
+		return engine.Activation{Op: backend.UnaryReLU}, true
+	case ActReLU6:
+		return engine.Activation{Op: backend.UnaryClamp, Alpha: 0, Beta: 6}, true
+	}
+	return engine.Activation{}, false
+}
+
 // ConvBNAct is conv → batch norm → activation, the unit of both backbones.
 type ConvBNAct struct {
 	Conv *Conv2d
@@ -127,7 +149,7 @@ func NewConvBNAct(rng *rand.Rand, c ConvConfig, act Activation) *ConvBNAct {
 
 // Forward applies the block.
 func (b *ConvBNAct) Forward(x *engine.Tensor, training bool) *engine.Tensor {
-	return b.Act.Apply(b.BN.Forward(b.Conv.Forward(x), training))
+	return b.BN.ForwardAct(b.Conv.Forward(x), training, b.Act)
 }
 
 // Visit implements Module.

@@ -146,6 +146,7 @@ func (r *Backend) BatchNorm(a backend.BatchNormArgs) {
 	if a.Training && m < 2 {
 		backend.Fail(Name, k, "training needs more than one value per channel, got %d", m)
 	}
+	act := fusedActivation(a.Act, a.ActAlpha, a.ActBeta)
 	for c := 0; c < a.C; c++ {
 		plane := func(i int) []float32 { return x[(i*a.C+c)*a.HW : (i*a.C+c+1)*a.HW] }
 		var mu, variance float64
@@ -168,15 +169,36 @@ func (r *Backend) BatchNorm(a backend.BatchNormArgs) {
 		} else {
 			mu, variance = float64(rm[c]), float64(rv[c])
 		}
-		is := 1 / math.Sqrt(variance+float64(a.Eps))
-		mean[c], invStd[c] = float32(mu), float32(is)
+		// The statistics written are the ones used, so that the backward
+		// pass can recompute z exactly.
+		mean[c], invStd[c] = float32(mu), float32(1/math.Sqrt(variance+float64(a.Eps)))
 		for i := 0; i < a.N; i++ {
 			out := y[(i*a.C+c)*a.HW : (i*a.C+c+1)*a.HW]
 			for j, v := range plane(i) {
-				out[j] = float32((float64(v)-mu)*is*float64(gamma[c]) + float64(beta[c]))
+				out[j] = act(normalised(v, mean[c], invStd[c], gamma[c], beta[c]))
 			}
 		}
 	}
+}
+
+// normalised is batch norm's z = (x − mean)·invStd·gamma + beta.
+func normalised(x, mean, invStd, gamma, beta float32) float32 {
+	return float32((float64(x)-float64(mean))*float64(invStd)*float64(gamma) + float64(beta))
+}
+
+// FusesActivation implements backend.ActivationFuser: every pointwise
+// function can follow the normalisation.
+func (r *Backend) FusesActivation(op backend.UnaryOp) bool {
+	return op >= backend.UnaryScale && op <= backend.UnaryTanh
+}
+
+// fusedActivation returns the function BatchNormArgs.Act names (the
+// identity for none).
+func fusedActivation(op backend.UnaryOp, alpha, beta float32) func(float32) float32 {
+	if op == 0 {
+		return func(z float32) float32 { return z }
+	}
+	return UnaryFunc(op, alpha, beta)
 }
 
 // BatchNormBackward implements backend.Backend.
@@ -192,6 +214,19 @@ func (r *Backend) BatchNormBackward(a backend.BatchNormBackwardArgs) {
 	dgamma := dest(k, a.DGamma, a.C)
 	dbeta := dest(k, a.DBeta, a.C)
 	m := float64(a.N * a.HW)
+	if a.Act != 0 {
+		// The gradient reaching the normalised values: dy·act′(z), with z
+		// recomputed as the forward pass made it.
+		beta := Floats(Name, k, a.Beta, a.C)
+		f, df := fusedActivation(a.Act, a.ActAlpha, a.ActBeta), UnaryDerivative(a.Act, a.ActAlpha, a.ActBeta)
+		g := make([]float32, n)
+		for j := range g {
+			c := j / a.HW % a.C
+			z := normalised(x[j], mean[c], invStd[c], gamma[c], beta[c])
+			g[j] = dy[j] * df(z, f(z))
+		}
+		dy = g
+	}
 	for c := 0; c < a.C; c++ {
 		mu, is := float64(mean[c]), float64(invStd[c])
 		var sumG, sumGX float64

@@ -104,7 +104,10 @@ type Backend struct {
 	fresh atomic.Int64
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend         = (*Backend)(nil)
+	_ backend.ActivationFuser = (*Backend)(nil)
+)
 
 // New returns a reference backend.
 func New() *Backend { return &Backend{} }
