@@ -639,11 +639,11 @@ func (t *translator) subModule(chosen []bool, inputs, outputs []models.GraphPort
 	return m
 }
 
-// followsInput runs the imported parts on a batch of 2 at a larger image
-// size and checks their outputs' strides: reshape and resize targets were
+// followsInput runs the imported parts on a batch of 2 at an image 32
+// pixels larger and checks their outputs' strides: reshape and resize targets were
 // rewritten to follow the input, and this proves they do.
 func followsInput(bb, neck *models.GraphModule, trace []int) (shape []int, err error) {
-	shape = []int{2, 3, trace[2] + 64, trace[3] + 64}
+	shape = []int{2, 3, trace[2] + 32, trace[3] + 32}
 	err = engine.Guard(func() error {
 		engine.NoGrad(func() {
 			x := engine.Zeros(shape...)
