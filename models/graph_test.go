@@ -277,3 +277,32 @@ func TestPretrainedWeights(t *testing.T) {
 		t.Fatalf("file: %d tensors, meta %v, %v", len(tensors), meta[MetaFormat], err)
 	}
 }
+
+// FuzzParseGraphConfig feeds configs with imported graphs to ParseConfig:
+// it returns an error or a valid config, never panics, and a reshape
+// dimension's string form reads back to itself.
+func FuzzParseGraphConfig(f *testing.F) {
+	cfg, err := Named("retinanet-tiny")
+	if err != nil {
+		f.Fatal(err)
+	}
+	bb, neck := miniGraphs()
+	cfg.Backbone = BackboneConfig{Type: BackboneImported, Graph: bb}
+	cfg.Neck, cfg.FPN.Channels = neck, 12
+	f.Add(cfg.JSON(), "in0*in2/4")
+	f.Add([]byte(`{"name":"x","backbone":{"type":"imported","graph":{"inputs":[],"outputs":[],"nodes":[{"name":"a","op":"conv","inputs":[],"outputs":["b"],"pad":[]}]}}}`), "in9")
+	f.Add([]byte(`{"backbone":{"type":"imported","graph":{"nodes":[{"op":"reshape","shape":["in1/0", -7, "x"]}]}}}`), "3")
+	f.Fuzz(func(t *testing.T, data []byte, dim string) {
+		if c, err := ParseConfig(data, "fuzz"); err == nil {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("ParseConfig accepted a config Validate refuses: %v", err)
+			}
+		}
+		if d, err := ParseReshapeDim(dim); err == nil {
+			back, err := ParseReshapeDim(d.String())
+			if err != nil || back.String() != d.String() {
+				t.Fatalf("%q → %v → %q: %v", dim, d, back, err)
+			}
+		}
+	})
+}

@@ -329,6 +329,7 @@ func prune(m *onnxpb.ModelProto, path string, outputs []string) (*onnxpb.ModelPr
 // importer does not translate, joined.
 func checkSupport(m *onnxpb.ModelProto, opset int64) error {
 	var errs []error
+	unknown := false
 	for _, n := range m.Graph.Node {
 		if n.Domain != "" && n.Domain != "ai.onnx" {
 			errs = append(errs, unsupported(n, opset, fmt.Sprintf("custom domain %q: only default-domain ops are translated", n.Domain)))
@@ -337,10 +338,14 @@ func checkSupport(m *onnxpb.ModelProto, opset int64) error {
 		info, ok := OpTable[n.OpType]
 		switch {
 		case !ok:
-			errs = append(errs, unsupported(n, opset, "op type not translated (translated: "+supportedList()+")"))
+			errs = append(errs, unsupported(n, opset, "op type not translated"))
+			unknown = true
 		case opset < info.Since:
 			errs = append(errs, unsupported(n, opset, fmt.Sprintf("translated from opset %d", info.Since)))
 		}
+	}
+	if unknown {
+		errs = append(errs, fmt.Errorf("onnximport: the ops translated are %s", supportedList()))
 	}
 	return errors.Join(errs...)
 }

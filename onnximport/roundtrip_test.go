@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gidedge/gidedge/dataset/synth"
+	"github.com/gidedge/gidedge/distill"
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/checkpoint"
 	"github.com/gidedge/gidedge/engine/nn"
@@ -240,7 +241,10 @@ func TestRoundTripNamedConfigs(t *testing.T) {
 				worst := compareDetectors(t, orig, d, cfg.Input.Size)
 				t.Logf("take %s: %d imported tensors, %d copied, worst relative difference %.2g (import parity %.2g)", take, n, copied, worst, res.Worst)
 			}
-			trainsImported(t, filepath.Join(dir, TakeAll+".json"))
+			run := trainsImported(t, filepath.Join(dir, TakeAll+".json"))
+			if strings.HasSuffix(name, "-tiny") {
+				distillsImported(t, name, filepath.Join(dir, TakeAll+".json"), filepath.Join(run, train.LastFile))
+			}
 		})
 	}
 }
@@ -248,7 +252,7 @@ func TestRoundTripNamedConfigs(t *testing.T) {
 // trainsImported trains an imported config for two epochs of one step,
 // the backbone frozen in the first: the frozen epoch must leave the
 // imported weights alone and move the head; the second must move both.
-func trainsImported(t *testing.T, config string) {
+func trainsImported(t *testing.T, config string) string {
 	t.Helper()
 	cfg, err := models.Resolve(config)
 	if err != nil {
@@ -299,5 +303,32 @@ func trainsImported(t *testing.T, config string) {
 	after = read(filepath.Join(out, train.LastFile))
 	if m, _ := moved("backbone."); !m {
 		t.Errorf("the backbone did not train after its frozen epoch")
+	}
+	return out
+}
+
+// distillsImported runs GID both ways: the trained imported detector as
+// the teacher of the plain named config, and the imported config as the
+// student of it (a teacher of the same layout).
+func distillsImported(t *testing.T, plain, imported, teacher string) {
+	t.Helper()
+	student, err := models.Resolve(imported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	student.NumClasses, student.ClassNames = 0, nil
+	named, err := models.Named(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []models.Config{named, student} {
+		res, err := distill.Run(context.Background(), distill.RunOptions{Teacher: teacher, Train: train.Options{
+			Config: s, Data: tinySet(t), ValSplit: train.NoEval, Out: t.TempDir(), Epochs: 1, Batch: 4, Seed: 2, StopAfter: 1}})
+		if err != nil {
+			t.Fatalf("distil %s from the imported teacher: %v", s.Name, err)
+		}
+		if res.Steps != 1 {
+			t.Fatalf("distil %s: %d steps", s.Name, res.Steps)
+		}
 	}
 }
