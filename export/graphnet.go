@@ -40,9 +40,11 @@ func traceGraph(m *models.GraphModule, size int) graphShapes {
 
 // graph emits an imported graph (a backbone or a neck) reading the ONNX
 // tensors inputs, one per input port, and returns its output ports'
-// tensors. A convolution whose output only a batch norm reads is emitted
-// with the batch norm folded in, as everywhere else in an export.
-func (w *walker) graph(prefix string, m *models.GraphModule, inputs []string, size int) ([]string, error) {
+// tensors; outNames, when set, gives each output port its contract name
+// (the neck's feature_<i>), written by the node that computes it. A
+// convolution whose output only a batch norm reads is emitted with the
+// batch norm folded in, as everywhere else in an export.
+func (w *walker) graph(prefix string, m *models.GraphModule, inputs []string, size int, outNames []string) ([]string, error) {
 	g := m.Config
 	if len(inputs) != len(g.Inputs) {
 		return nil, fmt.Errorf("export: %s: %d inputs for a graph that reads %d", prefix, len(inputs), len(g.Inputs))
@@ -59,8 +61,12 @@ func (w *walker) graph(prefix string, m *models.GraphModule, inputs []string, si
 		}
 	}
 	ports := map[string]bool{}
-	for _, p := range g.Outputs {
+	contract := map[string]string{}
+	for i, p := range g.Outputs {
 		ports[p.Name] = true
+		if i < len(outNames) {
+			contract[p.Name] = outNames[i]
+		}
 	}
 	folded := map[int]bool{}
 	for i, n := range g.Nodes {
@@ -208,6 +214,9 @@ func (w *walker) graph(prefix string, m *models.GraphModule, inputs []string, si
 		if err != nil {
 			return nil, fmt.Errorf("export: %s: %w", base, err)
 		}
+		if c, ok := contract[n.Outputs[0]]; ok && n.Op != models.OpConstant {
+			out = w.rename(out, c)
+		}
 		names[n.Outputs[0]] = out
 	}
 	outs := make([]string, len(g.Outputs))
@@ -215,6 +224,10 @@ func (w *walker) graph(prefix string, m *models.GraphModule, inputs []string, si
 		name, ok := names[p.Name]
 		if !ok {
 			return nil, fmt.Errorf("export: %s: output %q is not computed by the graph", prefix, p.Name)
+		}
+		if c, ok := contract[p.Name]; ok && name != c {
+			// An output that is an input or a constant: copy it to its name.
+			name = w.g.op("Identity", w.g.reserve(c), []string{name})
 		}
 		outs[i] = name
 	}

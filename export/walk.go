@@ -91,7 +91,7 @@ func (w *walker) rename(y, out string) string {
 
 func (w *walker) backbone(prefix string, b models.Backbone, x string) ([3]string, error) {
 	if gb, ok := b.(*models.GraphBackbone); ok {
-		outs, err := w.graph(prefix, gb.Graph, []string{x}, w.size)
+		outs, err := w.graph(prefix, gb.Graph, []string{x}, w.size, nil)
 		if err != nil {
 			return [3]string{}, err
 		}
@@ -232,14 +232,9 @@ func (w *walker) neck(prefix string, f *models.FPN, cs [3]string, levels int) ([
 	if 3+len(f.Extra) != levels {
 		return nil, fmt.Errorf("export: %s: %d extra levels for %d pyramid levels, want %d", prefix, len(f.Extra), levels, levels-3)
 	}
-	ps, err := w.graph(prefix+".neck", f.Neck, cs[:], w.size)
+	out, err := w.graph(prefix+".neck", f.Neck, cs[:], w.size, []string{"feature_0", "feature_1", "feature_2"})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]string, 0, levels)
-	for i, p := range ps {
-		name := "feature_" + strconv.Itoa(i)
-		out = append(out, w.g.op("Identity", w.g.reserve(name), []string{p}))
 	}
 	return w.extra(prefix, f, out)
 }
