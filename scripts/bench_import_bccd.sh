@@ -11,7 +11,8 @@
 #   nanodet-pretrained the NanoDet backbone + neck with its COCO weights,
 #                      frozen for the first FREEZE epochs, trained alone
 #   nanodet-gid        the same, distilled with GID from the BCCD teacher
-#   teacher            retinanet-teacher (ResNet), TEACHER_EPOCHS epochs
+#   teacher            retinanet-teacher (ResNet), TEACHER_EPOCHS epochs, trained
+#                      when the first GID row needs it
 #
 # then exports the GID student to ONNX, quantizes it to INT8 (calibrated on
 # the training images) and times it in process and served by `gidedge
@@ -25,8 +26,8 @@
 # outermost, so one seed of every row is done before the next seed starts.
 # Run it under `nice -n 19` on a shared machine.
 #
-# Environment: OUT (runs/import-bccd), SEEDS ("1 2 3"), EPOCHS (12: the
-# students), TEACHER_EPOCHS (20), FREEZE (2), BATCH (8), SIZE (320),
+# Environment: OUT (runs/import-bccd), SEEDS ("1 2 3"), EPOCHS (8: the
+# students), TEACHER_EPOCHS (12), FREEZE (2), BATCH (8), SIZE (320),
 # BCCD (../shared/data/bccd), NANODET (../shared/models/nanodet_m_320.onnx),
 # GIDEDGE (bin/gidedge), LATENCY_N (200).
 set -euo pipefail
@@ -35,8 +36,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${OUT:-runs/import-bccd}"
 seeds="${SEEDS:-1 2 3}"
-epochs="${EPOCHS:-12}"
-teacher_epochs="${TEACHER_EPOCHS:-20}"
+epochs="${EPOCHS:-8}"
+teacher_epochs="${TEACHER_EPOCHS:-12}"
 freeze="${FREEZE:-2}"
 batch="${BATCH:-8}"
 size="${SIZE:-320}"
@@ -71,14 +72,23 @@ if [ -z "${TABLE_ONLY:-}" ]; then
     --out "$out/nanodet.safetensors" >"$out/import.log"
   [ -f "$out/nanodet-bn.json" ] || "$gidedge" import "${nanodet_flags[@]}" --unfold-bn --name nanodet-m-retinanet-bn \
     --out "$out/nanodet-bn.safetensors" >"$out/import-bn.log"
-  if [ ! -f "$out/teacher/summary.json" ]; then
-    echo "== teacher retinanet-teacher" >&2
-    "$gidedge" train --model retinanet-teacher "${common[@]}" --epochs "$teacher_epochs" --eval-every "$teacher_epochs" \
-      --seed 1 --out "$out/teacher" >"$out/teacher.log"
-  fi
-  score "$out/teacher"
+  # The teacher is trained when the first GID row needs it, so the rows
+  # without one come first.
+  teacher() {
+    if [ ! -f "$out/teacher/summary.json" ]; then
+      echo "== teacher retinanet-teacher" >&2
+      if [ -f "$out/teacher/last.safetensors" ]; then
+        "$gidedge" train --out "$out/teacher" --resume --quiet >>"$out/teacher.log"
+      else
+        "$gidedge" train --model retinanet-teacher "${common[@]}" --epochs "$teacher_epochs" --eval-every "$teacher_epochs" \
+          --seed 1 --out "$out/teacher" >>"$out/teacher.log"
+      fi
+    fi
+    score "$out/teacher"
+  }
   for seed in $seeds; do
     for row in "${rows[@]}"; do
+      [ "$row" != nanodet-gid ] || teacher
       run="$out/$row-s$seed"
       if [ ! -f "$run/summary.json" ]; then
         echo "== $row seed $seed" >&2
