@@ -525,7 +525,7 @@ func (t *translator) parity(pruned *onnxpb.ModelProto, image string, input []flo
 	if opts.BGR {
 		ortInput = reverseChannels(input, trace)
 	}
-	shape := []int64{int64(trace[0]), int64(trace[1]), int64(trace[2]), int64(trace[3])}
+	shape := int64s(trace)
 	names := make([]string, len(res.Outputs))
 	for i, p := range res.Outputs {
 		names[i] = p.Name
@@ -537,12 +537,7 @@ func (t *translator) parity(pruned *onnxpb.ModelProto, image string, input []flo
 	var bad []string
 	for i, name := range names {
 		x := t.env[name]
-		ws := x.Shape()
-		want := make([]int64, len(ws))
-		for k, d := range ws {
-			want[k] = int64(d)
-		}
-		op, err := export.Measure(name, want, x.ToHost(), shapes[i], values[i])
+		op, err := export.Measure(name, int64s(x.Shape()), x.ToHost(), shapes[i], values[i])
 		if err != nil {
 			return fmt.Errorf("onnximport: %w", err)
 		}
@@ -556,6 +551,15 @@ func (t *translator) parity(pruned *onnxpb.ModelProto, image string, input []flo
 		return fmt.Errorf("%w: engine against ONNX Runtime, relative difference over %.3g on %s", ErrParity, opts.Tolerance, strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+// int64s widens a shape for ONNX Runtime.
+func int64s(shape []int) []int64 {
+	out := make([]int64, len(shape))
+	for i, d := range shape {
+		out[i] = int64(d)
+	}
+	return out
 }
 
 // reverseChannels swaps the first and third channel planes of an NCHW batch.

@@ -66,7 +66,7 @@ func List(path string, size, threads int) ([]FeatureMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnximport: %w", err)
 	}
-	shape := []int64{int64(trace[0]), 3, int64(trace[2]), int64(trace[3])}
+	shape := int64s(trace)
 	shapes, _, err := export.RunONNX(data, image, randomImage(1, trace), shape, names, threads)
 	if err != nil {
 		return nil, fmt.Errorf("onnximport: %s: %w", path, err)

@@ -122,11 +122,7 @@ func compareORT(t *testing.T, m *onnxpb.ModelProto, tr *translated, input []floa
 	if tr.t.bgr {
 		input = reverseChannels(input, shape)
 	}
-	s64 := make([]int64, len(shape))
-	for i, d := range shape {
-		s64[i] = int64(d)
-	}
-	shapes, values, err := export.RunONNX(data, tr.image, input, s64, outputs, 1)
+	shapes, values, err := export.RunONNX(data, tr.image, input, int64s(shape), outputs, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +131,7 @@ func compareORT(t *testing.T, m *onnxpb.ModelProto, tr *translated, input []floa
 		if x == nil {
 			t.Fatalf("output %q was not computed", name)
 		}
-		ws := x.Shape()
-		want := make([]int64, len(ws))
-		for k, d := range ws {
-			want[k] = int64(d)
-		}
-		op, err := export.Measure(name, want, x.ToHost(), shapes[i], values[i])
+		op, err := export.Measure(name, int64s(x.Shape()), x.ToHost(), shapes[i], values[i])
 		if err != nil {
 			t.Fatal(err)
 		}

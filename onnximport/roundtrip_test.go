@@ -8,16 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/gidedge/gidedge/dataset/synth"
 	"github.com/gidedge/gidedge/distill"
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/checkpoint"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/export"
 	"github.com/gidedge/gidedge/infer"
+	"github.com/gidedge/gidedge/internal/synthtest"
 	"github.com/gidedge/gidedge/models"
 	"github.com/gidedge/gidedge/onnxgraph"
 	"github.com/gidedge/gidedge/train"
@@ -142,35 +141,12 @@ func compareDetectors(t *testing.T, want, got *models.Detector, size int) float6
 	return worst
 }
 
-var (
-	setOnce sync.Once
-	setDir  string
-	setErr  error
-)
-
-// tinySet is 8 synthetic 64×64 images, made once per test binary.
-func tinySet(t *testing.T) string {
-	t.Helper()
-	setOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gidedge-import-test-")
-		if err != nil {
-			setErr = err
-			return
-		}
-		setDir = filepath.Join(dir, "synth")
-		_, setErr = synth.Generate(context.Background(), setDir, synth.Options{Images: 8, Size: 64, Seed: 3, MinObjects: 1, MaxObjects: 2})
-	})
-	if setErr != nil {
-		t.Fatal(setErr)
-	}
-	return setDir
-}
+// tinySet is synthtest's 8 synthetic 64×64 images.
+func tinySet(t *testing.T) string { return synthtest.Tiny(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if setDir != "" {
-		os.RemoveAll(filepath.Dir(setDir))
-	}
+	synthtest.Cleanup()
 	os.Exit(code)
 }
 

@@ -208,6 +208,27 @@ func (t *translator) usedOutputs(n *onnxpb.NodeProto, what string) error {
 
 func sameVary(v []bool) []bool { return slices.Clone(v) }
 
+// put adds a node without tensors of its own, runs it and records how its
+// output varies.
+func (t *translator) put(src *onnxpb.NodeProto, g models.GraphNode, vary []bool) {
+	t.add(src, g)
+	t.finish(g.Outputs[0], vary)
+}
+
+// nchw checks that a node reads one traced NCHW tensor.
+func (t *translator) nchw(n *onnxpb.NodeProto) (string, []int, error) {
+	x, err := t.single(n)
+	if err != nil {
+		return "", nil, err
+	}
+	shape := t.shape(x)
+	if len(shape) != 4 {
+		return "", nil, t.fail(n, "input %q has shape %v, want NCHW", x, shape)
+	}
+	return x, shape, nil
+}
+
+// finish runs the last added node and records how its output varies.
 func (t *translator) finish(out string, vary []bool) {
 	t.run()
 	t.vary[out] = vary
@@ -219,8 +240,7 @@ func unaryOp(op string) translateFunc {
 		if err != nil {
 			return err
 		}
-		t.add(n, models.GraphNode{Name: nodeName(n), Op: op, Inputs: []string{x}, Outputs: []string{n.Output[0]}})
-		t.finish(n.Output[0], sameVary(t.vary[x]))
+		t.put(n, models.GraphNode{Name: nodeName(n), Op: op, Inputs: []string{x}, Outputs: []string{n.Output[0]}}, sameVary(t.vary[x]))
 		return nil
 	}
 }
@@ -230,9 +250,8 @@ func (t *translator) leakyReLU(n *onnxpb.NodeProto) error {
 	if err != nil {
 		return err
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpLeakyReLU, Inputs: []string{x}, Outputs: []string{n.Output[0]},
-		Alpha: onnxgraph.AttrFloatOr(n, "alpha", 0.01)})
-	t.finish(n.Output[0], sameVary(t.vary[x]))
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpLeakyReLU, Inputs: []string{x}, Outputs: []string{n.Output[0]},
+		Alpha: onnxgraph.AttrFloatOr(n, "alpha", 0.01)}, sameVary(t.vary[x]))
 	return nil
 }
 
@@ -262,8 +281,7 @@ func (t *translator) sigmoid(n *onnxpb.NodeProto) error {
 			return err
 		}
 		t.fused[m] = true
-		t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpSiLU, Inputs: []string{x}, Outputs: []string{m.Output[0]}})
-		t.finish(m.Output[0], sameVary(t.vary[x]))
+		t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpSiLU, Inputs: []string{x}, Outputs: []string{m.Output[0]}}, sameVary(t.vary[x]))
 		return nil
 	}
 	return unaryOp(models.OpSigmoid)(t, n)
@@ -278,12 +296,10 @@ func (t *translator) hardSigmoid(n *onnxpb.NodeProto) error {
 	beta := onnxgraph.AttrFloatOr(n, "beta", 0.5)
 	if m := t.gate(n); m != nil && math.Abs(float64(alpha)-1.0/6) < 1e-6 && beta == 0.5 {
 		t.fused[m] = true
-		t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpHardSwish, Inputs: []string{x}, Outputs: []string{m.Output[0]}})
-		t.finish(m.Output[0], sameVary(t.vary[x]))
+		t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpHardSwish, Inputs: []string{x}, Outputs: []string{m.Output[0]}}, sameVary(t.vary[x]))
 		return nil
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpHardSigmoid, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Alpha: alpha, Beta: beta})
-	t.finish(n.Output[0], sameVary(t.vary[x]))
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpHardSigmoid, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Alpha: alpha, Beta: beta}, sameVary(t.vary[x]))
 	return nil
 }
 
@@ -320,8 +336,7 @@ func (t *translator) clip(n *onnxpb.NodeProto) error {
 	if err != nil {
 		return err
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpClip, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Min: lo, Max: hi})
-	t.finish(n.Output[0], sameVary(t.vary[x]))
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpClip, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Min: lo, Max: hi}, sameVary(t.vary[x]))
 	return nil
 }
 
@@ -358,8 +373,7 @@ func binaryOp(op string) translateFunc {
 		if err != nil {
 			return err
 		}
-		t.add(n, models.GraphNode{Name: nodeName(n), Op: op, Inputs: []string{a, b}, Outputs: []string{n.Output[0]}})
-		t.finish(n.Output[0], broadcastVary(t.vary[a], t.vary[b]))
+		t.put(n, models.GraphNode{Name: nodeName(n), Op: op, Inputs: []string{a, b}, Outputs: []string{n.Output[0]}}, broadcastVary(t.vary[a], t.vary[b]))
 		return nil
 	}
 }
@@ -372,8 +386,7 @@ func (t *translator) identity(n *onnxpb.NodeProto) error {
 	if err != nil {
 		return err
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpIdentity, Inputs: []string{x}, Outputs: []string{n.Output[0]}})
-	t.finish(n.Output[0], sameVary(t.vary[x]))
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpIdentity, Inputs: []string{x}, Outputs: []string{n.Output[0]}}, sameVary(t.vary[x]))
 	return nil
 }
 
@@ -409,8 +422,7 @@ func (t *translator) concat(n *onnxpb.NodeProto) error {
 	if err != nil {
 		return err
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpConcat, Inputs: ins, Outputs: []string{n.Output[0]}, Axis: axis})
-	t.finish(n.Output[0], vary)
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpConcat, Inputs: ins, Outputs: []string{n.Output[0]}, Axis: axis}, vary)
 	return nil
 }
 
@@ -594,8 +606,7 @@ func (t *translator) transpose(n *onnxpb.NodeProto) error {
 		}
 		vary[i] = t.vary[x][p]
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpTranspose, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Perm: perm})
-	t.finish(n.Output[0], vary)
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpTranspose, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Perm: perm}, vary)
 	return nil
 }
 
@@ -651,8 +662,7 @@ func (t *translator) reshape(n *onnxpb.NodeProto) error {
 	if err != nil {
 		return t.fail(n, "reshape of %v into %v cannot follow the input's size: %v", in, out, err)
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpReshape, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Shape: dims})
-	t.finish(n.Output[0], vary)
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpReshape, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Shape: dims}, vary)
 	if got := t.shape(n.Output[0]); !slices.Equal(got, out) {
 		return t.fail(n, "the rewritten target %v gives %v, the graph %v", dims, got, out)
 	}
@@ -674,8 +684,7 @@ func (t *translator) flatten(n *onnxpb.NodeProto) error {
 	}
 	v := t.vary[x]
 	vary := []bool{slices.Contains(v[:axis], true), slices.Contains(v[axis:], true)}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpFlatten, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Axis: int(axis)})
-	t.finish(n.Output[0], vary)
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpFlatten, Inputs: []string{x}, Outputs: []string{n.Output[0]}, Axis: int(axis)}, vary)
 	return nil
 }
 
@@ -829,13 +838,9 @@ func (t *translator) batchNorm(n *onnxpb.NodeProto) error {
 	if err := t.usedOutputs(n, "training statistics"); err != nil {
 		return err
 	}
-	x, err := t.single(n)
+	x, c, err := t.nchw(n)
 	if err != nil {
 		return err
-	}
-	c := t.shape(x)
-	if len(c) != 4 {
-		return t.fail(n, "input %q has shape %v, want NCHW", x, c)
 	}
 	params := make([][]float32, 4)
 	for k, what := range []string{"scale", "B", "mean", "var"} {
@@ -865,13 +870,9 @@ func poolOp(op string) translateFunc {
 		if err := t.usedOutputs(n, "max-pool indices"); err != nil {
 			return err
 		}
-		x, err := t.single(n)
+		x, in, err := t.nchw(n)
 		if err != nil {
 			return err
-		}
-		in := t.shape(x)
-		if len(in) != 4 {
-			return t.fail(n, "input %q has shape %v, want NCHW", x, in)
 		}
 		kernel := attrInts(n, "kernel_shape", nil)
 		stride, pads, dilation, err := t.window(n, kernel, in[2], in[3])
@@ -910,25 +911,18 @@ func poolOp(op string) translateFunc {
 }
 
 func (t *translator) globalPool(n *onnxpb.NodeProto) error {
-	x, err := t.single(n)
+	x, _, err := t.nchw(n)
 	if err != nil {
 		return err
 	}
-	if len(t.shape(x)) != 4 {
-		return t.fail(n, "input %q has shape %v, want NCHW", x, t.shape(x))
-	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpGlobalAvgPool, Inputs: []string{x}, Outputs: []string{n.Output[0]}})
-	t.finish(n.Output[0], []bool{t.vary[x][0], false, false, false})
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpGlobalAvgPool, Inputs: []string{x}, Outputs: []string{n.Output[0]}}, []bool{t.vary[x][0], false, false, false})
 	return nil
 }
 
 func (t *translator) reduceMean(n *onnxpb.NodeProto) error {
-	x, err := t.single(n)
+	x, _, err := t.nchw(n)
 	if err != nil {
 		return err
-	}
-	if len(t.shape(x)) != 4 {
-		return t.fail(n, "input %q has shape %v, want NCHW", x, t.shape(x))
 	}
 	axes := attrInts(n, "axes", nil)
 	if t.opset >= 18 {
@@ -952,23 +946,17 @@ func (t *translator) reduceMean(n *onnxpb.NodeProto) error {
 	if !keep {
 		out = t.fresh(out + "/pool")
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpGlobalAvgPool, Inputs: []string{x}, Outputs: []string{out}})
-	t.finish(out, []bool{t.vary[x][0], false, false, false})
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpGlobalAvgPool, Inputs: []string{x}, Outputs: []string{out}}, []bool{t.vary[x][0], false, false, false})
 	if !keep {
-		t.add(n, models.GraphNode{Name: nodeName(n) + "/flatten", Op: models.OpFlatten, Inputs: []string{out}, Outputs: []string{n.Output[0]}, Axis: 1})
-		t.finish(n.Output[0], []bool{t.vary[x][0], false})
+		t.put(n, models.GraphNode{Name: nodeName(n) + "/flatten", Op: models.OpFlatten, Inputs: []string{out}, Outputs: []string{n.Output[0]}, Axis: 1}, []bool{t.vary[x][0], false})
 	}
 	return nil
 }
 
 func (t *translator) pad(n *onnxpb.NodeProto) error {
-	x, err := t.single(n)
+	x, _, err := t.nchw(n)
 	if err != nil {
 		return err
-	}
-	in := t.shape(x)
-	if len(in) != 4 {
-		return t.fail(n, "input %q has shape %v, want NCHW", x, in)
 	}
 	if mode := onnxgraph.AttrStringOr(n, "mode", "constant"); mode != "constant" {
 		return t.fail(n, "mode %q: only zero padding is translated", mode)
@@ -1018,20 +1006,15 @@ func (t *translator) pad(n *onnxpb.NodeProto) error {
 	if min(p[0], p[1], p[2], p[3]) < 0 {
 		return t.fail(n, "negative pads %v (cropping)", pads)
 	}
-	t.add(n, models.GraphNode{Name: nodeName(n), Op: models.OpPad, Inputs: []string{x}, Outputs: []string{n.Output[0]},
-		Pad: []int{int(p[0]), int(p[1]), int(p[2]), int(p[3])}})
-	t.finish(n.Output[0], sameVary(t.vary[x]))
+	t.put(n, models.GraphNode{Name: nodeName(n), Op: models.OpPad, Inputs: []string{x}, Outputs: []string{n.Output[0]},
+		Pad: []int{int(p[0]), int(p[1]), int(p[2]), int(p[3])}}, sameVary(t.vary[x]))
 	return nil
 }
 
 func (t *translator) resize(n *onnxpb.NodeProto) error {
-	x, err := t.single(n)
+	x, in, err := t.nchw(n)
 	if err != nil {
 		return err
-	}
-	in := t.shape(x)
-	if len(in) != 4 {
-		return t.fail(n, "input %q has shape %v, want NCHW", x, in)
 	}
 	mode := onnxgraph.AttrStringOr(n, "mode", "nearest")
 	coord := onnxgraph.AttrStringOr(n, "coordinate_transformation_mode", "half_pixel")

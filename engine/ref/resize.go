@@ -29,17 +29,31 @@ func LinearTaps(a backend.LinearAxis, in, out int) (lo, hi []int, lambda []float
 	return lo, hi, lambda
 }
 
+// linearPlan is a checked bilinear resize: its planes and the taps and
+// weights of both axes.
+type linearPlan struct {
+	planes         int
+	y0, y1, x0, x1 []int
+	ly, lx         []float32
+}
+
+func planLinear(kernel string, g backend.ResizeGeometry, rows, cols backend.LinearAxis) linearPlan {
+	checkResize(kernel, g)
+	p := linearPlan{planes: g.N * g.C}
+	p.y0, p.y1, p.ly = LinearTaps(rows, g.H, g.OutH)
+	p.x0, p.x1, p.lx = LinearTaps(cols, g.W, g.OutW)
+	return p
+}
+
 // ResizeLinear implements backend.Backend.
 func (r *Backend) ResizeLinear(a backend.ResizeLinearArgs) {
 	const k = "ResizeLinear"
 	g := a.Geometry
-	checkResize(k, g)
-	planes := g.N * g.C
-	x := Floats(Name, k, a.X, planes*g.H*g.W)
-	y := Floats(Name, k, a.Y, planes*g.OutH*g.OutW)
-	y0, y1, ly := LinearTaps(a.Rows, g.H, g.OutH)
-	x0, x1, lx := LinearTaps(a.Cols, g.W, g.OutW)
-	for t := range planes {
+	p := planLinear(k, g, a.Rows, a.Cols)
+	x := Floats(Name, k, a.X, p.planes*g.H*g.W)
+	y := Floats(Name, k, a.Y, p.planes*g.OutH*g.OutW)
+	y0, y1, ly, x0, x1, lx := p.y0, p.y1, p.ly, p.x0, p.x1, p.lx
+	for t := range p.planes {
 		in := x[t*g.H*g.W : (t+1)*g.H*g.W]
 		for oy := range g.OutH {
 			top, bottom := in[y0[oy]*g.W:], in[y1[oy]*g.W:]
@@ -59,17 +73,15 @@ func (r *Backend) ResizeLinear(a backend.ResizeLinearArgs) {
 func (r *Backend) ResizeLinearBackward(a backend.ResizeLinearBackwardArgs) {
 	const k = "ResizeLinearBackward"
 	g := a.Geometry
-	checkResize(k, g)
-	planes := g.N * g.C
-	dy := Floats(Name, k, a.DY, planes*g.OutH*g.OutW)
+	p := planLinear(k, g, a.Rows, a.Cols)
+	dy := Floats(Name, k, a.DY, p.planes*g.OutH*g.OutW)
 	if a.DX.Buf == nil {
 		return
 	}
-	dx := Floats(Name, k, a.DX.Buf, planes*g.H*g.W)
-	y0, y1, ly := LinearTaps(a.Rows, g.H, g.OutH)
-	x0, x1, lx := LinearTaps(a.Cols, g.W, g.OutW)
+	dx := Floats(Name, k, a.DX.Buf, p.planes*g.H*g.W)
+	y0, y1, ly, x0, x1, lx := p.y0, p.y1, p.ly, p.x0, p.x1, p.lx
 	acc := make([]float64, g.H*g.W)
-	for t := range planes {
+	for t := range p.planes {
 		clear(acc)
 		for oy := range g.OutH {
 			wy := float64(ly[oy])
