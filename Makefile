@@ -12,7 +12,7 @@ RACE_PKGS := ./engine/... ./dataset/... ./infer/... ./serve/... ./benchlat/...
 # The engine, its reference backend, layers and optimizers build without cgo.
 NOCGO_PKGS := ./engine ./engine/backend ./engine/ref ./engine/nn ./engine/optim
 # Tests that run a second time, -short, on the reference backend (GIDEDGE_DEVICE=ref).
-REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export
+REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export ./onnximport
 # Tests that run once more, -short, on the CUDA backend over the driver simulator
 # (kernels emulated on the CPU; not a GPU).
 CUDA_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest

@@ -35,6 +35,8 @@ func (r *runFlags) add(f *pflag.FlagSet, model string) {
 	f.IntVar(&o.EvalEvery, "eval-every", 1, "epochs between evaluations (the last epoch is always evaluated)")
 	f.IntVar(&o.Workers, "workers", 0, "data-loading goroutines (default: up to 4)")
 	f.IntVar(&o.CheckpointEvery, "save-every", 0, "also save last.safetensors every N steps within an epoch")
+	f.StringVar(&o.Pretrained, "pretrained", "", `initialise the `+model+` from pretrained weights (gidedge import) or a checkpoint; "none" trains from scratch (default: the config's "pretrained" entry)`)
+	f.IntVar(&o.FreezeBackboneEpochs, "freeze-backbone-epochs", 0, "keep the backbone (and an imported neck) fixed for the first N epochs")
 	f.BoolVar(&r.Quiet, "quiet", false, "no progress bar")
 }
 

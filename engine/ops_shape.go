@@ -169,3 +169,58 @@ func Split(t *Tensor, axis int, sizes ...int) []*Tensor {
 	}
 	return outs
 }
+
+// SliceStep returns t[..., start:end:step, ...] along axis: every step-th
+// element from start while below end (step ≥ 1). Space-to-depth stems
+// (YOLOv5's Focus) take x[..., ::2, ::2] this way.
+func SliceStep(t *Tensor, axis, start, end, step int) *Tensor {
+	if step == 1 {
+		return Slice(t, axis, start, end)
+	}
+	d := device("SliceStep", t)
+	r := t.Rank()
+	if axis < 0 {
+		axis += r
+	}
+	check(axis >= 0 && axis < r && step > 0 && start >= 0 && start < end && end <= t.shape[axis], "SliceStep",
+		"range [%d:%d:%d] on axis %d", []any{start, end, step, axis}, t)
+	count := (end - start + step - 1) / step
+	outShape := slices.Clone(t.shape)
+	outShape[axis] = count
+	outer := numel(t.shape[:axis])
+	inner := numel(t.shape[axis+1:])
+	shape := []int{outer, count, inner}
+	window := func(buf backend.Buffer) backend.View {
+		return backend.View{Buf: buf, Offset: start * inner, Strides: []int{t.shape[axis] * inner, step * inner, 1}}
+	}
+	out := alloc(d, outShape)
+	d.Copy(backend.CopyArgs{Shape: shape, Dst: backend.View{Buf: out.buf}, Src: window(t.buf)})
+	record(out, "SliceStep", func(out *Tensor) {
+		dst := t.zeroedGrad()
+		d.Copy(backend.CopyArgs{Shape: shape, Dst: window(dst.Buf), Src: backend.View{Buf: out.grad}, Accumulate: true})
+	}, nil, t)
+	return out
+}
+
+// Pad2d surrounds the planes of x [N, C, H, W] with zeros: top and bottom
+// rows, left and right columns. The result is
+// [N, C, top+H+bottom, left+W+right].
+func Pad2d(x *Tensor, top, left, bottom, right int) *Tensor {
+	d := device("Pad2d", x)
+	check(x.Rank() == 4 && top >= 0 && left >= 0 && bottom >= 0 && right >= 0, "Pad2d",
+		"input must be NCHW and padding (%d, %d, %d, %d) non-negative", []any{top, left, bottom, right}, x)
+	n, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	oh, ow := top+h+bottom, left+w+right
+	out := alloc(d, []int{n, c, oh, ow})
+	shape := []int{n * c, h, w}
+	interior := func(buf backend.Buffer) backend.View {
+		return backend.View{Buf: buf, Offset: top*ow + left, Strides: []int{oh * ow, ow, 1}}
+	}
+	d.Fill(out.buf, 0)
+	d.Copy(backend.CopyArgs{Shape: shape, Dst: interior(out.buf), Src: backend.View{Buf: x.buf}})
+	record(out, "Pad2d", func(out *Tensor) {
+		dst := x.gradDest()
+		d.Copy(backend.CopyArgs{Shape: shape, Dst: backend.View{Buf: dst.Buf}, Src: interior(out.grad), Accumulate: dst.Accumulate})
+	}, nil, x)
+	return out
+}

@@ -135,7 +135,7 @@ func Build(d *models.Detector, opts Options) (*Model, error) {
 	}
 	size := cfg.Input.Size
 	g := newGraph(int64(opts.Opset))
-	w := &walker{g: g}
+	w := &walker{g: g, size: size}
 	in := g.reserve(InputName)
 	heads, err := w.detector(d, in)
 	if err != nil {

@@ -68,22 +68,9 @@ func CheckParity(d *models.Detector, model []byte, names []string, opts Options)
 	}
 	p := &Parity{Batch: n, Tolerance: opts.Tolerance, ORTVersion: ort.Version(), WorstOutput: names[0]}
 	for i, name := range names {
-		w, g := want[i], got[i]
-		op := OutputParity{Name: name, Shape: g.shape}
-		if !slices.Equal(w.shape, g.shape) {
-			return p, fmt.Errorf("%w: output %q has shape %v in ONNX Runtime, %v in the engine", ErrParity, name, g.shape, w.shape)
-		}
-		for j, v := range w.data {
-			ref := float64(v)
-			diff := math.Abs(float64(g.data[j]) - ref)
-			if math.IsNaN(diff) || math.IsInf(diff, 0) {
-				return p, fmt.Errorf("%w: output %q element %d is %v in ONNX Runtime, %v in the engine", ErrParity, name, j, g.data[j], v)
-			}
-			op.MaxAbsDiff = max(op.MaxAbsDiff, diff)
-			op.Scale = max(op.Scale, math.Abs(ref))
-		}
-		if op.MaxAbsDiff > 0 {
-			op.Relative = op.MaxAbsDiff / max(op.Scale, math.SmallestNonzeroFloat32)
+		op, err := Measure(name, want[i].shape, want[i].data, got[i].shape, got[i].data)
+		if err != nil {
+			return p, err
 		}
 		if op.Relative > p.Worst || i == 0 {
 			p.Worst, p.WorstOutput = op.Relative, name
@@ -100,6 +87,30 @@ func CheckParity(d *models.Detector, model []byte, names []string, opts Options)
 		return p, fmt.Errorf("%w: relative difference over %.3g on %s", ErrParity, p.Tolerance, strings.Join(bad, ", "))
 	}
 	return p, nil
+}
+
+// Measure compares one output of the engine (want) with ONNX Runtime's
+// (got): the largest absolute difference and its ratio to the largest
+// absolute engine value. A shape mismatch or a non-finite difference is an
+// error wrapping ErrParity.
+func Measure(name string, wantShape []int64, want []float32, gotShape []int64, got []float32) (OutputParity, error) {
+	op := OutputParity{Name: name, Shape: gotShape}
+	if !slices.Equal(wantShape, gotShape) || len(want) != len(got) {
+		return op, fmt.Errorf("%w: output %q has shape %v in ONNX Runtime, %v in the engine", ErrParity, name, gotShape, wantShape)
+	}
+	for j, v := range want {
+		ref := float64(v)
+		diff := math.Abs(float64(got[j]) - ref)
+		if math.IsNaN(diff) || math.IsInf(diff, 0) {
+			return op, fmt.Errorf("%w: output %q element %d is %v in ONNX Runtime, %v in the engine", ErrParity, name, j, got[j], v)
+		}
+		op.MaxAbsDiff = max(op.MaxAbsDiff, diff)
+		op.Scale = max(op.Scale, math.Abs(ref))
+	}
+	if op.MaxAbsDiff > 0 {
+		op.Relative = op.MaxAbsDiff / max(op.Scale, math.SmallestNonzeroFloat32)
+	}
+	return op, nil
 }
 
 // array is a float tensor read back from either side.
@@ -201,27 +212,42 @@ func levelOutput(o *models.Outputs, name string) (*engine.Tensor, error) {
 // runORT runs a serialized model on one float input named InputName and
 // returns the named float outputs.
 func runORT(model []byte, input []float32, shape []int64, names []string, threads int) ([]array, error) {
+	shapes, values, err := RunONNX(model, InputName, input, shape, names, threads)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]array, len(names))
+	for i := range res {
+		res[i] = array{shape: shapes[i], data: values[i]}
+	}
+	return res, nil
+}
+
+// RunONNX runs a serialized model in ONNX Runtime (CPU, threads intra-op
+// threads, 0 to let it choose) on one float input and returns the shapes
+// and values of the named float outputs.
+func RunONNX(model []byte, inputName string, input []float32, shape []int64, names []string, threads int) ([][]int64, [][]float32, error) {
 	if err := ort.Init(); err != nil {
-		return nil, fmt.Errorf("export: parity check needs ONNX Runtime: %w", err)
+		return nil, nil, fmt.Errorf("export: parity check needs ONNX Runtime: %w", err)
 	}
 	so, err := onnxruntime.NewSessionOptions()
 	if err != nil {
-		return nil, fmt.Errorf("export: onnx runtime session options: %w", err)
+		return nil, nil, fmt.Errorf("export: onnx runtime session options: %w", err)
 	}
 	defer so.Destroy()
 	if threads > 0 {
 		if err := so.SetIntraOpNumThreads(threads); err != nil {
-			return nil, fmt.Errorf("export: onnx runtime threads %d: %w", threads, err)
+			return nil, nil, fmt.Errorf("export: onnx runtime threads %d: %w", threads, err)
 		}
 	}
-	sess, err := onnxruntime.NewDynamicAdvancedSessionWithONNXData(model, []string{InputName}, names, so)
+	sess, err := onnxruntime.NewDynamicAdvancedSessionWithONNXData(model, []string{inputName}, names, so)
 	if err != nil {
-		return nil, fmt.Errorf("export: onnx runtime rejects the exported graph: %w", err)
+		return nil, nil, fmt.Errorf("export: onnx runtime rejects the graph: %w", err)
 	}
 	defer sess.Destroy()
 	in, err := onnxruntime.NewTensor(onnxruntime.NewShape(shape...), input)
 	if err != nil {
-		return nil, fmt.Errorf("export: onnx runtime input %v: %w", shape, err)
+		return nil, nil, fmt.Errorf("export: onnx runtime input %v: %w", shape, err)
 	}
 	defer in.Destroy()
 	outs := make([]onnxruntime.Value, len(names))
@@ -233,15 +259,15 @@ func runORT(model []byte, input []float32, shape []int64, names []string, thread
 		}
 	}()
 	if err := sess.Run([]onnxruntime.Value{in}, outs); err != nil {
-		return nil, fmt.Errorf("export: onnx runtime run on %v: %w", shape, err)
+		return nil, nil, fmt.Errorf("export: onnx runtime run on %v: %w", shape, err)
 	}
-	res := make([]array, len(names))
+	shapes, values := make([][]int64, len(names)), make([][]float32, len(names))
 	for i, v := range outs {
 		t, ok := v.(*onnxruntime.Tensor[float32])
 		if !ok {
-			return nil, fmt.Errorf("export: onnx runtime output %q is %T, want a float32 tensor", names[i], v)
+			return nil, nil, fmt.Errorf("export: onnx runtime output %q is %T, want a float32 tensor", names[i], v)
 		}
-		res[i] = array{shape: slices.Clone([]int64(t.GetShape())), data: slices.Clone(t.GetData())}
+		shapes[i], values[i] = slices.Clone([]int64(t.GetShape())), slices.Clone(t.GetData())
 	}
-	return res, nil
+	return shapes, values, nil
 }

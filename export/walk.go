@@ -14,6 +14,8 @@ import (
 // to the checkpoint tensors it came from.
 type walker struct {
 	g *graph
+	// size is the input side, at which imported graphs are traced.
+	size int
 }
 
 // head outputs of every pyramid level, as tensor names.
@@ -88,6 +90,16 @@ func (w *walker) rename(y, out string) string {
 }
 
 func (w *walker) backbone(prefix string, b models.Backbone, x string) ([3]string, error) {
+	if gb, ok := b.(*models.GraphBackbone); ok {
+		outs, err := w.graph(prefix, gb.Graph, []string{x}, w.size, nil)
+		if err != nil {
+			return [3]string{}, err
+		}
+		if len(outs) != 3 {
+			return [3]string{}, fmt.Errorf("export: %s: the imported backbone gives %d outputs, want C3, C4, C5", prefix, len(outs))
+		}
+		return [3]string(outs), nil
+	}
 	s, ok := b.(*models.Stages)
 	if !ok {
 		return [3]string{}, fmt.Errorf("export: backbone type %T is not supported (want *models.Stages)", b)
@@ -185,6 +197,9 @@ func (w *walker) sepConv(prefix string, s *models.SepConv, x, out string) (strin
 // fpn emits the pyramid. Upsampling factors are exact: every level of a
 // valid config is half its finer neighbour (input sizes are multiples of 32).
 func (w *walker) fpn(prefix string, f *models.FPN, cs [3]string, levels int) ([]string, error) {
+	if f.Neck != nil {
+		return w.neck(prefix, f, cs, levels)
+	}
 	if len(f.Lateral) != 3 || len(f.Output) != 3 || 3+len(f.Extra) != levels {
 		return nil, fmt.Errorf("export: %s: %d laterals, %d output blocks and %d extra levels for %d pyramid levels, want 3, 3 and %d",
 			prefix, len(f.Lateral), len(f.Output), len(f.Extra), levels, levels-3)
@@ -208,7 +223,26 @@ func (w *walker) fpn(prefix string, f *models.FPN, cs [3]string, levels int) ([]
 		}
 		out = append(out, y)
 	}
+	return w.extra(prefix, f, out)
+}
+
+// neck emits an imported neck, names its outputs feature_0…2 and adds the
+// extra levels.
+func (w *walker) neck(prefix string, f *models.FPN, cs [3]string, levels int) ([]string, error) {
+	if 3+len(f.Extra) != levels {
+		return nil, fmt.Errorf("export: %s: %d extra levels for %d pyramid levels, want %d", prefix, len(f.Extra), levels, levels-3)
+	}
+	out, err := w.graph(prefix+".neck", f.Neck, cs[:], w.size, []string{"feature_0", "feature_1", "feature_2"})
+	if err != nil {
+		return nil, err
+	}
+	return w.extra(prefix, f, out)
+}
+
+// extra emits P6 and P7 from P5.
+func (w *walker) extra(prefix string, f *models.FPN, out []string) ([]string, error) {
 	x := out[2]
+	var err error
 	for i, e := range f.Extra {
 		p := prefix + ".extra." + strconv.Itoa(i)
 		if i > 0 {

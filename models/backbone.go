@@ -65,6 +65,12 @@ func (s *Stages) Visit(prefix string, v nn.Visitor) {
 
 // newBackbone builds the backbone a validated config describes.
 func newBackbone(rng *rand.Rand, c BackboneConfig) (Backbone, error) {
+	if c.Type == BackboneImported {
+		if c.Graph == nil {
+			return nil, fmt.Errorf("models: backbone.type %q needs backbone.graph", BackboneImported)
+		}
+		return &GraphBackbone{Graph: NewGraphModule(rng, c.Graph)}, nil
+	}
 	s := &Stages{}
 	in := 3
 	for _, w := range c.Stem {
@@ -85,7 +91,7 @@ func newBackbone(rng *rand.Rand, c BackboneConfig) (Backbone, error) {
 			case BackboneMobileNetV2:
 				b = newInvertedResidual(rng, in, st.Out, bs, st.Expand, c.Act)
 			default:
-				return nil, fmt.Errorf("models: backbone.type %q, want %q or %q", c.Type, BackboneResNet, BackboneMobileNetV2)
+				return nil, fmt.Errorf("models: backbone.type %q, want %q, %q or %q", c.Type, BackboneResNet, BackboneMobileNetV2, BackboneImported)
 			}
 			s.Blocks = append(s.Blocks, b)
 			stride *= bs

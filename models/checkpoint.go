@@ -65,7 +65,9 @@ func LoadCheckpoint(path string) (*Detector, map[string]string, map[string]*engi
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("models: %w", err)
 	}
-	if f := meta[MetaFormat]; f != FormatVersion {
+	if f := meta[MetaFormat]; f == FormatPretrained {
+		return nil, nil, nil, fmt.Errorf("models: %s holds pretrained weights for part of a detector (gidedge import), not a whole detector: train a config that names it under \"pretrained\" (or pass it with --pretrained)", path)
+	} else if f != FormatVersion {
 		return nil, nil, nil, fmt.Errorf("models: checkpoint %s has format %q in its metadata, want %q (is it a gidedge checkpoint?)", path, f, FormatVersion)
 	}
 	cfg, err := ParseConfig([]byte(meta[MetaConfig]), "checkpoint "+path+" metadata \"config\"")

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,6 +29,8 @@ const (
 const (
 	BackboneResNet      = "resnet"
 	BackboneMobileNetV2 = "mobilenetv2"
+	// BackboneImported is a graph made by `gidedge import` (BackboneConfig.Graph).
+	BackboneImported = "imported"
 )
 
 // Box losses.
@@ -51,9 +54,14 @@ type Config struct {
 	// training data"; a built detector always has it set.
 	NumClasses int `json:"num_classes"`
 	// ClassNames, when set, has NumClasses entries in class-index order.
-	ClassNames  []string          `json:"class_names,omitempty"`
-	Input       InputConfig       `json:"input"`
-	Backbone    BackboneConfig    `json:"backbone"`
+	ClassNames []string       `json:"class_names,omitempty"`
+	Input      InputConfig    `json:"input"`
+	Backbone   BackboneConfig `json:"backbone"`
+	// Neck, when set, is an imported graph that makes P3–P5 from the
+	// backbone's C3–C5 in place of the FPN's laterals and output blocks
+	// (fpn.channels must be its output width; fpn.levels beyond 5 still
+	// add P6/P7).
+	Neck        *GraphConfig      `json:"neck,omitempty"`
 	FPN         FPNConfig         `json:"fpn"`
 	Head        HeadConfig        `json:"head"`
 	Anchors     AnchorConfig      `json:"anchors"`
@@ -61,6 +69,12 @@ type Config struct {
 	Loss        LossConfig        `json:"loss"`
 	Postprocess PostprocessConfig `json:"postprocess"`
 	Train       TrainConfig       `json:"train"`
+	// Pretrained is a checkpoint whose tensors initialise a fresh
+	// detector's parameters of the same names (LoadPretrained): what
+	// `gidedge import` writes for an imported backbone and neck. A
+	// relative path is relative to the config file (Resolve makes it
+	// absolute).
+	Pretrained string `json:"pretrained,omitempty"`
 }
 
 // InputConfig says how images are fed to the network: resized to Size×Size
@@ -85,14 +99,17 @@ const (
 // BackboneConfig is a stem of stride-2 3×3 convolutions followed by stages.
 // The last stage output at each of strides 8, 16 and 32 becomes C3, C4, C5.
 type BackboneConfig struct {
-	// Type is "resnet" (basic residual blocks) or "mobilenetv2" (inverted
-	// residual blocks with depthwise 3×3 convolutions).
+	// Type is "resnet" (basic residual blocks), "mobilenetv2" (inverted
+	// residual blocks with depthwise 3×3 convolutions) or "imported" (Graph).
 	Type string `json:"type"`
 	// Stem lists the output widths of the stem convolutions, each 3×3 stride 2.
-	Stem   []int         `json:"stem"`
-	Stages []StageConfig `json:"stages"`
+	Stem   []int         `json:"stem,omitempty"`
+	Stages []StageConfig `json:"stages,omitempty"`
 	// Act is the activation (relu, relu6, leaky_relu, silu, hardswish).
-	Act nn.Activation `json:"act"`
+	Act nn.Activation `json:"act,omitempty"`
+	// Graph is an imported backbone: one input (the image), three outputs
+	// at strides 8, 16 and 32. Stem, Stages and Act are unused.
+	Graph *GraphConfig `json:"graph,omitempty"`
 }
 
 // StageConfig is a run of Depth blocks with Out channels; the first block
@@ -237,7 +254,18 @@ func Resolve(nameOrPath string) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("models: read config: %w", err)
 	}
-	return ParseConfig(data, nameOrPath)
+	c, err := ParseConfig(data, nameOrPath)
+	if err != nil {
+		return Config{}, err
+	}
+	if c.Pretrained != "" && !filepath.IsAbs(c.Pretrained) {
+		abs, err := filepath.Abs(filepath.Join(filepath.Dir(nameOrPath), c.Pretrained))
+		if err != nil {
+			return Config{}, fmt.Errorf("models: %s: pretrained %q: %w", nameOrPath, c.Pretrained, err)
+		}
+		c.Pretrained = abs
+	}
+	return c, nil
 }
 
 // ParseConfig decodes and validates a JSON config; unknown fields are errors
@@ -345,6 +373,9 @@ func (c Config) Validate() error {
 		bad("input.size", c.Input.Size, "a positive multiple of 32")
 	}
 	c.validateBackbone(bad)
+	if c.Neck != nil {
+		c.validateNeck(bad)
+	}
 	levels := c.FPN.Levels
 	consecutive := len(levels) >= 3
 	for i, l := range levels {
@@ -472,8 +503,28 @@ func (c Config) Validate() error {
 
 func (c Config) validateBackbone(bad func(field string, value any, want string, args ...any)) {
 	b := c.Backbone
+	if b.Type == BackboneImported {
+		if b.Graph == nil {
+			bad("backbone.graph", nil, "the imported graph (made by gidedge import)")
+			return
+		}
+		if len(b.Stem) > 0 || len(b.Stages) > 0 {
+			bad("backbone.stages", b.Stages, "none for an imported backbone (its graph is the whole backbone)")
+		}
+		validateGraph(b.Graph, "backbone.graph", bad)
+		if len(b.Graph.Inputs) != 1 {
+			bad("backbone.graph.inputs", b.Graph.Inputs, "one input, the image")
+		}
+		if !graphPortsAreLevels(b.Graph.Outputs) {
+			bad("backbone.graph.outputs", b.Graph.Outputs, "three outputs C3, C4, C5 at strides 8, 16 and 32")
+		}
+		return
+	}
+	if b.Graph != nil {
+		bad("backbone.graph", "a graph", "none unless backbone.type is %q", BackboneImported)
+	}
 	if b.Type != BackboneResNet && b.Type != BackboneMobileNetV2 {
-		bad("backbone.type", b.Type, "%q or %q", BackboneResNet, BackboneMobileNetV2)
+		bad("backbone.type", b.Type, "%q, %q or %q", BackboneResNet, BackboneMobileNetV2, BackboneImported)
 	}
 	if !validAct(b.Act) {
 		bad("backbone.act", b.Act, "a known activation (%s)", activationNames())
@@ -522,4 +573,54 @@ func activationNames() string {
 		names[i] = strconv.Quote(string(a))
 	}
 	return strings.Join(names, ", ")
+}
+
+// validateNeck checks an imported neck against the backbone and the FPN.
+func (c Config) validateNeck(bad func(field string, value any, want string, args ...any)) {
+	n := c.Neck
+	validateGraph(n, "neck", bad)
+	if len(n.Inputs) != 3 {
+		bad("neck.inputs", n.Inputs, "three inputs, the backbone's C3, C4, C5")
+	} else if in, ok := c.backboneChannels(); ok {
+		for i, p := range n.Inputs {
+			if p.Channels != in[i] {
+				bad(fmt.Sprintf("neck.inputs[%d].channels", i), p.Channels, "the backbone's C%d width %d", i+3, in[i])
+			}
+		}
+	}
+	if !graphPortsAreLevels(n.Outputs) {
+		bad("neck.outputs", n.Outputs, "three outputs P3, P4, P5 at strides 8, 16 and 32")
+	}
+	for i, p := range n.Outputs {
+		if p.Channels != c.FPN.Channels {
+			bad(fmt.Sprintf("neck.outputs[%d].channels", i), p.Channels, "fpn.channels (%d): the head reads every level with one width", c.FPN.Channels)
+		}
+	}
+}
+
+// backboneChannels returns the widths of C3, C4 and C5 a valid backbone
+// config gives; ok is false when the config cannot tell.
+func (c Config) backboneChannels() (ch [3]int, ok bool) {
+	b := c.Backbone
+	if b.Type == BackboneImported {
+		if b.Graph == nil || len(b.Graph.Outputs) != 3 {
+			return ch, false
+		}
+		for i, p := range b.Graph.Outputs {
+			ch[i] = p.Channels
+		}
+		return ch, true
+	}
+	stride := 1 << len(b.Stem)
+	for _, st := range b.Stages {
+		if st.Stride == 2 {
+			stride *= 2
+		}
+		for k, want := range []int{8, 16, 32} {
+			if stride == want {
+				ch[k] = st.Out
+			}
+		}
+	}
+	return ch, ch[0] > 0 && ch[1] > 0 && ch[2] > 0
 }

@@ -32,6 +32,11 @@ type Detector struct {
 	FPN      *FPN
 	Head     *Head
 
+	// Frozen runs the backbone, and an imported neck, as fixed feature
+	// extractors: batch norms on running statistics even in training
+	// (the trainer also stops their gradients while they are frozen).
+	Frozen bool
+
 	mu     sync.Mutex
 	priors map[[2]int]*Priors
 }
@@ -53,7 +58,7 @@ func New(cfg Config, seed uint64) (*Detector, error) {
 		return nil, err
 	}
 	d := &Detector{Config: cfg, Backbone: bb, priors: map[[2]int]*Priors{}}
-	d.FPN = newFPN(rng, bb.OutChannels(), cfg.FPN)
+	d.FPN = newFPN(rng, bb.OutChannels(), cfg.FPN, cfg.Neck)
 	d.Head = newHead(rng, cfg)
 	return d, nil
 }
@@ -68,7 +73,7 @@ func (d *Detector) Visit(prefix string, v nn.Visitor) {
 // Forward runs the network on x [N, 3, H, W]. training selects batch
 // statistics in batch norm (and updates the running ones).
 func (d *Detector) Forward(x *engine.Tensor, training bool) *Outputs {
-	return d.forward(&pass{training: training}, x)
+	return d.forward(&pass{training: training, frozen: d.Frozen}, x)
 }
 
 func (d *Detector) forward(p *pass, x *engine.Tensor) *Outputs {
@@ -76,7 +81,14 @@ func (d *Detector) forward(p *pass, x *engine.Tensor) *Outputs {
 		panic(&engine.OpError{Op: "models.Forward", Shapes: [][]int{x.Shape()}, Err: engine.ErrShape, Detail: "input must be [N, 3, H, W]"})
 	}
 	o := &Outputs{InputH: x.Dim(2), InputW: x.Dim(3)}
-	o.Features = d.FPN.forward(p, d.Backbone.forward(p, x))
+	p.inputH, p.inputW = o.InputH, o.InputW
+	bp := p
+	if p.frozen {
+		fixed := *p
+		fixed.training = false
+		bp = &fixed
+	}
+	o.Features = d.FPN.forward(p, d.Backbone.forward(bp, x))
 	d.Head.forward(p, o.Features, o)
 	return o
 }

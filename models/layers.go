@@ -11,7 +11,13 @@ import (
 // batch-norm mode, and a cost counter when Detector.Cost traces the network.
 type pass struct {
 	training bool
-	cost     *Cost
+	// frozen runs the imported backbone and neck as fixed feature
+	// extractors: batch norms on running statistics (Detector.Frozen).
+	frozen bool
+	// inputH and inputW are the image size, against which imported parts'
+	// output strides are checked.
+	inputH, inputW int
+	cost           *Cost
 }
 
 // conv runs c and, when tracing, counts its multiply-accumulates:

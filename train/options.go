@@ -22,6 +22,10 @@ var ErrResume = errors.New("train: cannot resume")
 // NoEval as Options.ValSplit turns periodic evaluation off.
 const NoEval = "-"
 
+// NoPretrained as Options.Pretrained trains from scratch even when the
+// config names pretrained weights.
+const NoPretrained = "none"
+
 // Options configures Run. Zero values take the model config's defaults
 // (Config.Train, Config.Input.Size) or the documented default.
 type Options struct {
@@ -66,6 +70,16 @@ type Options struct {
 	// line per evaluation and the summary (nil: none).
 	Progress io.Writer
 	Log      io.Writer
+
+	// Pretrained initialises the fresh detector's tensors from a pretrained
+	// file or checkpoint (models.LoadPretrained): "" takes the config's
+	// "pretrained" entry, NoPretrained none (training from scratch), any
+	// other value is a path. Ignored on Resume.
+	Pretrained string
+	// FreezeBackboneEpochs keeps the backbone (and an imported neck) fixed
+	// for the first so many epochs: no gradients, batch norms on running
+	// statistics (models.Detector.SetFrozen).
+	FreezeBackboneEpochs int
 
 	// Model, when set, is trained instead of a fresh models.New(Config,
 	// Seed) (e.g. a student initialised from other weights). Its config
@@ -124,6 +138,11 @@ type HParams struct {
 	TotalSteps      int     `json:"total_steps"`
 	Params          int     `json:"params"`
 	GFLOPs          float64 `json:"gflops"`
+	// Pretrained is the file the detector was initialised from ("" for
+	// none) and PretrainedTensors how many tensors it set.
+	Pretrained           string `json:"pretrained,omitempty"`
+	PretrainedTensors    int    `json:"pretrained_tensors,omitempty"`
+	FreezeBackboneEpochs int    `json:"freeze_backbone_epochs,omitempty"`
 }
 
 // resolve fills defaults from the config into cfg.Train and cfg.Input and
@@ -160,6 +179,7 @@ func resolve(opts *Options, cfg *models.Config) HParams {
 		Optimizer: t.Optimizer, Momentum: t.Momentum, WeightDecay: t.WeightDecay, Schedule: t.Schedule,
 		WarmupSteps: t.WarmupSteps, WarmupFactor: t.WarmupFactor, GradClip: t.GradClip, Augment: t.Augment,
 		EvalEvery: opts.EvalEvery, Workers: opts.Workers, LogEvery: opts.LogEvery, CheckpointEvery: opts.CheckpointEvery,
+		FreezeBackboneEpochs: opts.FreezeBackboneEpochs,
 	}
 }
 
@@ -178,6 +198,7 @@ func checkResumeOptions(opts Options, h HParams) error {
 		{"img-size", opts.ImgSize > 0, opts.ImgSize == h.ImgSize, opts.ImgSize, h.ImgSize},
 		{"seed", opts.Seed != 0, opts.Seed == h.Seed, opts.Seed, h.Seed},
 		{"train-split", opts.TrainSplit != "", opts.TrainSplit == h.TrainSplit, opts.TrainSplit, h.TrainSplit},
+		{"freeze-backbone-epochs", opts.FreezeBackboneEpochs > 0, opts.FreezeBackboneEpochs == h.FreezeBackboneEpochs, opts.FreezeBackboneEpochs, h.FreezeBackboneEpochs},
 	}
 	for _, c := range checks {
 		if c.set && !c.equal {

@@ -198,6 +198,12 @@ func (r *run) fresh() error {
 			return fmt.Errorf("train: %w", err)
 		}
 	}
+	if err := r.initPretrained(cfg); err != nil {
+		return err
+	}
+	if r.opts.FreezeBackboneEpochs < 0 || r.opts.FreezeBackboneEpochs > r.hp.Epochs {
+		return fmt.Errorf("train: freeze-backbone-epochs %d, want 0 to the %d epochs of the run", r.opts.FreezeBackboneEpochs, r.hp.Epochs)
+	}
 	trainDS := train
 	if err := CheckClasses(r.model, trainDS); err != nil {
 		return err
@@ -217,6 +223,28 @@ func (r *run) fresh() error {
 	if err := os.Remove(filepath.Join(r.opts.Out, MetricsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("train: %w", err)
 	}
+	return nil
+}
+
+// initPretrained loads the pretrained weights the options or the config
+// name into the fresh detector.
+func (r *run) initPretrained(cfg models.Config) error {
+	path := r.opts.Pretrained
+	switch path {
+	case NoPretrained:
+		return nil
+	case "":
+		path = cfg.Pretrained
+	}
+	if path == "" {
+		return nil
+	}
+	n, err := models.LoadPretrained(r.model, path)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	r.hp.Pretrained, r.hp.PretrainedTensors = path, n
+	fmt.Fprintf(r.logLine, "train: %d tensors initialised from %s\n", n, path)
 	return nil
 }
 
@@ -519,6 +547,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		fmt.Fprintf(r.logLine, "train: resuming at epoch %d step %d (global step %d)\n", r.st.Epoch+1, r.st.Step, r.st.GlobalStep)
 	}
 	for r.st.Epoch < hp.Epochs || r.st.EvalPending {
+		if frozen := r.st.Epoch < hp.FreezeBackboneEpochs; frozen != r.model.Frozen {
+			r.model.SetFrozen(frozen)
+			if frozen {
+				fmt.Fprintf(r.logLine, "train: backbone frozen for epochs 1–%d\n", hp.FreezeBackboneEpochs)
+			}
+		}
 		stopped, err := r.epoch(ctx)
 		if err != nil {
 			return nil, err

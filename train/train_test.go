@@ -8,47 +8,22 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gidedge/gidedge/dataset"
-	"github.com/gidedge/gidedge/dataset/synth"
 	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/engine/checkpoint"
 	"github.com/gidedge/gidedge/engine/nn"
+	"github.com/gidedge/gidedge/internal/synthtest"
 	"github.com/gidedge/gidedge/models"
 )
 
-var (
-	synthOnce sync.Once
-	synthDir  string
-	synthErr  error
-)
-
-// tinySet is 8 synthetic 64×64 images with one or two objects each, made
-// once per test binary.
-func tinySet(t *testing.T) string {
-	t.Helper()
-	synthOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gidedge-train-test-")
-		if err != nil {
-			synthErr = err
-			return
-		}
-		synthDir = filepath.Join(dir, "synth")
-		_, synthErr = synth.Generate(context.Background(), synthDir, synth.Options{Images: 8, Size: 64, Seed: 3, MinObjects: 1, MaxObjects: 2})
-	})
-	if synthErr != nil {
-		t.Fatal(synthErr)
-	}
-	return synthDir
-}
+// tinySet is synthtest's 8 synthetic 64×64 images.
+func tinySet(t *testing.T) string { return synthtest.Tiny(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if synthDir != "" {
-		os.RemoveAll(filepath.Dir(synthDir))
-	}
+	synthtest.Cleanup()
 	os.Exit(code)
 }
 

@@ -487,3 +487,35 @@ type SGDArgs struct {
 	LR, Momentum, WeightDecay float32
 	Nesterov                  bool
 }
+
+// LinearAxis maps output positions to input positions along one axis of a
+// bilinear resize: src = Scale·dst + Offset, computed in float32 (the
+// product rounded before the sum), then clamped to [0, in−1]. The two taps
+// are i0 = ⌊src⌋ and i1 = min(i0+1, in−1), weighted 1−λ and λ with
+// λ = src − i0. The engine derives Scale and Offset from ONNX's coordinate
+// transformation modes (half_pixel, pytorch_half_pixel, align_corners,
+// asymmetric).
+type LinearAxis struct {
+	Scale, Offset float32
+}
+
+// ResizeLinearArgs resizes X [N, C, H, W] into Y [N, C, OutH, OutW] by
+// bilinear interpolation:
+//
+//	Y[oy, ox] = (1−λy)·((1−λx)·X[y0, x0] + λx·X[y0, x1]) + λy·((1−λx)·X[y1, x0] + λx·X[y1, x1])
+//
+// with the taps and weights of Rows (for oy) and Cols (for ox).
+type ResizeLinearArgs struct {
+	Geometry   ResizeGeometry
+	Rows, Cols LinearAxis
+	X, Y       Buffer
+}
+
+// ResizeLinearBackwardArgs adds each output gradient to the four input
+// positions it read, times their weights.
+type ResizeLinearBackwardArgs struct {
+	Geometry   ResizeGeometry
+	Rows, Cols LinearAxis
+	DY         Buffer
+	DX         Dest
+}

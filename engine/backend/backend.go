@@ -153,6 +153,10 @@ type Backend interface {
 	Upsample(a UpsampleArgs)
 	// UpsampleBackward is Upsample's gradient.
 	UpsampleBackward(a UpsampleBackwardArgs)
+	// ResizeLinear resizes by bilinear interpolation.
+	ResizeLinear(a ResizeLinearArgs)
+	// ResizeLinearBackward is ResizeLinear's gradient.
+	ResizeLinearBackward(a ResizeLinearBackwardArgs)
 	// ROIAlign pools regions by bilinear sampling (torchvision roi_align).
 	ROIAlign(a ROIAlignArgs)
 	// ROIAlignBackward is ROIAlign's gradient with respect to the input.

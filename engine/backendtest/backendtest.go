@@ -46,6 +46,7 @@ func Run(t *testing.T, b backend.Backend) {
 		{"BatchNorm", testBatchNorm},
 		{"Pool2d", testPool},
 		{"Upsample", testUpsample},
+		{"ResizeLinear", testResizeLinear},
 		{"ROIAlign", testROIAlign},
 		{"Loss", testLoss},
 		{"PairwiseDistance", testPairwise},

@@ -195,3 +195,41 @@ func (b *Backend) UpsampleBackward(a backend.UpsampleBackwardArgs) {
 		b.launch(k, "gidedge_upsample_nearest_backward", elementwise(n), ptr(dx), ptr(dy), f32(beta), i32(planes), i32(g.H), i32(g.W), i32(g.OutH), i32(g.OutW))
 	}
 }
+
+// ResizeLinear implements backend.Backend: each output computes its taps
+// from the axes' scale and offset, as ref.LinearTaps does.
+func (b *Backend) ResizeLinear(a backend.ResizeLinearArgs) {
+	const k = "ResizeLinear"
+	g := a.Geometry
+	ref.CheckResize(Name, k, g)
+	planes := g.N * g.C
+	x := b.f32(k, "X", a.X, planes*g.H*g.W)
+	y := b.f32(k, "Y", a.Y, planes*g.OutH*g.OutW)
+	if n := planes * g.OutH * g.OutW; n > 0 {
+		b.launch(k, "gidedge_resize_linear_forward", elementwise(n), ptr(y), ptr(x), i32(planes), i32(g.H), i32(g.W), i32(g.OutH), i32(g.OutW),
+			f32(a.Rows.Scale), f32(a.Rows.Offset), f32(a.Cols.Scale), f32(a.Cols.Offset))
+	}
+}
+
+// ResizeLinearBackward implements backend.Backend: each output gradient is
+// added to its four inputs atomically (as ROIAlign's backward does), after
+// DX is zeroed when it is overwritten.
+func (b *Backend) ResizeLinearBackward(a backend.ResizeLinearBackwardArgs) {
+	const k = "ResizeLinearBackward"
+	g := a.Geometry
+	ref.CheckResize(Name, k, g)
+	planes := g.N * g.C
+	ny, nx := planes*g.OutH*g.OutW, planes*g.H*g.W
+	dy := b.f32(k, "DY", a.DY, ny)
+	dx, beta, ok := b.dest(k, "DX", a.DX, nx)
+	if !ok {
+		return
+	}
+	if beta == 0 {
+		b.fill(k, dx, nx, 0)
+	}
+	if ny > 0 {
+		b.launch(k, "gidedge_resize_linear_backward", elementwise(ny), ptr(dx), ptr(dy), i32(planes), i32(g.H), i32(g.W), i32(g.OutH), i32(g.OutW),
+			f32(a.Rows.Scale), f32(a.Rows.Offset), f32(a.Cols.Scale), f32(a.Cols.Offset))
+	}
+}

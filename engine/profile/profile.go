@@ -350,6 +350,16 @@ func (p *Backend) UpsampleBackward(a backend.UpsampleBackwardArgs) {
 	p.timed(Upsample, func() { p.inner.UpsampleBackward(a) })
 }
 
+// ResizeLinear implements backend.Backend; it counts with upsampling.
+func (p *Backend) ResizeLinear(a backend.ResizeLinearArgs) {
+	p.timed(Upsample, func() { p.inner.ResizeLinear(a) })
+}
+
+// ResizeLinearBackward implements backend.Backend.
+func (p *Backend) ResizeLinearBackward(a backend.ResizeLinearBackwardArgs) {
+	p.timed(Upsample, func() { p.inner.ResizeLinearBackward(a) })
+}
+
 // ROIAlign implements backend.Backend.
 func (p *Backend) ROIAlign(a backend.ROIAlignArgs) { p.timed(ROIAlign, func() { p.inner.ROIAlign(a) }) }
 

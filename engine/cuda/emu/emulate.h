@@ -38,6 +38,11 @@ static inline float gd_exp2(float x) { return std::exp2(x); }
 static inline float gd_log2(float x) { return std::log2(x); }
 static inline float gd_sqrt(float x) { return std::sqrt(x); }
 static inline float gd_floor(float x) { return std::floor(x); }
+// A product rounded on its own, never fused into an FMA with a later sum.
+static inline float gd_mul_rn(float a, float b) {
+	volatile float r = a * b;
+	return r;
+}
 static inline float gd_ceil(float x) { return std::ceil(x); }
 static inline float gd_atomic_add(float* p, float v) { return gidedge_emu::atomic_add(p, v); }
 static inline int gd_atomic_add_int(int* p, int v) { return gidedge_emu::atomic_add(p, v); }

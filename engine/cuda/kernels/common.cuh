@@ -25,6 +25,7 @@ static __device__ __forceinline__ float gd_log2(float x) { return __nvvm_lg2_app
 static __device__ __forceinline__ float gd_sqrt(float x) { return __nvvm_sqrt_rn_f(x); }
 static __device__ __forceinline__ float gd_floor(float x) { return __nvvm_floor_f(x); }
 static __device__ __forceinline__ float gd_ceil(float x) { return __nvvm_ceil_f(x); }
+static __device__ __forceinline__ float gd_mul_rn(float a, float b) { return __nvvm_mul_rn_f(a, b); }
 static __device__ __forceinline__ float gd_atomic_add(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ __forceinline__ int gd_atomic_add_int(int* p, int v) { return __nvvm_atom_add_gen_i(p, v); }
 #endif

@@ -125,3 +125,63 @@ extern "C" __global__ void gidedge_upsample_nearest_backward(float* gx, const fl
 		gd_store(&gx[e], acc, beta);
 	}
 }
+
+// gd_linear_tap finds the taps i0, i1 and weight λ of output position o
+// along one axis of a bilinear resize (backend.LinearAxis): src = o·scale
+// rounded to float, plus offset, clamped to [0, in−1]; i0 = ⌊src⌋,
+// i1 = min(i0+1, in−1), λ = src − i0. The product is rounded on its own
+// (gd_mul_rn) so the compiler cannot fuse it with the sum into an FMA: every
+// backend computes the same src.
+static __device__ __forceinline__ void gd_linear_tap(int o, float scale, float offset, int in, int* i0, int* i1, float* l) {
+	float src = gd_mul_rn((float)o, scale) + offset;
+	if (!(src > 0.f)) src = 0.f;
+	float top = (float)(in - 1);
+	if (src > top) src = top;
+	int i = (int)gd_floor(src);
+	*i0 = i;
+	*i1 = i + 1 < in ? i + 1 : in - 1;
+	*l = src - (float)i;
+}
+
+// gidedge_resize_linear_forward resizes planes h×w to oh×ow by bilinear
+// interpolation: the blend of the two column taps on each tap row, then of
+// the two rows (the order backend.ResizeLinearArgs gives).
+extern "C" __global__ void gidedge_resize_linear_forward(float* y, const float* x, int planes, int h, int w, int oh, int ow,
+                                                         float row_scale, float row_offset, float col_scale, float col_offset) {
+	int ohw = oh * ow, total = planes * ohw;
+	for (int e = gd_first(); e < total; e += gd_step()) {
+		int p = e / ohw, pos = e - p * ohw;
+		int oy = pos / ow, ox = pos - oy * ow;
+		int y0, y1, x0, x1;
+		float ly, lx;
+		gd_linear_tap(oy, row_scale, row_offset, h, &y0, &y1, &ly);
+		gd_linear_tap(ox, col_scale, col_offset, w, &x0, &x1, &lx);
+		const float* top = x + p * h * w + y0 * w;
+		const float* bottom = x + p * h * w + y1 * w;
+		float upper = (1.f - lx) * top[x0] + lx * top[x1];
+		float lower = (1.f - lx) * bottom[x0] + lx * bottom[x1];
+		y[e] = (1.f - ly) * upper + ly * lower;
+	}
+}
+
+// gidedge_resize_linear_backward adds each output gradient to the four
+// inputs it read, times their weights (gx already holds beta·gx: the caller
+// zeroes it for beta = 0).
+extern "C" __global__ void gidedge_resize_linear_backward(float* gx, const float* gy, int planes, int h, int w, int oh, int ow,
+                                                          float row_scale, float row_offset, float col_scale, float col_offset) {
+	int ohw = oh * ow, total = planes * ohw;
+	for (int e = gd_first(); e < total; e += gd_step()) {
+		int p = e / ohw, pos = e - p * ohw;
+		int oy = pos / ow, ox = pos - oy * ow;
+		int y0, y1, x0, x1;
+		float ly, lx;
+		gd_linear_tap(oy, row_scale, row_offset, h, &y0, &y1, &ly);
+		gd_linear_tap(ox, col_scale, col_offset, w, &x0, &x1, &lx);
+		float g = gy[e];
+		float* plane = gx + p * h * w;
+		gd_atomic_add(&plane[y0 * w + x0], g * (1.f - ly) * (1.f - lx));
+		gd_atomic_add(&plane[y0 * w + x1], g * (1.f - ly) * lx);
+		gd_atomic_add(&plane[y1 * w + x0], g * ly * (1.f - lx));
+		gd_atomic_add(&plane[y1 * w + x1], g * ly * lx);
+	}
+}
