@@ -36,7 +36,7 @@ func tinyDetector(t *testing.T, name string, classes int) *Detector {
 func near(a, b, tol float32) bool { return math.Abs(float64(a-b)) <= float64(tol) }
 
 func TestNamedConfigsValidate(t *testing.T) {
-	want := []string{"fcos-student", "fcos-teacher", "fcos-tiny", "retinanet-student", "retinanet-teacher", "retinanet-tiny"}
+	want := []string{"faster-rcnn-student", "faster-rcnn-teacher", "faster-rcnn-tiny", "fcos-student", "fcos-teacher", "fcos-tiny", "retinanet-student", "retinanet-teacher", "retinanet-tiny"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -89,7 +89,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		field  string
 		want   string
 	}{
-		{"family", func(c *Config) { c.Family = "yolo" }, "family", `family "yolo", want "retinanet" or "fcos"`},
+		{"family", func(c *Config) { c.Family = "yolo" }, "family", `family "yolo", want "retinanet", "fcos" or "faster_rcnn"`},
 		{"stride", func(c *Config) { c.Backbone.Stages = c.Backbone.Stages[:3] }, "backbone.stages", "stages ending at stride 32, not 16"},
 		{"anchors", func(c *Config) { c.Anchors.Sizes = c.Anchors.Sizes[:2] }, "anchors.sizes", "one size per fpn level (3)"},
 		{"iou", func(c *Config) { c.Assigner.NegIoU = 0.6 }, "assigner.neg_iou", "assigner.neg_iou 0.6, want 0 < neg_iou ≤ pos_iou (0.5)"},
@@ -399,6 +399,21 @@ func expectedResNetMACs(c Config, h, w int) int64 {
 		total += convMACs(f, f, 3, 1, side(h, l), side(w, l))
 	}
 	a := c.NumAnchors()
+	if c.TwoStage() {
+		for _, l := range c.FPN.Levels {
+			oh, ow := side(h, l), side(w, l)
+			ch := f
+			for i := 0; i < c.Head.Convs; i++ {
+				total += convMACs(ch, c.Head.Channels, 3, 1, oh, ow)
+				ch = c.Head.Channels
+			}
+			total += convMACs(ch, a, 1, 1, oh, ow) + convMACs(ch, 4*a, 1, 1, oh, ow)
+		}
+		r, dim := c.ROIHead, c.ROIHead.FCDim
+		perRegion := convMACs(f, dim, r.PoolSize, 1, 1, 1) + convMACs(dim, dim, 1, 1, 1, 1) +
+			convMACs(dim, c.NumClasses+1, 1, 1, 1, 1) + convMACs(dim, 4*c.NumClasses, 1, 1, 1, 1)
+		return total + perRegion*int64(c.RPN.PostNMSTopKTest)
+	}
 	for _, l := range c.FPN.Levels {
 		oh, ow := side(h, l), side(w, l)
 		ch := f
@@ -436,7 +451,7 @@ func TestCost(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	for _, family := range []string{"retinanet", "fcos"} {
+	for _, family := range []string{"retinanet", "fcos", "faster-rcnn"} {
 		student := tinyDetector(t, family+"-student", 3).Cost(320, 320)
 		teacher := tinyDetector(t, family+"-teacher", 3).Cost(320, 320)
 		if student.GFLOPs() > 1.5 {
