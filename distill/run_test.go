@@ -54,6 +54,41 @@ func fixture(t *testing.T) (data, teacher string) {
 	return filepath.Join(fixtureDir, "synth"), filepath.Join(fixtureDir, "teacher", train.LastFile)
 }
 
+var (
+	twoStageOnce    sync.Once
+	twoStageTeacher string
+	twoStageErr     error
+)
+
+// twoStageFixture trains, once per test binary, a faster-rcnn-tiny teacher
+// (wider FPN, RPN tower and box head) on the fixture's data and returns
+// its checkpoint.
+func twoStageFixture(t *testing.T) (data, teacher string) {
+	t.Helper()
+	data, _ = fixture(t)
+	twoStageOnce.Do(func() {
+		cfg, err := models.Named("faster-rcnn-tiny")
+		if err != nil {
+			twoStageErr = err
+			return
+		}
+		cfg.Name = "faster-rcnn-tiny-teacher"
+		cfg.FPN.Channels, cfg.Head.Channels = 24, 24
+		h := *cfg.ROIHead
+		h.FCDim = 48
+		cfg.ROIHead = &h
+		out := filepath.Join(fixtureDir, "teacher-two-stage")
+		_, twoStageErr = train.Run(context.Background(), train.Options{
+			Config: cfg, Data: data, ValSplit: train.NoEval, Out: out, Epochs: 15, Batch: 4, Seed: 5,
+		})
+		twoStageTeacher = filepath.Join(out, train.LastFile)
+	})
+	if twoStageErr != nil {
+		t.Fatal(twoStageErr)
+	}
+	return data, twoStageTeacher
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if fixtureDir != "" {
@@ -135,6 +170,66 @@ func TestRunTiny(t *testing.T) {
 	}
 	if d.Config.Name != "retinanet-tiny" || d.Config.NumClasses != 6 {
 		t.Fatalf("best checkpoint holds %s with %d classes, want retinanet-tiny with 6", d.Config.Name, d.Config.NumClasses)
+	}
+}
+
+// TestRunTwoStage distils the faster-rcnn-tiny student from a two-stage
+// teacher with GID (GIs from the RPNs, response on the box heads): the
+// distillation loss must fall, and the two-stage detection parts must be
+// logged beside it.
+func TestRunTwoStage(t *testing.T) {
+	data, teacher := twoStageFixture(t)
+	cfg, err := models.Named("faster-rcnn-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var log bytes.Buffer
+	res, err := Run(context.Background(), RunOptions{
+		Train: train.Options{
+			Config: cfg, Data: data, ValSplit: "train", Out: out,
+			Epochs: 12, Batch: 4, EvalEvery: 12, LogEvery: 2, Seed: 1, Log: &log,
+		},
+		Teacher: teacher,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(log.String())
+	recs, err := train.ReadRecords(filepath.Join(out, train.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var distill []float64
+	for _, r := range recs {
+		if r.Type != train.RecordTrain {
+			continue
+		}
+		var sum float64
+		for _, p := range []string{PartFeature, PartRelation, PartResponseCls, PartResponseReg, models.LossRPNCls, models.LossROICls} {
+			v, ok := r.Parts[p]
+			if !ok {
+				t.Fatalf("record at step %d lacks part %s: %v", r.Step, p, r.Parts)
+			}
+			if p != models.LossRPNCls && p != models.LossROICls {
+				sum += v
+			}
+		}
+		distill = append(distill, sum)
+	}
+	if len(distill) != 12 {
+		t.Fatalf("%d training records, want 12", len(distill))
+	}
+	first := (distill[0] + distill[1]) / 2
+	last := (distill[len(distill)-1] + distill[len(distill)-2]) / 2
+	if !(last < 0.7*first) {
+		t.Errorf("distillation loss went from %.4f to %.4f, want below 70%%: %v", first, last, distill)
+	}
+	if res.Stats.Images != 96 || res.Stats.GIs == 0 {
+		t.Errorf("stats %+v, want 96 images with GIs", res.Stats)
+	}
+	if res.Final == nil {
+		t.Fatal("no evaluation of the two-stage student")
 	}
 }
 
