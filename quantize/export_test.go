@@ -54,3 +54,43 @@ func TestGidedgeExport(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTwoStageExport quantizes a two-stage (Faster R-CNN) export: the
+// backbone, pyramid and RPN run in 8 bits, the box head behind RoiAlign
+// stays float and the report says so, and the quantized model still runs
+// (a dynamic number of proposals).
+func TestTwoStageExport(t *testing.T) {
+	cfg, err := models.Named("faster-rcnn-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := models.New(cfg.WithClasses([]string{"cell", "platelet"}), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	model := filepath.Join(dir, "two-stage.onnx")
+	if _, err := export.Export(d, model, export.Options{Threads: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "two-stage_int8.onnx")
+	rep, err := Run(context.Background(), Options{
+		Model: model, Out: out, Calib: writeImages(t, filepath.Join(dir, "calib"), 6, 9),
+		EvalImages: 3, Threads: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	t.Log(text.String())
+	if rep.QuantizedOps["Conv"] == 0 || rep.FloatOps["Conv (input of unknown type)"] != 4 {
+		t.Errorf("quantized %v, float %v: want the RPN's and backbone's Conv in 8 bits and the box head's 4 in float", rep.QuantizedOps, rep.FloatOps)
+	}
+	if !strings.Contains(text.String(), "Conv (input of unknown type) 4") {
+		t.Errorf("the report does not say the box head stayed float:\n%s", text.String())
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
