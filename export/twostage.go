@@ -39,8 +39,8 @@ func (w *walker) rpn(prefix string, h *models.RPNHead, feats []string, out *head
 // batch is fixed at 1): the proposals as models.GenerateProposals makes
 // them with the inference settings (per level TopK, decoding, clipping,
 // the size filter, NonMaxSuppression; then TopK over the levels), RoiAlign
-// of each proposal on the level FPN's rule gives it (every level pooled,
-// the others masked out), the box head, and the decoded outputs: "scores"
+// of each proposal on the level FPN's rule gives it, the box head, and the
+// decoded outputs: "scores"
 // [1, P, K] (softmax, background dropped) and "boxes" [1, P, K, 4]
 // (class-specific, input pixels, not clipped), P the dynamic number of
 // proposals.
@@ -107,7 +107,7 @@ func (w *walker) twoStage(d *models.Detector, h headOutputs, size int) ([]string
 	// models.ROILevels compares it.
 	x1y1 := g.slice("roi.x1y1", props, 1, 0, 2)
 	pwh := g.emit("Sub", "roi.wh", []string{g.slice("roi.x2y2", props, 1, 2, 4), x1y1})
-	area := g.emit("Mul", "roi.area", []string{g.slice("roi.w", pwh, 1, 0, 1), g.slice("roi.h", pwh, 1, 1, 2)})
+	area := g.reshape("roi.area_rows", g.emit("Mul", "roi.area", []string{g.slice("roi.w", pwh, 1, 0, 1), g.slice("roi.h", pwh, 1, 1, 2)}), -1)
 	var level string
 	for i, t := range models.LevelThresholds(cfg.FPN.Levels, rh.CanonicalLevel, rh.CanonicalSize) {
 		step := g.emit("Cast", "roi.level_step."+strconv.Itoa(i), []string{g.emit("GreaterOrEqual", "roi.above."+strconv.Itoa(i), []string{area, g.floatConst(nil, t)})},
@@ -118,27 +118,33 @@ func (w *walker) twoStage(d *models.Detector, h headOutputs, size int) ([]string
 			level = g.emit("Add", "roi.level", []string{level, step})
 		}
 	}
-	batchIdx := g.emit("ConstantOfShape", "roi.batch_index", []string{g.emit("Shape", "roi.count", []string{best})},
-		onnxgraph.AttrTensor("value", onnxgraph.Int64Tensor("", []int64{1}, []int64{0})))
-	var pooled string
+	// Each level pools only its own proposals (NonZero, Gather); the
+	// level-major rows go back to proposal order through the inverse
+	// permutation, which an ascending TopK of the gathered indices gives.
+	var parts, perm []string
 	for l := range p.Levels {
 		base := "roi.pool." + strconv.Itoa(l)
-		y := g.emit("RoiAlign", base, []string{h.features[l], props, batchIdx},
+		mask := g.emit("Equal", base+".is_level", []string{level, g.floatConst(nil, float32(l))})
+		idx := g.reshape(base+".index", g.emit("NonZero", base+".nonzero", []string{mask}), -1)
+		rois := g.emit("Gather", base+".rois", []string{props, idx}, onnxgraph.AttrInt("axis", 0))
+		batch := g.emit("ConstantOfShape", base+".batch_index", []string{g.emit("Shape", base+".count", []string{idx})},
+			onnxgraph.AttrTensor("value", onnxgraph.Int64Tensor("", []int64{1}, []int64{0})))
+		parts = append(parts, g.emit("RoiAlign", base, []string{h.features[l], rois, batch},
 			onnxgraph.AttrString("mode", "avg"),
 			onnxgraph.AttrInt("output_height", int64(rh.PoolSize)), onnxgraph.AttrInt("output_width", int64(rh.PoolSize)),
 			onnxgraph.AttrInt("sampling_ratio", int64(rh.SamplingRatio)),
 			onnxgraph.AttrFloat("spatial_scale", 1/float32(p.Levels[l].Stride)),
-			onnxgraph.AttrString("coordinate_transformation_mode", "half_pixel"))
-		// A valid config has at least three levels, so level is set.
-		mask := g.emit("Cast", base+".mask", []string{g.emit("Equal", base+".is_level", []string{level, g.floatConst(nil, float32(l))})},
-			onnxgraph.AttrInt("to", int64(onnxgraph.Float32)))
-		y = g.emit("Mul", base+".masked", []string{y, g.reshape(base+".mask_4d", mask, -1, 1, 1, 1)})
-		if pooled == "" {
-			pooled = y
-		} else {
-			pooled = g.emit("Add", "roi.pooled", []string{pooled, y})
-		}
+			onnxgraph.AttrString("coordinate_transformation_mode", "half_pixel")))
+		perm = append(perm, idx)
 	}
+	order := g.emit("Cast", "roi.order", []string{g.emit("Concat", "roi.perm", perm, onnxgraph.AttrInt("axis", 0))},
+		onnxgraph.AttrInt("to", int64(onnxgraph.Float32)))
+	sorted := g.fresh("roi.sorted")
+	inverse := g.fresh("roi.inverse")
+	g.nodes = append(g.nodes, onnxgraph.NewNode("TopK", sorted, []string{order, post}, []string{sorted, inverse},
+		onnxgraph.AttrInt("axis", 0), onnxgraph.AttrInt("largest", 0), onnxgraph.AttrInt("sorted", 1)))
+	pooled := g.emit("Gather", "roi.pooled", []string{g.emit("Concat", "roi.pooled_by_level", parts, onnxgraph.AttrInt("axis", 0)), inverse},
+		onnxgraph.AttrInt("axis", 0))
 
 	// Box head: the two fully connected layers are convolutions.
 	k := int64(cfg.NumClasses)
