@@ -178,6 +178,12 @@ func TestRunTiny(t *testing.T) {
 // distillation loss must fall, and the two-stage detection parts must be
 // logged beside it.
 func TestRunTwoStage(t *testing.T) {
+	if testing.Short() {
+		// Training a two-stage teacher and student takes over half a
+		// minute on the reference backend; TestDistillerMethods runs every
+		// two-stage distillation path there.
+		t.Skip("a two-stage training run; TestDistillerMethods covers its code under -short")
+	}
 	data, teacher := twoStageFixture(t)
 	cfg, err := models.Named("faster-rcnn-tiny")
 	if err != nil {
