@@ -7,10 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gidedge/gidedge/dataset/synth"
 	"github.com/gidedge/gidedge/train"
@@ -54,19 +52,7 @@ func TestTwoStageCommands(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var served lockedBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- runServe(ctx, serveOptions{Model: int8, Addr: "127.0.0.1:0", Sessions: 1, Timeout: 5 * time.Second,
-			MaxBody: 1 << 20, Drain: 5 * time.Second, LogLevel: "warn"}, &served, io.Discard)
-	}()
-	var url string
-	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		url = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(served.String())
-	}
-	if url == "" {
-		t.Fatalf("no address printed: %q", served.String())
-	}
+	url, done := startServe(t, ctx, int8)
 	images, _ := filepath.Glob(filepath.Join(data, "images", "*"))
 	img, err := os.ReadFile(images[0])
 	if err != nil {

@@ -113,48 +113,8 @@ func studentConfig(t *testing.T) models.Config {
 func TestRunTiny(t *testing.T) {
 	data, teacher := fixture(t)
 	out := t.TempDir()
-	var log bytes.Buffer
-	res, err := Run(context.Background(), RunOptions{
-		Train: train.Options{
-			Config: studentConfig(t), Data: data, ValSplit: "train", Out: out,
-			Epochs: 12, Batch: 4, EvalEvery: 12, LogEvery: 2, Seed: 1, Log: &log,
-		},
-		Teacher: teacher, DumpGIs: 2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(log.String())
-	recs, err := train.ReadRecords(filepath.Join(out, train.MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var distill []float64
-	for _, r := range recs {
-		if r.Type != train.RecordTrain {
-			continue
-		}
-		var sum float64
-		for _, p := range []string{PartFeature, PartRelation, PartResponseCls, PartResponseReg} {
-			v, ok := r.Parts[p]
-			if !ok {
-				t.Fatalf("record at step %d lacks part %s: %v", r.Step, p, r.Parts)
-			}
-			sum += v
-		}
-		if _, ok := r.Parts[models.LossCls]; !ok {
-			t.Fatalf("record at step %d lacks the detection part %s", r.Step, models.LossCls)
-		}
-		distill = append(distill, sum)
-	}
-	if len(distill) != 12 {
-		t.Fatalf("%d training records, want 12 (24 steps, LogEvery 2)", len(distill))
-	}
-	first := (distill[0] + distill[1]) / 2
-	last := (distill[len(distill)-1] + distill[len(distill)-2]) / 2
-	if !(last < 0.7*first) {
-		t.Errorf("distillation loss went from %.4f to %.4f, want below 70%%: %v", first, last, distill)
-	}
+	res := distillTiny(t, studentConfig(t), data, teacher, out, 2)
+	checkDistillFalls(t, out, models.LossCls)
 	if res.Stats.Images != 96 || res.Stats.GIs == 0 {
 		t.Errorf("stats %+v, want 96 images (24 steps × 4) with GIs", res.Stats)
 	}
@@ -190,18 +150,41 @@ func TestRunTwoStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
+	res := distillTiny(t, cfg, data, teacher, out, 0)
+	checkDistillFalls(t, out, models.LossRPNCls, models.LossROICls)
+	if res.Stats.Images != 96 || res.Stats.GIs == 0 {
+		t.Errorf("stats %+v, want 96 images with GIs", res.Stats)
+	}
+	if res.Final == nil {
+		t.Fatal("no evaluation of the two-stage student")
+	}
+}
+
+// distillTiny distils a student of cfg from teacher for 24 steps (12
+// epochs of 2 on the fixture's 8 images), logging every 2 steps, drawing
+// dumpGIs images' GIs, evaluated once on the training split.
+func distillTiny(t *testing.T, cfg models.Config, data, teacher, out string, dumpGIs int) *Result {
+	t.Helper()
 	var log bytes.Buffer
 	res, err := Run(context.Background(), RunOptions{
 		Train: train.Options{
 			Config: cfg, Data: data, ValSplit: "train", Out: out,
 			Epochs: 12, Batch: 4, EvalEvery: 12, LogEvery: 2, Seed: 1, Log: &log,
 		},
-		Teacher: teacher,
+		Teacher: teacher, DumpGIs: dumpGIs,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(log.String())
+	return res
+}
+
+// checkDistillFalls reads a 24-step run's 12 training records: each must
+// log GID's four parts and the given detection parts, and the sum of the
+// GID parts must fall below 70 % of its start.
+func checkDistillFalls(t *testing.T, out string, detection ...string) {
+	t.Helper()
 	recs, err := train.ReadRecords(filepath.Join(out, train.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
@@ -212,30 +195,27 @@ func TestRunTwoStage(t *testing.T) {
 			continue
 		}
 		var sum float64
-		for _, p := range []string{PartFeature, PartRelation, PartResponseCls, PartResponseReg, models.LossRPNCls, models.LossROICls} {
+		for _, p := range []string{PartFeature, PartRelation, PartResponseCls, PartResponseReg} {
 			v, ok := r.Parts[p]
 			if !ok {
 				t.Fatalf("record at step %d lacks part %s: %v", r.Step, p, r.Parts)
 			}
-			if p != models.LossRPNCls && p != models.LossROICls {
-				sum += v
+			sum += v
+		}
+		for _, p := range detection {
+			if _, ok := r.Parts[p]; !ok {
+				t.Fatalf("record at step %d lacks the detection part %s", r.Step, p)
 			}
 		}
 		distill = append(distill, sum)
 	}
 	if len(distill) != 12 {
-		t.Fatalf("%d training records, want 12", len(distill))
+		t.Fatalf("%d training records, want 12 (24 steps, LogEvery 2)", len(distill))
 	}
 	first := (distill[0] + distill[1]) / 2
 	last := (distill[len(distill)-1] + distill[len(distill)-2]) / 2
 	if !(last < 0.7*first) {
 		t.Errorf("distillation loss went from %.4f to %.4f, want below 70%%: %v", first, last, distill)
-	}
-	if res.Stats.Images != 96 || res.Stats.GIs == 0 {
-		t.Errorf("stats %+v, want 96 images with GIs", res.Stats)
-	}
-	if res.Final == nil {
-		t.Fatal("no evaluation of the two-stage student")
 	}
 }
 

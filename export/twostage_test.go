@@ -3,8 +3,6 @@ package export
 import (
 	"context"
 	"errors"
-	"image"
-	"image/color"
 	"math"
 	"path/filepath"
 	"slices"
@@ -128,23 +126,10 @@ func TestExportTwoStageRefusals(t *testing.T) {
 // on the same preprocessed tensor.
 func TestInferRunsTwoStageExport(t *testing.T) {
 	needORT(t)
-	const srcW, srcH = 120, 72
-	img := image.NewRGBA(image.Rect(0, 0, srcW, srcH))
-	for y := range srcH {
-		for x := range srcW {
-			img.Set(x, y, color.RGBA{uint8(2 * x), uint8(3 * y), uint8((x * y) % 251), 255})
-		}
-	}
+	img := gradientImage(120, 72)
 	d := twoStageDetector(t, false, 60)
 	cfg := d.Config
-	out := filepath.Join(t.TempDir(), "two-stage.onnx")
-	if _, err := Export(d, out, Options{Threads: 1}); err != nil {
-		t.Fatal(err)
-	}
-	det, err := infer.Open(out, infer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	det := exportAndOpen(t, d)
 	defer det.Close()
 	const threshold = 0.2
 	params := infer.Params{ScoreThreshold: threshold, IoUThreshold: 0.5, MaxDetections: 20}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gidedge/gidedge/dataset"
 	"github.com/gidedge/gidedge/engine"
-	"github.com/gidedge/gidedge/engine/enginetest"
 	"github.com/gidedge/gidedge/engine/nn"
 	"github.com/gidedge/gidedge/geom"
 )
@@ -360,38 +359,13 @@ func TestTwoStageTrains(t *testing.T) {
 		{{Box: dataset.Box{X1: 8, Y1: 10, X2: 30, Y2: 34}, Class: 1}},
 		{{Box: dataset.Box{X1: 20, Y1: 20, X2: 60, Y2: 50}, Class: 0}},
 	}
-	params := nn.Params(d)
-	var first, last float32
-	for step := 0; step < 30; step++ {
-		o := d.Forward(x, true)
-		loss, parts, err := d.Loss(o, targets)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step == 0 {
-			first = loss.Item()
-			for _, name := range []string{LossRPNCls, LossRPNBox, LossROICls, LossROIBox} {
-				if !(parts[name] > 0) {
-					t.Fatalf("loss parts %v, want %s positive", parts, name)
-				}
+	first, last := descend(t, d, x, targets, 30, func(parts map[string]float32) {
+		for _, name := range []string{LossRPNCls, LossRPNBox, LossROICls, LossROIBox} {
+			if !(parts[name] > 0) {
+				t.Fatalf("loss parts %v, want %s positive", parts, name)
 			}
 		}
-		last = loss.Item()
-		loss.Backward()
-		for _, p := range params {
-			g := p.Tensor.GradToHost()
-			if g == nil {
-				continue
-			}
-			enginetest.Edit(p.Tensor, func(v []float32) {
-				for i := range g {
-					v[i] -= 0.02 * g[i]
-				}
-			})
-			p.Tensor.ZeroGrad()
-		}
-		loss.Release()
-	}
+	})
 	if !(last < 0.6*first) {
 		t.Fatalf("loss went from %v to %v, want a clear decrease", first, last)
 	}

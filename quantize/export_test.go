@@ -21,26 +21,7 @@ func TestGidedgeExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg = cfg.WithClasses([]string{"cell", "platelet"})
-	d, err := models.New(cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	model := filepath.Join(dir, "student.onnx")
-	if _, err := export.Export(d, model, export.Options{Threads: 1}); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "student_int8.onnx")
-	rep, err := Run(context.Background(), Options{
-		Model: model, Out: out, Calib: writeImages(t, filepath.Join(dir, "calib"), 6, 9),
-		EvalImages: 3, Threads: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text strings.Builder
-	rep.WriteText(&text)
-	t.Log(text.String())
+	rep, _, out := quantizeExport(t, cfg)
 	if !strings.Contains(strings.Join(rep.Notes, " "), "gidedge metadata") {
 		t.Errorf("notes %q: want pre-processing from the gidedge metadata", rep.Notes)
 	}
@@ -64,16 +45,33 @@ func TestTwoStageExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := models.New(cfg.WithClasses([]string{"cell", "platelet"}), 1)
+	rep, text, out := quantizeExport(t, cfg.WithClasses([]string{"cell", "platelet"}))
+	if rep.QuantizedOps["Conv"] == 0 || rep.FloatOps["Conv (input of unknown type)"] != 4 {
+		t.Errorf("quantized %v, float %v: want the RPN's and backbone's Conv in 8 bits and the box head's 4 in float", rep.QuantizedOps, rep.FloatOps)
+	}
+	if !strings.Contains(text, "Conv (input of unknown type) 4") {
+		t.Errorf("the report does not say the box head stayed float:\n%s", text)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// quantizeExport exports a freshly initialised detector of cfg and
+// quantizes it on a few generated images; it returns the report, its text
+// and the quantized model's path.
+func quantizeExport(t *testing.T, cfg models.Config) (*Report, string, string) {
+	t.Helper()
+	d, err := models.New(cfg, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	model := filepath.Join(dir, "two-stage.onnx")
+	model := filepath.Join(dir, "model.onnx")
 	if _, err := export.Export(d, model, export.Options{Threads: 1}); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "two-stage_int8.onnx")
+	out := filepath.Join(dir, "model_int8.onnx")
 	rep, err := Run(context.Background(), Options{
 		Model: model, Out: out, Calib: writeImages(t, filepath.Join(dir, "calib"), 6, 9),
 		EvalImages: 3, Threads: 1,
@@ -84,13 +82,5 @@ func TestTwoStageExport(t *testing.T) {
 	var text strings.Builder
 	rep.WriteText(&text)
 	t.Log(text.String())
-	if rep.QuantizedOps["Conv"] == 0 || rep.FloatOps["Conv (input of unknown type)"] != 4 {
-		t.Errorf("quantized %v, float %v: want the RPN's and backbone's Conv in 8 bits and the box head's 4 in float", rep.QuantizedOps, rep.FloatOps)
-	}
-	if !strings.Contains(text.String(), "Conv (input of unknown type) 4") {
-		t.Errorf("the report does not say the box head stayed float:\n%s", text.String())
-	}
-	if _, err := os.Stat(out); err != nil {
-		t.Fatal(err)
-	}
+	return rep, text.String(), out
 }
