@@ -53,6 +53,13 @@ with General Instance Distillation (Dai et al., CVPR 2021):
             the student's own assigner matches to the GIs,
   L = L_GT + λ_feat·L_feat + λ_rel·L_rel + λ_resp·(α·L_cls + β·L_reg).
 
+For a two-stage pair (faster-rcnn-teacher → faster-rcnn-student) the GIs
+come from the RPNs (objectness and proposal boxes at the same anchors), and
+response distillation runs both box heads on the GI boxes: KL divergence of
+the student's softmax from the teacher's, and L1 between the class-specific
+deltas weighted by the teacher's class probabilities. Its teacher must be a
+gidedge checkpoint (its box head runs on the student's GIs).
+
 The teacher is a gidedge checkpoint (run without gradients) or an ONNX model
 exposing its FPN features and raw head outputs (gidedge export --outputs raw
 --with-features, or any model described by a --teacher-map JSON file). Its
@@ -65,12 +72,14 @@ and metrics.png, now with the distillation parts (gid_feat, gid_rel,
 gid_cls, gid_reg; kd_* for the baselines) next to cls and box. distill.json
 records the teacher and settings. --method selects a KD baseline instead of
 GID: fitnet (whole-FPN imitation), fine-grained (Wang et al. 2019, near-GT
-anchor mask), response-kd (head outputs at every position).`,
+anchor mask), response-kd (head outputs at every position; for a two-stage
+pair also both box heads on the student's proposals).`,
 		Example: `  gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid
   gidedge distill --teacher teacher.onnx --student retinanet-student --data ../shared/data/bccd --train-split trainval --val-split test --out runs/gid-bccd
   gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid-feat --relation=false --response=false
   gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/fitnet --method fitnet
   gidedge distill --teacher runs/rt/best.safetensors --student retinanet-student --data runs/synth --out runs/gid --dump-gis 4 --dump-every 200
+  gidedge distill --teacher runs/frt/best.safetensors --student faster-rcnn-student --data runs/synth --out runs/gid-frcnn
   gidedge distill --out runs/gid --resume`,
 		Args: cobra.NoArgs,
 	}

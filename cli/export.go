@@ -47,6 +47,12 @@ pixels) and "scores" [N,R,K] (sigmoid probabilities), ready for NMS; FCOS adds
 also returns the pyramid features "feature_<i>" and the raw head maps, so the
 export can act as a distillation teacher.
 
+A two-stage (Faster R-CNN) export holds the whole pipeline in standard ops
+(RPN, TopK, NonMaxSuppression, Gather, RoiAlign, the box head) and runs one
+image: "scores" [1,P,K] (softmax, background dropped) and "boxes" [1,P,K,4]
+(class-specific) for its P proposals; it needs opset 16 or newer. Its raw
+outputs are the RPN's maps.
+
 Before writing, the same inputs run through the engine and through ONNX
 Runtime; if any output differs by more than the tolerance (relative to that
 output's largest value) the command fails and writes nothing. The figures are

@@ -33,20 +33,22 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func TestRunServe(t *testing.T) {
-	model := sharedtest.Dir(t, "models", "nanodet_m_320.onnx")
-	jpg, err := os.ReadFile(sharedtest.Dir(t, "data", "coco128", "images", "000000000036.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// startServe runs runServe on model at a free loopback port until ctx ends
+// and returns its address and the channel its result arrives on.
+func startServe(t *testing.T, ctx context.Context, model string) (string, chan error) {
+	t.Helper()
 	var out lockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runServe(ctx, serveOptions{Model: model, Addr: "127.0.0.1:0", Sessions: 1, Timeout: 5 * time.Second,
 			MaxBody: 1 << 20, Drain: 5 * time.Second, LogLevel: "warn"}, &out, io.Discard)
 	}()
+	return servedURL(t, &out), done
+}
+
+// servedURL waits for runServe to print its address and returns it.
+func servedURL(t *testing.T, out *lockedBuffer) string {
+	t.Helper()
 	addr := regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
 	var url string
 	for deadline := time.Now().Add(10 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -55,6 +57,18 @@ func TestRunServe(t *testing.T) {
 	if url == "" {
 		t.Fatalf("no address printed: %q", out.String())
 	}
+	return url
+}
+
+func TestRunServe(t *testing.T) {
+	model := sharedtest.Dir(t, "models", "nanodet_m_320.onnx")
+	jpg, err := os.ReadFile(sharedtest.Dir(t, "data", "coco128", "images", "000000000036.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url, done := startServe(t, ctx, model)
 	resp, err := http.Post(url+"/v1/detect", "image/jpeg", bytes.NewReader(jpg))
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func newTrainCmd() *cobra.Command {
 	o := trainOptions{}
 	cmd := &cobra.Command{
 		Use:   "train --model CONFIG --data DIR --out RUN",
-		Short: "Train a RetinaNet or FCOS detector from scratch",
+		Short: "Train a RetinaNet, FCOS or Faster R-CNN detector from scratch",
 		Long: `train trains a detector from a named config (` + joinNames() + `)
 or a config JSON file on a VOC or COCO dataset, evaluating on a validation
 split every --eval-every epochs with COCO metrics.
@@ -47,6 +47,7 @@ Flags left unset take the config's defaults (its "train" section and
 input.size). --dry-run prints the model's size and compute and exits.`,
 		Example: `  gidedge train --model retinanet-student --data runs/synth --out runs/rs
   gidedge train --model fcos-teacher --data ../shared/data/bccd --train-split trainval --val-split test --epochs 12 --out runs/ft
+  gidedge train --model faster-rcnn-student --data runs/synth --out runs/frs
   gidedge train --out runs/rs --resume
   gidedge train --dry-run
   gidedge train --model retinanet-teacher --data ../shared/data/bccd --dry-run`,

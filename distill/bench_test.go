@@ -12,14 +12,21 @@ import (
 )
 
 // BenchmarkStep measures one training step (forward, loss, backward) of
-// retinanet-student at 160×160, batch 8, without distillation and with
-// each method against an untrained retinanet-teacher, so the distillation
-// overhead per step can be read off (gradients are computed, no optimizer
-// update). It reports CPU time and host transfers per step beside wall
-// time, on the device $GIDEDGE_DEVICE names:
+// retinanet-student and faster-rcnn-student at 160×160, batch 8, without
+// distillation and with each method against an untrained teacher of the
+// same family, so the distillation overhead per step can be read off
+// (gradients are computed, no optimizer update). It reports CPU time and
+// host transfers per step beside wall time, on the device $GIDEDGE_DEVICE
+// names:
 //
 //	go test ./distill/ -run - -bench Step -benchtime 5x
 func BenchmarkStep(b *testing.B) {
+	for _, family := range []string{"retinanet", "faster-rcnn"} {
+		b.Run(family, func(b *testing.B) { benchmarkStep(b, family) })
+	}
+}
+
+func benchmarkStep(b *testing.B, family string) {
 	classes := []string{"a", "b", "c", "d", "e", "f"}
 	build := func(name string, seed uint64) *models.Detector {
 		cfg, err := models.Named(name)
@@ -34,7 +41,7 @@ func BenchmarkStep(b *testing.B) {
 		}
 		return d
 	}
-	student, teacher := build("retinanet-student", 1), build("retinanet-teacher", 2)
+	student, teacher := build(family+"-student", 1), build(family+"-teacher", 2)
 	rng := rand.New(rand.NewPCG(5, 6))
 	x := engine.RandN(rng, 1, 8, 3, 160, 160)
 	targets := make([][]dataset.Target, 8)

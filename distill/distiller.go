@@ -25,6 +25,9 @@ const (
 	PartFineGrained = "kd_fg"
 	PartKDCls       = "kd_cls"
 	PartKDReg       = "kd_reg"
+	// Response KD of a two-stage pair also distils the box heads.
+	PartKDROICls = "kd_roi_cls"
+	PartKDROIReg = "kd_roi_reg"
 )
 
 // Adapter holds the trainable 3×3 convolutions (one per pyramid level,
@@ -65,6 +68,9 @@ type Distiller struct {
 	inputGain, inputBias *engine.Tensor
 	// levelS0 is s0 of the GI level rule (Options.LevelS0 or AutoS0).
 	levelS0 float32
+	// roiTeacher runs the teacher's box head (two-stage pairs whose method
+	// distils responses).
+	roiTeacher ROIHeadTeacher
 
 	mu    sync.Mutex
 	stats Stats
@@ -90,6 +96,14 @@ func New(teacher Teacher, student *models.Detector, opts Options, seed uint64) (
 		return nil, err
 	}
 	d := &Distiller{opts: opts, teacher: teacher, student: student, levelS0: opts.LevelS0}
+	if sc.TwoStage() && opts.usesBoxHeads() {
+		rt, ok := teacher.(ROIHeadTeacher)
+		if !ok || !tc.TwoStage() {
+			return nil, fmt.Errorf("%w: %s distils the box heads of a two-stage pair, which needs the teacher's box head on the student's regions: teacher %s cannot run it (use a gidedge checkpoint of a two-stage teacher, or a method without response distillation)",
+				ErrLayout, opts.Method, teacher.Describe())
+		}
+		d.roiTeacher = rt
+	}
 	if d.levelS0 == 0 {
 		d.levelS0 = AutoS0(sc)
 	}
@@ -177,7 +191,9 @@ func (d *Distiller) Step(ctx context.Context, x *engine.Tensor, out *models.Outp
 	case MethodFineGrained:
 		d.fineGrained(st, out, tout, targets)
 	case MethodResponseKD:
-		d.responseAll(st, out, tout)
+		if err := d.responseAll(st, out, tout); err != nil {
+			return nil, fmt.Errorf("distill: %w", err)
+		}
 	}
 	return st, nil
 }
@@ -242,7 +258,7 @@ func (d *Distiller) gid(st *Step, out, tout *models.Outputs, targets [][]dataset
 	o := d.opts
 	n, h, w := out.ClsLogits[0].Dim(0), out.InputH, out.InputW
 	p := d.student.Priors(h, w)
-	r, k := p.Len(), d.student.Config.NumClasses
+	r, k := p.Len(), d.student.Config.HeadClasses()
 
 	var s, t flat
 	if o.Response {
@@ -318,6 +334,9 @@ func (d *Distiller) gid(st *Step, out, tout *models.Outputs, targets [][]dataset
 			}
 		}
 	}
+	if o.Response && d.roiTeacher != nil {
+		return d.boxHeadResponse(st, out, tout, st.GIs, PartResponseCls, PartResponseReg)
+	}
 	if o.Response {
 		var rows []int
 		for i, gis := range st.GIs {
@@ -347,7 +366,7 @@ func (d *Distiller) response(s, t flat, tProb *engine.Tensor, rows []int, total 
 	if len(rows) == 0 {
 		return engine.Scalar(0), engine.Scalar(0)
 	}
-	k := d.student.Config.NumClasses
+	k := d.student.Config.HeadClasses()
 	var tCls, tReg, tCtr *engine.Tensor
 	engine.NoGrad(func() {
 		tCls = engine.IndexSelect(engine.Reshape(tProb, total, k), 0, rows)
@@ -374,43 +393,60 @@ func (d *Distiller) response(s, t flat, tProb *engine.Tensor, rows []int, total 
 func (d *Distiller) roiFeatures(gis [][]GI, out, tout *models.Outputs) (student, teacher *engine.Tensor, groups [][2]int) {
 	o := d.opts
 	levels := d.student.Config.FPN.Levels
-	strides := d.student.Config.Strides()
-	rois := make([][]float32, len(levels))
-	members := make([][]int, len(levels)) // GI indices (global order) per level
-	g := 0
-	for i, list := range gis {
-		start := g
+	rois, _ := giRegions(gis)
+	var lv []int
+	for _, list := range gis {
+		start := len(lv)
 		for _, gi := range list {
-			l := LevelFor(gi.Box, o.LevelK0, d.levelS0, levels)
-			rois[l] = append(rois[l], float32(i), gi.Box[0], gi.Box[1], gi.Box[2], gi.Box[3])
-			members[l] = append(members[l], g)
-			g++
+			lv = append(lv, LevelFor(gi.Box, o.LevelK0, d.levelS0, levels))
 		}
-		groups = append(groups, [2]int{start, g})
+		groups = append(groups, [2]int{start, len(lv)})
 	}
-	if g == 0 {
+	if len(lv) == 0 {
 		return nil, nil, nil
 	}
-	var sParts, tParts []*engine.Tensor
-	perm := make([]int, g) // global GI index → row of the level-ordered concat
-	row := 0
-	for l := range levels {
-		if len(members[l]) == 0 {
-			continue
-		}
-		opt := engine.ROIAlignOptions{OutH: o.ROISize, OutW: o.ROISize, SpatialScale: 1 / float32(strides[l]), SamplingRatio: o.SamplingRatio, Aligned: true}
-		adapted := d.adapter.Convs[l].Forward(out.Features[l])
-		sParts = append(sParts, engine.ROIAlign(adapted, rois[l], opt))
-		engine.NoGrad(func() { tParts = append(tParts, engine.ROIAlign(tout.Features[l], rois[l], opt)) })
-		for _, gi := range members[l] {
-			perm[gi] = row
-			row++
+	strides := d.student.Config.Strides()
+	opt := models.ROIPoolOptions{Size: o.ROISize, SamplingRatio: o.SamplingRatio}
+	student = models.PoolROIs(func(l int) *engine.Tensor { return d.adapter.Convs[l].Forward(out.Features[l]) }, strides, rois, lv, opt)
+	engine.NoGrad(func() {
+		teacher = models.PoolROIs(func(l int) *engine.Tensor { return tout.Features[l] }, strides, rois, lv, opt)
+	})
+	return student, teacher, groups
+}
+
+// giRegions returns the GIs of a batch as ROI rows (batch index, x1, y1,
+// x2, y2), image-major, and their count.
+func giRegions(gis [][]GI) ([]float32, int) {
+	var rois []float32
+	for i, list := range gis {
+		for _, gi := range list {
+			rois = append(rois, float32(i), gi.Box[0], gi.Box[1], gi.Box[2], gi.Box[3])
 		}
 	}
-	student, teacher = concat(sParts), nil
-	engine.NoGrad(func() { teacher = engine.IndexSelect(concat(tParts), 0, perm) })
-	student = engine.IndexSelect(student, 0, perm)
-	return student, teacher, groups
+	return rois, len(rois) / 5
+}
+
+// boxHeadResponse distils a two-stage pair's box heads on the given
+// regions: both heads run on the same boxes (ROIAlign of each model's own
+// pyramid, by its own level rule) and ROIResponseLoss compares them; the
+// terms are added under the given part names.
+func (d *Distiller) boxHeadResponse(st *Step, out, tout *models.Outputs, gis [][]GI, clsPart, regPart string) error {
+	o := d.opts
+	rois, g := giRegions(gis)
+	if g == 0 {
+		st.Parts[clsPart] += 0
+		st.Parts[regPart] += 0
+		return nil
+	}
+	sCls, sReg := d.student.ROIHeadForward(out.Features, rois)
+	tCls, tReg, err := d.roiTeacher.ROIHead(tout.Features, rois)
+	if err != nil {
+		return err
+	}
+	cls, reg := ROIResponseLoss(sCls, tCls, sReg, tReg)
+	st.add(clsPart, o.ResponseWeight*o.ClsWeight, cls)
+	st.add(regPart, o.ResponseWeight*o.RegWeight, reg)
+	return nil
 }
 
 func concat(ts []*engine.Tensor) *engine.Tensor {
@@ -512,8 +548,12 @@ func (d *Distiller) imitationMasks(out *models.Outputs, targets [][]dataset.Targ
 	return out2
 }
 
-// responseAll distils the head outputs at every position.
-func (d *Distiller) responseAll(st *Step, out, tout *models.Outputs) {
+// responseAll distils the head outputs at every position; for a two-stage
+// pair also the box heads, on the student's own proposals (the best
+// roi_head.batch_per_image of each image, with the training settings), so
+// the baseline sees what the student's second stage trains on without any
+// instance selection.
+func (d *Distiller) responseAll(st *Step, out, tout *models.Outputs) error {
 	s := flatten(out)
 	var t flat
 	engine.NoGrad(func() { t = flatten(tout) })
@@ -527,4 +567,16 @@ func (d *Distiller) responseAll(st *Step, out, tout *models.Outputs) {
 	cls, reg := d.response(s, t, tProb, rows, total, float32(total))
 	st.add(PartKDCls, d.opts.ResponseWeight*d.opts.ClsWeight, cls)
 	st.add(PartKDReg, d.opts.ResponseWeight*d.opts.RegWeight, reg)
+	if d.roiTeacher == nil {
+		return nil
+	}
+	limit := d.student.Config.ROIHead.BatchPerImage
+	props := d.student.Proposals(out, true)
+	regions := make([][]GI, len(props))
+	for i, p := range props {
+		for q := range min(p.Len(), limit) {
+			regions[i] = append(regions[i], GI{Box: [4]float32(p.Boxes[4*q : 4*q+4])})
+		}
+	}
+	return d.boxHeadResponse(st, out, tout, regions, PartKDROICls, PartKDROIReg)
 }

@@ -70,10 +70,14 @@ func TestDistillerMethods(t *testing.T) {
 		{"fine-grained", only(MethodFineGrained), []string{PartFineGrained}},
 		{"response-kd", only(MethodResponseKD), []string{PartKDCls, PartKDReg}},
 	}
-	for _, family := range []string{"retinanet-tiny", "fcos-tiny"} {
+	for _, family := range []string{"retinanet-tiny", "fcos-tiny", "faster-rcnn-tiny"} {
 		tm, sm := tinyPair(t, family)
 		x, targets := tinyBatch()
 		for _, c := range cases {
+			if family == "faster-rcnn-tiny" && c.opts.Method == MethodResponseKD {
+				// A two-stage pair also distils its box heads.
+				c.parts = append(slices.Clone(c.parts), PartKDROICls, PartKDROIReg)
+			}
 			t.Run(family+"/"+c.name, func(t *testing.T) {
 				d, err := New(NewDetectorTeacher(tm, "tiny"), sm, c.opts, 1)
 				if err != nil {
@@ -206,6 +210,36 @@ func TestCheckLayout(t *testing.T) {
 	}
 	if err := CheckLayout(mutate(func(c *models.Config) { c.FPN.Channels = 64; c.Input.Mean[0] = 0.5 }), base); err != nil {
 		t.Fatalf("channels and mean may differ, got %v", err)
+	}
+}
+
+// TestTwoStageLayout: a two-stage pair must agree on its box head's box
+// coding, and response distillation needs a teacher whose box head can
+// run on the student's regions.
+func TestTwoStageLayout(t *testing.T) {
+	tm, sm := tinyPair(t, "faster-rcnn-tiny")
+	tc := tm.Config
+	h := *tc.ROIHead
+	h.BoxCoderWeights = [4]float32{1, 1, 1, 1}
+	tc.ROIHead = &h
+	if err := CheckLayout(tc, sm.Config); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "box head coder weights") {
+		t.Fatalf("CheckLayout = %v, want the box head's coder weights named", err)
+	}
+	fake := &fakeTeacher{cfg: tm.Config}
+	for _, o := range []Options{DefaultOptions(), func() Options { o := DefaultOptions(); o.Method = MethodResponseKD; return o }()} {
+		if _, err := New(fake, sm, o, 1); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "teacher's box head") {
+			t.Fatalf("%s with a teacher without a box head: %v, want ErrLayout", o.Method, err)
+		}
+	}
+	o := DefaultOptions()
+	o.Response = false
+	if _, err := New(fake, sm, o, 1); err != nil {
+		t.Fatalf("GID without response needs no box head: %v", err)
+	}
+	o = DefaultOptions()
+	o.Method = MethodFitNet
+	if _, err := New(fake, sm, o, 1); err != nil {
+		t.Fatalf("FitNet needs no box head: %v", err)
 	}
 }
 

@@ -35,8 +35,9 @@ func LevelFor(b [4]float32, k0 int, s0 float32, levels []int) int {
 }
 
 // AutoS0 is the default s0 of the level rule for a detector: the size from
-// which its own assigner puts objects on P4. RetinaNet: the base anchor size
-// of P4. FCOS: twice the lower bound of P4's size range (a box's largest
+// which its own assigner puts objects on P4. RetinaNet and the two-stage
+// family's RPN (whose boxes the GIs are): the base anchor size of P4.
+// FCOS: twice the lower bound of P4's size range (a box's largest
 // centre-to-side distance is half its side).
 func AutoS0(cfg models.Config) float32 {
 	if cfg.Family == models.FamilyFCOS {
@@ -171,6 +172,47 @@ func ResponseLoss(studentCls, teacherProb, studentReg, teacherReg *engine.Tensor
 	inv := 1 / float32(m)
 	cls = engine.MulScalar(engine.Sum(engine.BCEWithLogits(studentCls, teacherProb)), inv)
 	reg = engine.MulScalar(engine.Sum(engine.L1Loss(studentReg, teacherReg)), inv)
+	return cls, reg
+}
+
+// ROIResponseLoss is GID's response loss on the box heads of a two-stage
+// pair, both run on the same G regions: class logits studentCls and
+// teacherCls [G, K+1] (background last) and class-specific deltas
+// studentReg and teacherReg [G, 4·K]. With p_t and p_s the two softmax
+// distributions,
+//
+//	cls = KL(p_t ‖ p_s) = Σ_c p_t,c · (log p_t,c − log p_s,c),
+//	reg = Σ_{c<K} p_t,c · Σ_j |s_c,j − t_c,j|,
+//
+// each averaged over the G regions. The head is a softmax classifier over
+// exclusive classes, so its soft labels are a distribution and KL (Hinton's
+// distillation loss at temperature 1) compares it as one; its gradient is
+// the soft-label cross-entropy's. The deltas of class c only matter where
+// the region is of class c, so each class's L1 is weighted by the
+// teacher's probability of it (the background has no deltas). The teacher
+// tensors are constants; a zero G gives zeros.
+func ROIResponseLoss(studentCls, teacherCls, studentReg, teacherReg *engine.Tensor) (cls, reg *engine.Tensor) {
+	g := studentCls.Dim(0)
+	if studentCls.Rank() != 2 || teacherCls.Rank() != 2 || studentReg.Rank() != 2 || teacherReg.Rank() != 2 ||
+		teacherCls.Dim(0) != g || studentReg.Dim(0) != g || teacherReg.Dim(0) != g ||
+		teacherCls.Dim(1) != studentCls.Dim(1) || studentReg.Dim(1) != teacherReg.Dim(1) || studentReg.Dim(1) != 4*(studentCls.Dim(1)-1) {
+		panic(&engine.OpError{Op: "distill.ROIResponseLoss", Shapes: [][]int{studentCls.Shape(), teacherCls.Shape(), studentReg.Shape(), teacherReg.Shape()}, Err: engine.ErrShape,
+			Detail: "want class logits [G, K+1] and deltas [G, 4K] of the same G regions"})
+	}
+	if g == 0 {
+		return engine.Scalar(0), engine.Scalar(0)
+	}
+	k := studentCls.Dim(1) - 1
+	var pt, logPt, weight *engine.Tensor
+	engine.NoGrad(func() {
+		pt = engine.Softmax(teacherCls.Detach(), 1)
+		logPt = engine.LogSoftmax(teacherCls.Detach(), 1)
+		weight = engine.Reshape(engine.Slice(pt, 1, 0, k), g, k, 1)
+	})
+	inv := 1 / float32(g)
+	cls = engine.MulScalar(engine.Sum(engine.Mul(pt, engine.Sub(logPt, engine.LogSoftmax(studentCls, 1)))), inv)
+	l1 := engine.L1Loss(engine.Reshape(studentReg, g, k, 4), engine.Reshape(teacherReg.Detach(), g, k, 4))
+	reg = engine.MulScalar(engine.Sum(engine.Mul(l1, weight)), inv)
 	return cls, reg
 }
 

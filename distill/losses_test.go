@@ -105,6 +105,31 @@ func TestResponseLoss(t *testing.T) {
 	}
 }
 
+func TestROIResponseLoss(t *testing.T) {
+	// Two regions, two classes plus background. The teacher is uniform on
+	// both (p_t = 1/3). Region 0: the student's logits (ln 2, 0, 0) give
+	// p_s = (1/2, 1/4, 1/4), so KL = (ln(2/3) + 2·ln(4/3)) / 3; region 1
+	// matches the teacher (KL 0). Deltas: |1| on class 0 of region 0 and
+	// |2| on class 1 of region 1, each weighted by p_t = 1/3.
+	tCls := engine.Zeros(2, 3)
+	sCls := engine.FromHost([]float32{float32(math.Ln2), 0, 0, 0, 0, 0}, 2, 3)
+	sReg := engine.FromHost([]float32{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0}, 2, 8)
+	tReg := engine.Zeros(2, 8)
+	cls, reg := ROIResponseLoss(sCls, tCls, sReg, tReg)
+	near(t, "ROI response cls", float64(cls.Item()), (math.Log(2.0/3)+2*math.Log(4.0/3))/3/2)
+	near(t, "ROI response reg", float64(reg.Item()), (1.0/3+2.0/3)/2)
+	// A confident teacher: only its class's deltas count, and matching
+	// logits give no classification loss.
+	conf := engine.FromHost([]float32{-30, 30, -30}, 1, 3)
+	cls, reg = ROIResponseLoss(conf, conf, engine.FromHost([]float32{5, 5, 5, 5, 0, 1, 0, 0}, 1, 8), engine.Zeros(1, 8))
+	near(t, "ROI response cls (equal)", float64(cls.Item()), 0)
+	near(t, "ROI response reg (class 1 only)", float64(reg.Item()), 1)
+	c0, r0 := ROIResponseLoss(engine.Zeros(0, 3), engine.Zeros(0, 3), engine.Zeros(0, 8), engine.Zeros(0, 8))
+	if c0.Item() != 0 || r0.Item() != 0 {
+		t.Errorf("no regions gave %v, %v, want zeros", c0.Item(), r0.Item())
+	}
+}
+
 func TestFitNetAndMaskedImitation(t *testing.T) {
 	s := []*engine.Tensor{engine.Full(1, 1, 2, 2, 2), engine.Full(0, 1, 2, 1, 1)}
 	tt := []*engine.Tensor{engine.Full(0, 1, 2, 2, 2), engine.Full(3, 1, 2, 1, 1)}
@@ -147,6 +172,19 @@ func TestLossGradients(t *testing.T) {
 		_, r := ResponseLoss(sc, tp, sg, tg)
 		return scalar(r)
 	}, sg)
+
+	rc := enginetest.Param(rng, 1, 3, 4)
+	rt := engine.RandN(rng, 2, 3, 4)
+	rr := enginetest.Param(rng, 1, 3, 12)
+	rtr := engine.RandN(rng, 1, 3, 12)
+	enginetest.GradCheck(t, "ROIResponseLoss cls", tol, func() *engine.Tensor {
+		c, _ := ROIResponseLoss(rc, rt, rr, rtr)
+		return scalar(c)
+	}, rc)
+	enginetest.GradCheck(t, "ROIResponseLoss reg", tol, func() *engine.Tensor {
+		_, r := ROIResponseLoss(rc, rt, rr, rtr)
+		return scalar(r)
+	}, rr)
 
 	s0, s1 := enginetest.Param(rng, 1, 1, 2, 3, 3), enginetest.Param(rng, 1, 1, 2, 2, 2)
 	t0, t1 := engine.RandN(rng, 1, 1, 2, 3, 3), engine.RandN(rng, 1, 1, 2, 2, 2)

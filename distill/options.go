@@ -195,6 +195,12 @@ func (o Options) Validate() error {
 // usesGIs reports whether the method runs GISM.
 func (o Options) usesGIs() bool { return o.Method == MethodGID }
 
+// usesBoxHeads reports whether the method distils responses, which for a
+// two-stage pair means running both box heads.
+func (o Options) usesBoxHeads() bool {
+	return (o.Method == MethodGID && o.Response) || o.Method == MethodResponseKD
+}
+
 // usesFeatures reports whether the method compares FPN features (and so
 // needs the adaptation convolutions).
 func (o Options) usesFeatures() bool {

@@ -82,9 +82,31 @@ func (t *checkpointTeacher) Forward(_ context.Context, x *engine.Tensor) (*model
 
 func (t *checkpointTeacher) Close() error { return nil }
 
+// ROIHeadTeacher is a two-stage teacher whose second stage can run on
+// regions the distiller chooses (the general instances), as GID's
+// response distillation of a two-stage pair needs. A gidedge checkpoint of
+// the two-stage family is one; an ONNX model is not.
+type ROIHeadTeacher interface {
+	Teacher
+	// ROIHead runs the teacher's box head, without gradients, on its own
+	// pyramid features (from Forward) for rois (K×5: batch index, x1, y1,
+	// x2, y2 in input pixels): class logits [K, K+1] and class-specific
+	// deltas [K, 4·K].
+	ROIHead(features []*engine.Tensor, rois []float32) (cls, reg *engine.Tensor, err error)
+}
+
+func (t *checkpointTeacher) ROIHead(features []*engine.Tensor, rois []float32) (cls, reg *engine.Tensor, err error) {
+	if !t.d.Config.TwoStage() {
+		return nil, nil, fmt.Errorf("%w: teacher %s is a %s detector: it has no box head", ErrLayout, t.path, t.d.Config.Family)
+	}
+	engine.NoGrad(func() { cls, reg = t.d.ROIHeadForward(features, rois) })
+	return cls, reg, nil
+}
+
 // CheckLayout reports how a teacher's config differs from the student's in
 // what distillation relies on: the head family, the pyramid levels, the
-// classes, the anchors and box coding (RetinaNet) and the input
+// classes, the anchors and box coding (RetinaNet and the two-stage
+// family's RPN; its box head's coder weights too) and the input
 // preprocessing that must be shared (resize mode and padding; mean and std
 // may differ, the input is converted). A teacher config with num_classes 0
 // (a mapping file's named config) leaves the class count to the shape check
@@ -103,7 +125,7 @@ func CheckLayout(teacher, student models.Config) error {
 	} else if len(teacher.ClassNames) > 0 && len(student.ClassNames) > 0 && !slices.Equal(teacher.ClassNames, student.ClassNames) {
 		add("class names: teacher %v, student %v", teacher.ClassNames, student.ClassNames)
 	}
-	if teacher.Family == models.FamilyRetinaNet && student.Family == models.FamilyRetinaNet {
+	if teacher.Family == student.Family && teacher.Family != models.FamilyFCOS {
 		ta, sa := teacher.Anchors, student.Anchors
 		if !slices.Equal(ta.Sizes, sa.Sizes) || !slices.Equal(ta.Ratios, sa.Ratios) || !slices.Equal(ta.Scales, sa.Scales) {
 			add("anchors: teacher sizes %v ratios %v scales %v, student sizes %v ratios %v scales %v", ta.Sizes, ta.Ratios, ta.Scales, sa.Sizes, sa.Ratios, sa.Scales)
@@ -111,6 +133,10 @@ func CheckLayout(teacher, student models.Config) error {
 		if teacher.Loss.BoxCoderWeights != student.Loss.BoxCoderWeights {
 			add("box coder weights: teacher %v, student %v (box regressions would not be comparable)", teacher.Loss.BoxCoderWeights, student.Loss.BoxCoderWeights)
 		}
+	}
+	if teacher.TwoStage() && student.TwoStage() && teacher.ROIHead != nil && student.ROIHead != nil &&
+		teacher.ROIHead.BoxCoderWeights != student.ROIHead.BoxCoderWeights {
+		add("box head coder weights: teacher %v, student %v (class-specific deltas would not be comparable)", teacher.ROIHead.BoxCoderWeights, student.ROIHead.BoxCoderWeights)
 	}
 	if teacher.Input.Resize != student.Input.Resize || teacher.Input.PadValue != student.Input.PadValue {
 		add("input resize: teacher %s pad %v, student %s pad %v (both see the same batch)", teacher.Input.Resize, teacher.Input.PadValue, student.Input.Resize, student.Input.PadValue)

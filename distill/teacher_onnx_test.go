@@ -210,3 +210,43 @@ func TestONNXTeacherMapping(t *testing.T) {
 		t.Fatalf("error %v, want a class-count layout error", err)
 	}
 }
+
+// TestONNXTwoStageTeacher: a two-stage export with its features and raw
+// RPN maps serves methods that need no box head (GID without response,
+// FitNet) with the checkpoint teacher's loss, and is refused, by name,
+// for response distillation.
+func TestONNXTwoStageTeacher(t *testing.T) {
+	tm, sm := tinyPair(t, "faster-rcnn-tiny")
+	teacher, err := OpenTeacher(exportTeacher(t, tm, 0), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer teacher.Close()
+	x, targets := tinyBatch()
+	noResponse := DefaultOptions()
+	noResponse.Response = false
+	fitnet := DefaultOptions()
+	fitnet.Method = MethodFitNet
+	for _, opts := range []Options{noResponse, fitnet} {
+		loss := func(teacher Teacher) float32 {
+			d, err := New(teacher, sm, opts, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out *models.Outputs
+			engine.NoGrad(func() { out = sm.Forward(x, false) })
+			st, err := d.Step(context.Background(), x, out, targets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Loss.Item()
+		}
+		a, b := loss(teacher), loss(NewDetectorTeacher(tm, "engine"))
+		if math.Abs(float64(a-b)) > 1e-3*math.Abs(float64(b)) {
+			t.Errorf("%s: loss %v with the ONNX teacher, %v with the engine teacher", opts.Method, a, b)
+		}
+	}
+	if _, err := New(teacher, sm, DefaultOptions(), 1); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "box head") {
+		t.Fatalf("GID with response from an ONNX two-stage teacher: %v, want ErrLayout naming the box head", err)
+	}
+}

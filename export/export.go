@@ -133,6 +133,14 @@ func Build(d *models.Detector, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TwoStage() {
+		// Proposals vary in number from image to image: the graph runs
+		// one image.
+		if opts.Batch > 1 {
+			return nil, fmt.Errorf("export: the two-stage detector %q exports with a batch of 1 (its proposals vary per image), not %d", cfg.Name, opts.Batch)
+		}
+		opts.Batch, opts.ParityBatch = 1, 1
+	}
 	size := cfg.Input.Size
 	g := newGraph(int64(opts.Opset))
 	w := &walker{g: g, size: size}
@@ -146,7 +154,7 @@ func Build(d *models.Detector, opts Options) (*Model, error) {
 	shapes := map[string][]int{}
 	for i, lv := range p.Levels {
 		shapes[heads.features[i]] = []int{0, cfg.FPN.Channels, lv.H, lv.W}
-		shapes[heads.cls[i]] = []int{0, a * k, lv.H, lv.W}
+		shapes[heads.cls[i]] = []int{0, a * cfg.HeadClasses(), lv.H, lv.W}
 		shapes[heads.reg[i]] = []int{0, a * 4, lv.H, lv.W}
 		if i < len(heads.ctr) {
 			shapes[heads.ctr[i]] = []int{0, 1, lv.H, lv.W}
@@ -154,7 +162,12 @@ func Build(d *models.Detector, opts Options) (*Model, error) {
 	}
 	var outputs []string
 	if opts.Outputs == infer.OutputsDecoded {
-		dec, err := w.decode(d, heads, size, size)
+		var dec []string
+		if cfg.TwoStage() {
+			dec, err = w.twoStage(d, heads, size)
+		} else {
+			dec, err = w.decode(d, heads, size, size)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -180,6 +193,20 @@ func Build(d *models.Detector, opts Options) (*Model, error) {
 		s, ok := shapes[name]
 		if !ok || !g.used[name] {
 			return nil, fmt.Errorf("export: output %q was not produced by the graph", name)
+		}
+		if cfg.TwoStage() && (name == BoxesName || name == ScoresName) {
+			// [1, P, K] and [1, P, K, 4], P the dynamic proposal count.
+			dims := []int{k}
+			if name == BoxesName {
+				dims = append(dims, 4)
+			}
+			outInfos = append(outInfos, twoStageValueInfo(name, dims...))
+			shape := []int64{1, -1}
+			for _, v := range dims {
+				shape = append(shape, int64(v))
+			}
+			m.Outputs = append(m.Outputs, Output{Name: name, Shape: shape})
+			continue
 		}
 		outInfos = append(outInfos, valueInfo(name, opts.Batch, s...))
 		m.Outputs = append(m.Outputs, Output{Name: name, Shape: batchShape(opts.Batch, s...)})

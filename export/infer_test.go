@@ -21,12 +21,7 @@ import (
 func TestInferRunsDecodedExport(t *testing.T) {
 	needORT(t)
 	const srcW, srcH = 120, 72
-	img := image.NewRGBA(image.Rect(0, 0, srcW, srcH))
-	for y := range srcH {
-		for x := range srcW {
-			img.Set(x, y, color.RGBA{uint8(2 * x), uint8(3 * y), uint8((x * y) % 251), 255})
-		}
-	}
+	img := gradientImage(srcW, srcH)
 	for _, family := range []string{models.FamilyRetinaNet, models.FamilyFCOS} {
 		t.Run(family, func(t *testing.T) {
 			cfg := tinyConfig(t, family, models.BackboneResNet)
@@ -34,14 +29,7 @@ func TestInferRunsDecodedExport(t *testing.T) {
 				t.Fatalf("tiny config resize %q, the test wants letterbox", cfg.Input.Resize)
 			}
 			d := tinyDetector(t, cfg, 11)
-			out := filepath.Join(t.TempDir(), family+".onnx")
-			if _, err := Export(d, out, Options{Threads: 1}); err != nil {
-				t.Fatal(err)
-			}
-			det, err := infer.Open(out, infer.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			det := exportAndOpen(t, d)
 			defer det.Close()
 			desc := det.Describe()
 			if desc.Adapter != "gidedge" {
@@ -135,3 +123,29 @@ func TestInferRunsDecodedExport(t *testing.T) {
 }
 
 func clampF(v, hi float32) float32 { return min(max(v, 0), hi) }
+
+// gradientImage is a non-square test picture (so letterbox padding moves
+// the frame) whose colours vary everywhere.
+func gradientImage(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(2 * x), uint8(3 * y), uint8((x * y) % 251), 255})
+		}
+	}
+	return img
+}
+
+// exportAndOpen exports d and opens the file as infer would serve it.
+func exportAndOpen(t *testing.T, d *models.Detector) *infer.Detector {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "model.onnx")
+	if _, err := Export(d, out, Options{Threads: 1}); err != nil {
+		t.Fatal(err)
+	}
+	det, err := infer.Open(out, infer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return det
+}

@@ -60,7 +60,7 @@ func ModelInfo(cfg models.Config, outputs string) (infer.ModelInfo, error) {
 			MaxDetections:  pp.MaxDetections,
 		},
 	}
-	if cfg.Family == models.FamilyRetinaNet {
+	if cfg.Family != models.FamilyFCOS {
 		info.Head.AnchorSizes = slices.Clone(cfg.Anchors.Sizes)
 		info.Head.AnchorRatios = slices.Clone(cfg.Anchors.Ratios)
 		info.Head.AnchorScales = slices.Clone(cfg.Anchors.Scales)

@@ -47,6 +47,9 @@ func (p *Parity) OK() bool { return p != nil && p.Worst <= p.Tolerance }
 // outputs. An output over the tolerance, a shape mismatch or a non-finite
 // value makes an error wrapping ErrParity; the figures are returned either way.
 func CheckParity(d *models.Detector, model []byte, names []string, opts Options) (*Parity, error) {
+	if d.Config.TwoStage() {
+		opts.Batch, opts.ParityBatch = 1, 1 // as Build exports it
+	}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -138,8 +141,14 @@ func engineOutputs(d *models.Detector, input []float32, n, size int, names []str
 		x := engine.FromHost(input, n, 3, size, size)
 		o := d.Forward(x, false)
 		var cls, reg *engine.Tensor
+		var second map[string]array
+		if d.Config.TwoStage() {
+			second = twoStageOutputs(d, o)
+		}
 		for i, name := range names {
 			switch {
+			case second != nil && (name == ScoresName || name == BoxesName):
+				out[i] = second[name]
 			case name == ScoresName || name == BoxesName:
 				if cls == nil {
 					cls, reg = models.Flatten(o)
@@ -177,6 +186,24 @@ func engineOutputs(d *models.Detector, input []float32, n, size int, names []str
 		return nil, fmt.Errorf("export: engine forward pass on %d×3×%d×%d: %w", n, size, size, err)
 	}
 	return out, nil
+}
+
+// twoStageOutputs computes a two-stage export's decoded outputs with the
+// engine for one image: the inference-setting proposals, the box head's
+// foreground probabilities [1, P, K] and its class-specific boxes
+// [1, P, K, 4] (models.Detector.SecondStage and DecodeROIBoxes).
+func twoStageOutputs(d *models.Detector, o *models.Outputs) map[string]array {
+	props := d.Proposals(o, false)[0]
+	probs, reg := d.SecondStage(o, []models.Proposals{props})
+	p, k := int64(props.Len()), int64(d.Config.NumClasses)
+	boxes := d.DecodeROIBoxes(props.Boxes, reg)
+	if probs == nil {
+		probs, boxes = []float32{}, []float32{}
+	}
+	return map[string]array{
+		ScoresName: {shape: []int64{1, p, k}, data: probs},
+		BoxesName:  {shape: []int64{1, p, k, 4}, data: boxes},
+	}
 }
 
 // levelOutput returns the per-level map a raw or feature output name

@@ -62,13 +62,17 @@ func (e *errWriter) Write(b []byte) (int, error) {
 
 func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
 
-// shapeString writes a shape with the dynamic batch as "batch".
+// shapeString writes a shape with the dynamic batch as "batch" and a
+// dynamic later dimension (a two-stage export's proposals) by its name.
 func shapeString(s []int64) string {
 	parts := make([]string, len(s))
 	for i, d := range s {
-		if d < 0 {
+		switch {
+		case d < 0 && i == 0:
 			parts[i] = "batch"
-		} else {
+		case d < 0:
+			parts[i] = ProposalsDim
+		default:
 			parts[i] = strconv.FormatInt(d, 10)
 		}
 	}

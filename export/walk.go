@@ -23,7 +23,8 @@ type headOutputs struct {
 	features, cls, reg, ctr []string
 }
 
-// detector emits the whole network on the input tensor x. The head's output
+// detector emits the whole network on the input tensor x (for the
+// two-stage family its first stage, the RPN). The head's output
 // convolutions write to the contract names cls_logits_<i>, box_reg_<i> and
 // centerness_<i>, the pyramid's levels to feature_<i>.
 func (w *walker) detector(d *models.Detector, x string) (headOutputs, error) {
@@ -36,7 +37,12 @@ func (w *walker) detector(d *models.Detector, x string) (headOutputs, error) {
 		return headOutputs{}, err
 	}
 	out := headOutputs{features: feats}
-	if err := w.head("head", d.Head, feats, &out); err != nil {
+	if d.RPN != nil {
+		err = w.rpn("rpn", d.RPN, feats, &out)
+	} else {
+		err = w.head("head", d.Head, feats, &out)
+	}
+	if err != nil {
 		return headOutputs{}, err
 	}
 	return out, nil
@@ -306,10 +312,5 @@ func (w *walker) head(prefix string, h *models.Head, feats []string, out *headOu
 // outConv emits a head output convolution (weights and bias as trained, no
 // batch norm) writing to a contract name.
 func (w *walker) outConv(c *nn.Conv2d, x, name string) string {
-	var bias []float32
-	if c.Bias != nil {
-		bias = c.Bias.ToHost()
-	}
-	y := w.g.conv(name, x, c.Weight.ToHost(), c.Weight.Shape(), bias, c.Options)
-	return w.rename(y, name)
+	return w.rename(w.plainConv(name, c, x), name)
 }

@@ -7,9 +7,13 @@ import (
 
 // gidedgeAdapter reads a `gidedge export` model through the ModelInfo in its
 // metadata; the head's outputs are already decoded into boxes [1,R,4] (input
-// pixels) and per-class probabilities [1,R,C].
+// pixels) and per-class probabilities [1,R,C]. A two-stage export gives
+// class-specific boxes [1,R,C,4] instead: class c of row r is scored by
+// scores[r,c] and placed at boxes[r,c].
 type gidedgeAdapter struct {
 	info ModelInfo
+	// classBoxes is set for class-specific boxes [1,R,C,4].
+	classBoxes bool
 }
 
 func matchGidedge(sig Signature) (Adapter, bool, error) {
@@ -38,10 +42,14 @@ func matchGidedge(sig Signature) (Adapter, bool, error) {
 	if !ok {
 		return nil, true, fmt.Errorf("scores_output %q is not an output (outputs %s)", info.Head.ScoresOutput, outputNames(sig))
 	}
-	if len(boxes.Shape) != 3 || (boxes.Shape[2] >= 0 && boxes.Shape[2] != 4) {
-		return nil, true, fmt.Errorf("boxes output %q has shape %v, want [N,R,4]", boxes.Name, boxes.Shape)
-	}
 	nc := int64(len(info.ClassNames))
+	last := boxes.Shape[len(boxes.Shape)-1]
+	switch {
+	case len(boxes.Shape) == 3 && (last < 0 || last == 4):
+	case len(boxes.Shape) == 4 && (last < 0 || last == 4) && (boxes.Shape[2] < 0 || boxes.Shape[2] == nc):
+	default:
+		return nil, true, fmt.Errorf("boxes output %q has shape %v, want [N,R,4] or class-specific [N,R,%d,4]", boxes.Name, boxes.Shape, nc)
+	}
 	if len(scores.Shape) != 3 || (scores.Shape[2] >= 0 && scores.Shape[2] != nc) {
 		return nil, true, fmt.Errorf("scores output %q has shape %v, want [N,R,%d] for %d class names", scores.Name, scores.Shape, nc, nc)
 	}
@@ -54,7 +62,7 @@ func matchGidedge(sig Signature) (Adapter, bool, error) {
 			return nil, true, fmt.Errorf("centerness output %q has shape %v, want [N,R,1]", ctr.Name, ctr.Shape)
 		}
 	}
-	return &gidedgeAdapter{info: info}, true, nil
+	return &gidedgeAdapter{info: info, classBoxes: len(boxes.Shape) == 4}, true, nil
 }
 
 func (a *gidedgeAdapter) Name() string           { return "gidedge" }
@@ -73,7 +81,11 @@ func (a *gidedgeAdapter) Decode(out Outputs, p Params, dst []Detection) ([]Detec
 		return dst, err
 	}
 	r := scores.Shape[1]
-	boxes, err := out.get(a.info.Head.BoxesOutput, 1, r, 4)
+	want := []int64{1, r, 4}
+	if a.classBoxes {
+		want = []int64{1, r, nc, 4}
+	}
+	boxes, err := out.get(a.info.Head.BoxesOutput, want...)
 	if err != nil {
 		return dst, err
 	}
@@ -98,9 +110,14 @@ func (a *gidedgeAdapter) Decode(out Outputs, p Params, dst []Detection) ([]Detec
 			if centerness != nil {
 				s = float32(math.Sqrt(float64(s * ctr)))
 			}
-			if s > p.ScoreThreshold {
-				dst = append(dst, Detection{Box: box, Score: s, Class: c})
+			if s <= p.ScoreThreshold {
+				continue
 			}
+			if a.classBoxes {
+				b := boxes.Data[(i*int(nc)+c)*4 : (i*int(nc)+c+1)*4]
+				box = [4]float32{clamp(b[0], 0, w), clamp(b[1], 0, h), clamp(b[2], 0, w), clamp(b[3], 0, h)}
+			}
+			dst = append(dst, Detection{Box: box, Score: s, Class: c})
 		}
 	}
 	return dst, nil

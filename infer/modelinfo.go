@@ -22,17 +22,17 @@ type ModelInfo struct {
 
 // HeadInfo describes the detection head and how to read its outputs.
 type HeadInfo struct {
-	Family         string    `json:"family"`  // "retinanet" | "fcos"
+	Family         string    `json:"family"`  // "retinanet" | "fcos" | "faster_rcnn"
 	Outputs        string    `json:"outputs"` // "decoded" | "raw"
 	Strides        []int     `json:"strides"`
-	AnchorSizes    []float32 `json:"anchor_sizes,omitempty"` // retinanet: base size per level
+	AnchorSizes    []float32 `json:"anchor_sizes,omitempty"` // retinanet, faster_rcnn (RPN): base size per level
 	AnchorRatios   []float32 `json:"anchor_ratios,omitempty"`
 	AnchorScales   []float32 `json:"anchor_scales,omitempty"`
 	ScoreThreshold float32   `json:"score_threshold"`
 	NMSIoU         float32   `json:"nms_iou"`
 	MaxDetections  int       `json:"max_detections"`
-	BoxesOutput    string    `json:"boxes_output"`  // decoded: [N,R,4] x1,y1,x2,y2 in input pixels
-	ScoresOutput   string    `json:"scores_output"` // decoded: [N,R,C] probabilities (sigmoid)
+	BoxesOutput    string    `json:"boxes_output"`  // decoded: [N,R,4] x1,y1,x2,y2 in input pixels; faster_rcnn: class-specific [1,R,C,4]
+	ScoresOutput   string    `json:"scores_output"` // decoded: [N,R,C] probabilities (sigmoid; faster_rcnn: softmax without background)
 	// CenternessOutput names the FCOS centerness probabilities [N,R,1] of a
 	// decoded export; the detection score is then √(class probability ·
 	// centerness), as the training-side postprocess ranks them.

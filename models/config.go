@@ -23,6 +23,10 @@ import (
 const (
 	FamilyRetinaNet = "retinanet"
 	FamilyFCOS      = "fcos"
+	// FamilyFasterRCNN is the two-stage family: a region proposal network
+	// (RPN) on the pyramid, then a box head on ROIAlign features of its
+	// proposals. Its config adds the rpn and roi_head sections.
+	FamilyFasterRCNN = "faster_rcnn"
 )
 
 // Backbone types.
@@ -48,7 +52,7 @@ var ErrUnknownConfig = errors.New("models: unknown config")
 // run folder and checkpoint, so a checkpoint rebuilds its own model.
 type Config struct {
 	Name string `json:"name"`
-	// Family is "retinanet" or "fcos".
+	// Family is "retinanet", "fcos" or "faster_rcnn".
 	Family string `json:"family"`
 	// NumClasses is K. Zero in a named config means "take it from the
 	// training data"; a built detector always has it set.
@@ -75,6 +79,10 @@ type Config struct {
 	// relative path is relative to the config file (Resolve makes it
 	// absolute).
 	Pretrained string `json:"pretrained,omitempty"`
+	// RPN and ROIHead configure the two stages of FamilyFasterRCNN (and
+	// must be absent for the one-stage families).
+	RPN     *RPNConfig     `json:"rpn,omitempty"`
+	ROIHead *ROIHeadConfig `json:"roi_head,omitempty"`
 }
 
 // InputConfig says how images are fed to the network: resized to Size×Size
@@ -193,6 +201,60 @@ type PostprocessConfig struct {
 	MaxDetections  int     `json:"max_detections"`
 }
 
+// RPNConfig is the region proposal network of the two-stage family: how it
+// samples anchors for its loss and turns its outputs into proposals. Its
+// other settings come from the shared sections: the anchors, the assigner
+// (IoU thresholds, typically 0.7 and 0.3 with low-quality matches), the
+// head (its shared 3×3 tower) and the loss (box loss, smooth-L1 β, box
+// weight and box-coder weights of its deltas).
+type RPNConfig struct {
+	// BatchPerImage anchors are sampled per image for the loss, at most
+	// PositiveFraction of them positive; the rest are negatives.
+	BatchPerImage    int     `json:"batch_per_image"`
+	PositiveFraction float32 `json:"positive_fraction"`
+	// PreNMSTopK* are the best-scoring anchors kept per pyramid level
+	// before NMS, PostNMSTopK* the proposals kept per image after it, for
+	// training and for inference.
+	PreNMSTopKTrain  int `json:"pre_nms_topk_train"`
+	PreNMSTopKTest   int `json:"pre_nms_topk_test"`
+	PostNMSTopKTrain int `json:"post_nms_topk_train"`
+	PostNMSTopKTest  int `json:"post_nms_topk_test"`
+	// NMSIoU is the IoU above which a proposal suppresses a lower-scoring
+	// one of the same level.
+	NMSIoU float32 `json:"nms_iou"`
+	// MinSize drops proposals whose width or height is not above it
+	// (pixels, after clipping to the input).
+	MinSize float32 `json:"min_size"`
+}
+
+// ROIHeadConfig is the second stage of the two-stage family: ROIAlign of
+// each region onto one pyramid level, two fully connected layers, class
+// logits (K classes plus background) and class-specific box deltas.
+type ROIHeadConfig struct {
+	// PoolSize is the side of the ROIAlign output; SamplingRatio its
+	// bilinear samples per bin and axis (0: adaptive, ⌈region / PoolSize⌉).
+	PoolSize      int `json:"pool_size"`
+	SamplingRatio int `json:"sampling_ratio"`
+	// A region of size √(wh) = CanonicalSize pixels is pooled from pyramid
+	// level CanonicalLevel; each doubling of its size moves it one level
+	// up (FPN's level rule, clamped to the pyramid).
+	CanonicalLevel int     `json:"canonical_level"`
+	CanonicalSize  float32 `json:"canonical_size"`
+	// FCDim is the width of both fully connected layers.
+	FCDim int `json:"fc_dim"`
+	// BatchPerImage regions are sampled per image for the loss, at most
+	// PositiveFraction of them foreground (IoU ≥ FgIoU with a ground-truth
+	// box); the ground-truth boxes join the proposals first.
+	BatchPerImage    int     `json:"batch_per_image"`
+	PositiveFraction float32 `json:"positive_fraction"`
+	FgIoU            float32 `json:"fg_iou"`
+	// BoxCoderWeights scale the (dx, dy, dw, dh) deltas of the regions.
+	BoxCoderWeights [4]float32 `json:"box_coder_weights"`
+	// SmoothL1Beta is β of the box loss (0: L1); BoxWeight weighs it.
+	SmoothL1Beta float32 `json:"smooth_l1_beta"`
+	BoxWeight    float32 `json:"box_weight"`
+}
+
 // TrainConfig holds the default hyper-parameters of package train; command
 // line flags override them.
 type TrainConfig struct {
@@ -309,6 +371,19 @@ func (c Config) Strides() []int {
 	return s
 }
 
+// TwoStage reports whether the config is the two-stage family.
+func (c Config) TwoStage() bool { return c.Family == FamilyFasterRCNN }
+
+// HeadClasses is the number of class channels per anchor of the dense head
+// (Outputs.ClsLogits): K for the one-stage families, 1 (objectness) for
+// the two-stage family's RPN.
+func (c Config) HeadClasses() int {
+	if c.TwoStage() {
+		return 1
+	}
+	return c.NumClasses
+}
+
 // NumAnchors is A, the anchors per position (1 for FCOS).
 func (c Config) NumAnchors() int {
 	if c.Family == FamilyFCOS {
@@ -349,8 +424,8 @@ func (c Config) Validate() error {
 	if c.Name == "" {
 		bad("name", c.Name, "a name")
 	}
-	if c.Family != FamilyRetinaNet && c.Family != FamilyFCOS {
-		bad("family", c.Family, "%q or %q", FamilyRetinaNet, FamilyFCOS)
+	if c.Family != FamilyRetinaNet && c.Family != FamilyFCOS && c.Family != FamilyFasterRCNN {
+		bad("family", c.Family, "%q, %q or %q", FamilyRetinaNet, FamilyFCOS, FamilyFasterRCNN)
 	}
 	if c.NumClasses < 0 {
 		bad("num_classes", c.NumClasses, "≥ 0 (0: taken from the data)")
@@ -400,7 +475,7 @@ func (c Config) Validate() error {
 		bad("head.prior_prob", c.Head.PriorProb, "in (0, 1)")
 	}
 	switch c.Family {
-	case FamilyRetinaNet:
+	case FamilyRetinaNet, FamilyFasterRCNN:
 		a := c.Anchors
 		if len(a.Sizes) != len(levels) {
 			bad("anchors.sizes", a.Sizes, "one size per fpn level (%d)", len(levels))
@@ -424,7 +499,11 @@ func (c Config) Validate() error {
 		if !(s.PosIoU > 0 && s.PosIoU <= 1) {
 			bad("assigner.pos_iou", s.PosIoU, "in (0, 1]")
 		}
-		if c.Loss.Box != BoxLossSmoothL1 && c.Loss.Box != BoxLossGIoU {
+		if c.Family == FamilyFasterRCNN {
+			if c.Loss.Box != BoxLossSmoothL1 {
+				bad("loss.box", c.Loss.Box, "%q: the RPN regresses encoded deltas", BoxLossSmoothL1)
+			}
+		} else if c.Loss.Box != BoxLossSmoothL1 && c.Loss.Box != BoxLossGIoU {
 			bad("loss.box", c.Loss.Box, "%q or %q", BoxLossSmoothL1, BoxLossGIoU)
 		}
 		for i, w := range c.Loss.BoxCoderWeights {
@@ -448,11 +527,22 @@ func (c Config) Validate() error {
 			bad("loss.box", c.Loss.Box, "%q: FCOS regresses distances", BoxLossGIoU)
 		}
 	}
-	if c.Loss.FocalGamma < 0 {
-		bad("loss.focal_gamma", c.Loss.FocalGamma, "≥ 0")
-	}
-	if c.Loss.FocalAlpha > 1 {
-		bad("loss.focal_alpha", c.Loss.FocalAlpha, "≤ 1 (negative disables it)")
+	if c.TwoStage() {
+		// The RPN's objectness is plain binary cross-entropy over sampled
+		// anchors; a focal setting would be silently ignored.
+		if c.Loss.FocalGamma != 0 {
+			bad("loss.focal_gamma", c.Loss.FocalGamma, "0: the two-stage family has no focal loss")
+		}
+		if c.Loss.FocalAlpha != 0 {
+			bad("loss.focal_alpha", c.Loss.FocalAlpha, "0: the two-stage family has no focal loss")
+		}
+	} else {
+		if c.Loss.FocalGamma < 0 {
+			bad("loss.focal_gamma", c.Loss.FocalGamma, "≥ 0")
+		}
+		if c.Loss.FocalAlpha > 1 {
+			bad("loss.focal_alpha", c.Loss.FocalAlpha, "≤ 1 (negative disables it)")
+		}
 	}
 	if !(c.Loss.BoxWeight > 0) {
 		bad("loss.box_weight", c.Loss.BoxWeight, "> 0")
@@ -464,7 +554,11 @@ func (c Config) Validate() error {
 	if p.ScoreThreshold < 0 || p.ScoreThreshold >= 1 {
 		bad("postprocess.score_threshold", p.ScoreThreshold, "in [0, 1)")
 	}
-	if p.TopKPerLevel <= 0 {
+	if c.TwoStage() {
+		if p.TopKPerLevel != 0 {
+			bad("postprocess.topk_per_level", p.TopKPerLevel, "0: two-stage candidates are bounded by rpn.post_nms_topk_test")
+		}
+	} else if p.TopKPerLevel <= 0 {
 		bad("postprocess.topk_per_level", p.TopKPerLevel, "> 0")
 	}
 	if !(p.NMSIoU > 0 && p.NMSIoU <= 1) {
@@ -498,7 +592,86 @@ func (c Config) Validate() error {
 	if math.IsNaN(t.GradClip) {
 		bad("train.grad_clip", t.GradClip, "a number (0: no clipping)")
 	}
+	c.validateStages(bad)
 	return errors.Join(errs...)
+}
+
+// validateStages checks the rpn and roi_head sections: required by the
+// two-stage family, refused by the others.
+func (c Config) validateStages(bad func(field string, value any, want string, args ...any)) {
+	if !c.TwoStage() {
+		if c.RPN != nil {
+			bad("rpn", *c.RPN, "no rpn section for family %q (only %q has one)", c.Family, FamilyFasterRCNN)
+		}
+		if c.ROIHead != nil {
+			bad("roi_head", *c.ROIHead, "no roi_head section for family %q (only %q has one)", c.Family, FamilyFasterRCNN)
+		}
+		return
+	}
+	if r := c.RPN; r == nil {
+		bad("rpn", nil, "an rpn section (sampling and proposal settings)")
+	} else {
+		if r.BatchPerImage <= 0 {
+			bad("rpn.batch_per_image", r.BatchPerImage, "> 0")
+		}
+		if !(r.PositiveFraction > 0 && r.PositiveFraction <= 1) {
+			bad("rpn.positive_fraction", r.PositiveFraction, "in (0, 1]")
+		}
+		for _, f := range []struct {
+			field string
+			v     int
+		}{{"rpn.pre_nms_topk_train", r.PreNMSTopKTrain}, {"rpn.pre_nms_topk_test", r.PreNMSTopKTest}, {"rpn.post_nms_topk_train", r.PostNMSTopKTrain}, {"rpn.post_nms_topk_test", r.PostNMSTopKTest}} {
+			if f.v <= 0 {
+				bad(f.field, f.v, "> 0")
+			}
+		}
+		if !(r.NMSIoU > 0 && r.NMSIoU <= 1) {
+			bad("rpn.nms_iou", r.NMSIoU, "in (0, 1]")
+		}
+		if !(r.MinSize >= 0) {
+			bad("rpn.min_size", r.MinSize, "≥ 0 pixels")
+		}
+	}
+	h := c.ROIHead
+	if h == nil {
+		bad("roi_head", nil, "a roi_head section (pooling, box head, sampling)")
+		return
+	}
+	if h.PoolSize < 1 || h.PoolSize > 32 {
+		bad("roi_head.pool_size", h.PoolSize, "1..32")
+	}
+	if h.SamplingRatio < 0 {
+		bad("roi_head.sampling_ratio", h.SamplingRatio, "≥ 0 (0: adaptive)")
+	}
+	if len(c.FPN.Levels) > 0 && (h.CanonicalLevel < c.FPN.Levels[0] || h.CanonicalLevel > c.FPN.Levels[len(c.FPN.Levels)-1]) {
+		bad("roi_head.canonical_level", h.CanonicalLevel, "a pyramid level of fpn.levels %v", c.FPN.Levels)
+	}
+	if !(h.CanonicalSize > 0) || math.IsInf(float64(h.CanonicalSize), 0) {
+		bad("roi_head.canonical_size", h.CanonicalSize, "> 0 pixels")
+	}
+	if h.FCDim <= 0 {
+		bad("roi_head.fc_dim", h.FCDim, "> 0")
+	}
+	if h.BatchPerImage <= 0 {
+		bad("roi_head.batch_per_image", h.BatchPerImage, "> 0")
+	}
+	if !(h.PositiveFraction > 0 && h.PositiveFraction <= 1) {
+		bad("roi_head.positive_fraction", h.PositiveFraction, "in (0, 1]")
+	}
+	if !(h.FgIoU > 0 && h.FgIoU <= 1) {
+		bad("roi_head.fg_iou", h.FgIoU, "in (0, 1]")
+	}
+	for i, w := range h.BoxCoderWeights {
+		if !(w > 0) {
+			bad(fmt.Sprintf("roi_head.box_coder_weights[%d]", i), w, "> 0")
+		}
+	}
+	if !(h.SmoothL1Beta >= 0) {
+		bad("roi_head.smooth_l1_beta", h.SmoothL1Beta, "≥ 0 (0: L1)")
+	}
+	if !(h.BoxWeight > 0) {
+		bad("roi_head.box_weight", h.BoxWeight, "> 0")
+	}
 }
 
 func (c Config) validateBackbone(bad func(field string, value any, want string, args ...any)) {

@@ -9,14 +9,18 @@ import (
 	"github.com/gidedge/gidedge/engine/nn"
 )
 
-// Outputs are a detector's raw results for a batch.
+// Outputs are a detector's raw results for a batch: for the two-stage
+// family those of its first stage, the RPN (its second stage runs on
+// proposals: in Loss for training, in Postprocess for inference).
 type Outputs struct {
 	// Features are the FPN levels, finest first: [N, C, Hl, Wl].
 	Features []*engine.Tensor
-	// ClsLogits per level: [N, A·K, Hl, Wl], channel a·K + k.
+	// ClsLogits per level: [N, A·K, Hl, Wl], channel a·K + k; the RPN's
+	// objectness [N, A, Hl, Wl] (K = 1) for the two-stage family.
 	ClsLogits []*engine.Tensor
-	// BoxRegs per level: [N, A·4, Hl, Wl], channel a·4 + j. RetinaNet:
-	// (dx, dy, dw, dh) deltas; FCOS: log of (l, t, r, b) distances in strides.
+	// BoxRegs per level: [N, A·4, Hl, Wl], channel a·4 + j. RetinaNet and
+	// the RPN: (dx, dy, dw, dh) deltas; FCOS: log of (l, t, r, b) distances
+	// in strides.
 	BoxRegs []*engine.Tensor
 	// Centerness per level (FCOS only): [N, 1, Hl, Wl] logits.
 	Centerness []*engine.Tensor
@@ -24,13 +28,18 @@ type Outputs struct {
 	InputH, InputW int
 }
 
-// Detector is a RetinaNet or FCOS detector built from a Config. It is an
-// nn.Module: parameters are named "backbone.…", "fpn.…" and "head.…".
+// Detector is a RetinaNet, FCOS or Faster R-CNN detector built from a
+// Config. It is an nn.Module: parameters are named "backbone.…", "fpn.…"
+// and "head.…" (one-stage) or "rpn.…" and "roi_head.…" (two-stage).
 type Detector struct {
 	Config   Config
 	Backbone Backbone
 	FPN      *FPN
-	Head     *Head
+	// Head is the one-stage families' dense head (nil for two-stage).
+	Head *Head
+	// RPN and BoxHead are the two-stage family's stages (nil otherwise).
+	RPN     *RPNHead
+	BoxHead *BoxHead
 
 	// Frozen runs the backbone, and an imported neck, as fixed feature
 	// extractors: batch norms on running statistics even in training
@@ -59,7 +68,12 @@ func New(cfg Config, seed uint64) (*Detector, error) {
 	}
 	d := &Detector{Config: cfg, Backbone: bb, priors: map[[2]int]*Priors{}}
 	d.FPN = newFPN(rng, bb.OutChannels(), cfg.FPN, cfg.Neck)
-	d.Head = newHead(rng, cfg)
+	if cfg.TwoStage() {
+		d.RPN = newRPNHead(rng, cfg)
+		d.BoxHead = newBoxHead(rng, cfg)
+	} else {
+		d.Head = newHead(rng, cfg)
+	}
 	return d, nil
 }
 
@@ -67,7 +81,13 @@ func New(cfg Config, seed uint64) (*Detector, error) {
 func (d *Detector) Visit(prefix string, v nn.Visitor) {
 	d.Backbone.Visit(nn.Join(prefix, "backbone"), v)
 	d.FPN.Visit(nn.Join(prefix, "fpn"), v)
-	d.Head.Visit(nn.Join(prefix, "head"), v)
+	if d.Head != nil {
+		d.Head.Visit(nn.Join(prefix, "head"), v)
+	}
+	if d.RPN != nil {
+		d.RPN.Visit(nn.Join(prefix, "rpn"), v)
+		d.BoxHead.Visit(nn.Join(prefix, "roi_head"), v)
+	}
 }
 
 // Forward runs the network on x [N, 3, H, W]. training selects batch
@@ -89,7 +109,11 @@ func (d *Detector) forward(p *pass, x *engine.Tensor) *Outputs {
 		bp = &fixed
 	}
 	o.Features = d.FPN.forward(p, d.Backbone.forward(bp, x))
-	d.Head.forward(p, o.Features, o)
+	if d.RPN != nil {
+		d.RPN.forward(p, o.Features, o)
+	} else {
+		d.Head.forward(p, o.Features, o)
+	}
 	return o
 }
 
@@ -111,11 +135,20 @@ func (c Cost) FLOPs() int64 { return 2 * c.MACs }
 func (c Cost) GFLOPs() float64 { return float64(c.FLOPs()) / 1e9 }
 
 // Cost traces one inference pass on a blank h×w image and counts its
-// convolutions.
+// convolutions. A two-stage detector's box head is counted for the most
+// regions inference gives it, rpn.post_nms_topk_test (its fully connected
+// layers are convolutions here, so they count as MACs too).
 func (d *Detector) Cost(h, w int) Cost {
 	c := &Cost{Height: h, Width: w}
 	engine.NoGrad(func() {
-		d.forward(&pass{cost: c}, engine.Zeros(1, 3, h, w))
+		o := d.forward(&pass{cost: c}, engine.Zeros(1, 3, h, w))
+		if d.BoxHead != nil {
+			per := &Cost{}
+			rh := d.Config.ROIHead
+			d.BoxHead.forward(&pass{cost: per}, engine.Zeros(1, o.Features[0].Dim(1), rh.PoolSize, rh.PoolSize))
+			c.MACs += per.MACs * int64(d.Config.RPN.PostNMSTopKTest)
+			c.Convs += per.Convs
+		}
 	})
 	c.Params = nn.CountParams(d)
 	return *c

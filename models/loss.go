@@ -22,7 +22,8 @@ const (
 // Loss is the detector's training loss for outputs of a batch and its
 // targets (one slice per image, input pixels; crowd boxes are not trained
 // on: positions they would own are ignored). It returns the scalar to
-// minimise and its parts by name (cls, box and, for FCOS, ctr):
+// minimise and its parts by name (cls, box and, for FCOS, ctr; the
+// two-stage family's parts are described at twoStageLoss):
 //
 //   - cls: sigmoid focal loss (α, γ from the config) over every position and
 //     class except ignored ones, divided by the number of positives;
@@ -45,6 +46,9 @@ func (d *Detector) Loss(o *Outputs, targets [][]dataset.Target) (*engine.Tensor,
 	}
 	if err := checkTargetClasses(targets, cfg.NumClasses); err != nil {
 		return nil, nil, err
+	}
+	if cfg.TwoStage() {
+		return d.twoStageLoss(o, targets)
 	}
 	p := d.Priors(o.InputH, o.InputW)
 	r, k := p.Len(), cfg.NumClasses

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/gidedge/gidedge/engine"
 	"github.com/gidedge/gidedge/geom"
 )
 
@@ -29,8 +30,12 @@ type candidate struct {
 //
 // The outputs are read to the host once per level (classification and
 // centerness logits always, box regressions for levels with candidates):
-// these are the detector's host crossings at inference.
+// these are the detector's host crossings at inference. The two-stage
+// family works differently: see postprocessTwoStage.
 func (d *Detector) Postprocess(o *Outputs) [][]Detection {
+	if d.Config.TwoStage() {
+		return d.postprocessTwoStage(o)
+	}
 	cfg := d.Config
 	pp := cfg.Postprocess
 	p := d.Priors(o.InputH, o.InputW)
@@ -141,14 +146,22 @@ func (d *Detector) finish(host *hostOutputs, p *Priors, img int, cands []candida
 		}
 		boxes = DecodeDeltas(anchors, reg, d.Config.Loss.BoxCoderWeights)
 	}
-	w, h := float32(p.InputW), float32(p.InputH)
 	scores := make([]float32, len(cands))
 	classes := make([]int, len(cands))
 	for q, c := range cands {
-		b := boxes[4*q : 4*q+4]
-		b[0], b[2] = min(max(b[0], 0), w), min(max(b[2], 0), w)
-		b[1], b[3] = min(max(b[1], 0), h), min(max(b[3], 0), h)
 		scores[q], classes[q] = c.score, c.class
+	}
+	return d.keepDetections(boxes, scores, classes, p.InputW, p.InputH)
+}
+
+// keepDetections clips candidate boxes (modified in place) to the w×h input, runs
+// class-aware NMS, keeps the best MaxDetections and drops empty boxes.
+func (d *Detector) keepDetections(boxes, scores []float32, classes []int, w, h int) []Detection {
+	fw, fh := float32(w), float32(h)
+	for q := range scores {
+		b := boxes[4*q : 4*q+4]
+		b[0], b[2] = min(max(b[0], 0), fw), min(max(b[2], 0), fw)
+		b[1], b[3] = min(max(b[1], 0), fh), min(max(b[3], 0), fh)
 	}
 	keep := geom.BatchedNMS(boxes, scores, classes, d.Config.Postprocess.NMSIoU)
 	if len(keep) > d.Config.Postprocess.MaxDetections {
@@ -171,4 +184,78 @@ func sigmoid(x float32) float32 {
 	}
 	e := float32(math.Exp(float64(x)))
 	return e / (1 + e)
+}
+
+// postprocessTwoStage is Postprocess for the two-stage family: the
+// proposals of the inference settings (one read of the RPN outputs), the
+// box head on them (no gradients), softmax class probabilities with the
+// background dropped, class-specific boxes decoded from each proposal,
+// then the score threshold, clipping, class-aware NMS and the per-image
+// limit, as for the one-stage families. The probabilities and deltas are
+// read in one transfer.
+func (d *Detector) postprocessTwoStage(o *Outputs) [][]Detection {
+	props := d.Proposals(o, false)
+	out := make([][]Detection, len(props))
+	probs, reg := d.SecondStage(o, props)
+	k := d.Config.NumClasses
+	thr := d.Config.Postprocess.ScoreThreshold
+	row := 0
+	for i, pr := range props {
+		n := pr.Len()
+		if n == 0 {
+			continue
+		}
+		all := d.DecodeROIBoxes(pr.Boxes, reg[row*4*k:(row+n)*4*k])
+		var boxes, scores []float32
+		var classes []int
+		for q := range n {
+			for c := range k {
+				if s := probs[(row+q)*k+c]; s > thr {
+					boxes = append(boxes, all[(q*k+c)*4:(q*k+c+1)*4]...)
+					scores = append(scores, s)
+					classes = append(classes, c)
+				}
+			}
+		}
+		row += n
+		if len(scores) > 0 {
+			out[i] = d.keepDetections(boxes, scores, classes, o.InputW, o.InputH)
+		}
+	}
+	return out
+}
+
+// SecondStage runs a two-stage detector's box head, without gradients, on
+// the proposals of every image of o (in image order) and returns, on the
+// host, the foreground class probabilities (softmax over K+1 classes, the
+// background column dropped; ΣP·K values) and the class-specific deltas
+// (ΣP·4K values), read in one transfer. Both are empty when no image has a
+// proposal.
+func (d *Detector) SecondStage(o *Outputs, props []Proposals) (probs, reg []float32) {
+	d.mustTwoStage("SecondStage")
+	var rois []float32
+	for i, pr := range props {
+		for q := range pr.Len() {
+			b := pr.Boxes[4*q : 4*q+4]
+			rois = append(rois, float32(i), b[0], b[1], b[2], b[3])
+		}
+	}
+	m := len(rois) / 5
+	if m == 0 {
+		return nil, nil
+	}
+	k := d.Config.NumClasses
+	var flat []float32
+	engine.NoGrad(func() {
+		cls, deltas := d.ROIHeadForward(o.Features, rois)
+		fg := engine.Slice(engine.Softmax(cls, 1), 1, 0, k)
+		flat = engine.Concat(1, fg, deltas).ToHost()
+	})
+	probs, reg = make([]float32, 0, m*k), make([]float32, 0, 4*m*k)
+	for q := range m {
+		row := flat[q*5*k : (q+1)*5*k]
+		probs = append(probs, row[:k]...)
+		reg = append(reg, row[k:]...)
+	}
+	return probs, reg
 }

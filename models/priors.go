@@ -10,7 +10,8 @@ type Priors struct {
 	// NumAnchors is A (1 for FCOS).
 	NumAnchors int
 	Levels     []PriorLevel
-	// Anchors holds R·4 anchor boxes x1, y1, x2, y2 (RetinaNet; nil for FCOS).
+	// Anchors holds R·4 anchor boxes x1, y1, x2, y2 (RetinaNet and the RPN;
+	// nil for FCOS).
 	Anchors []float32
 	// Points holds R·2 centres x, y of each position's cell.
 	Points []float32
@@ -84,9 +85,9 @@ func makePriors(c Config, h, w int) *Priors {
 }
 
 // anchorShapes returns per level the (width, height) of each anchor, ratio
-// major; nil for FCOS.
+// major (RetinaNet and the two-stage family's RPN); nil for FCOS.
 func anchorShapes(c Config) [][]float32 {
-	if c.Family != FamilyRetinaNet {
+	if c.Family == FamilyFCOS {
 		return nil
 	}
 	out := make([][]float32, len(c.FPN.Levels))

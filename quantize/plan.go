@@ -174,6 +174,13 @@ func NewPlan(prep *Prepared, sel Selection) (*Plan, error) {
 		acts := activationInputs(n, ix, floatTensor)
 		switch class {
 		case classWeighted:
+			if !floatTensor[n.Input[0]] {
+				// Its input comes from an op whose output type the plan
+				// does not know (a two-stage detector's RoiAlign pooling):
+				// it stays float rather than get a Q/DQ of unknown type.
+				p.Skipped[n.OpType+" (input of unknown type)"]++
+				continue
+			}
 			if !weightedEligible(n, ix) {
 				if n.OpType == "MatMul" && len(acts) == 2 {
 					class = classCompute // activation × activation

@@ -19,8 +19,20 @@
 #      on that schedule (GID, seed 1)
 #   G  the FCOS pair (fcos-teacher 20 epochs → fcos-student): baseline
 #      and GID, seed 1
+#   H  the two-stage pair (faster-rcnn-teacher 20 epochs →
+#      faster-rcnn-student 8 epochs): student baseline, GID and the three
+#      KD baselines, seed 1 first, then seeds 2 and 3; then the teacher
+#      with seeds 2 and 3 (the teacher row's spread)
+#   L  (synthetic set only) latency of the exported students side by side:
+#      faster-rcnn-student (H's seed-1 baseline) against retinanet-student
+#      and fcos-student trained alone on the same schedule, in process,
+#      one ONNX Runtime thread, with their test mAP
 #
 #   scripts/bench_distill_grid.sh [synth|bccd ...]   (default: both)
+#
+# STAGES picks the stages: "all" (default) runs A–H and L, "frcnn" only H
+# and L (the two-stage grid; its synthetic set is generated as the
+# one-stage grid's is, so the two share their data).
 #
 # Each data set runs as its own queue on one core (GOMAXPROCS=1), both at
 # once, so step times are comparable within a queue. Finished runs are
@@ -30,7 +42,8 @@
 #
 # Environment: ROOT (runs: where the runs go), GIDEDGE (bin/gidedge),
 # EPOCHS (8), LONG_EPOCHS (20: the teacher's schedule), SIZE (160),
-# BCCD (../shared/data/bccd).
+# BCCD (../shared/data/bccd), STAGES (all). On a shared machine run it
+# under `nice -n 19`.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +57,11 @@ export GIDEDGE="${GIDEDGE:-bin/gidedge}"
 if [ ! -x "$GIDEDGE" ]; then
   go build -o "$GIDEDGE" ./cmd/gidedge
 fi
+stages="${STAGES:-all}"
+case "$stages" in
+  all | frcnn) ;;
+  *) echo "bench_distill_grid: STAGES=$stages, want all or frcnn" >&2; exit 2 ;;
+esac
 sets=("$@")
 [ ${#sets[@]} -gt 0 ] || sets=(synth bccd)
 
@@ -59,11 +77,61 @@ teacher() {
     --img-size "$size" --seed "$2" --eval-every "$LONG_EVAL" --out "$3" --quiet >"$3.log"
 }
 
+# twostage NAME: stage H for one data set (the caller's variables as for
+# grid). On the synthetic set bench_distill.sh trains the teacher (best on
+# validation); on BCCD the caller's teacher function does, evaluated once.
+twostage() {
+  local name="$1" o="$runs/gid-$1-frcnn" log="$OUT/grid.log"
+  local -a pair=(TEACHER_MODEL=faster-rcnn-teacher STUDENT=faster-rcnn-student TEACHER_EPOCHS="$long")
+  mkdir -p "$o"
+  if [ "$name" = bccd ]; then
+    teacher faster-rcnn-teacher 1 "$o/teacher"
+    pair+=(TEACHER="$o/teacher/best.safetensors")
+  fi
+  env OUT="$o" "${pair[@]}" SEEDS="1" scripts/bench_distill.sh "${core[@]}" >"$o/tableH.md" 2>>"$log"
+  env OUT="$o" "${pair[@]}" SEEDS="1 2 3" scripts/bench_distill.sh "${core[@]}" >"$o/tableH.md" 2>>"$log"
+  local s ts
+  for s in 2 3; do
+    ts="$o/teacher-s$s"
+    teacher faster-rcnn-teacher "$s" "$ts"
+    [ -s "$ts.test.json" ] || { "$GIDEDGE" eval --checkpoint "$ts/best.safetensors" --data "$DATA" \
+      --split "${TEST_SPLIT:-test}" --json >"$ts.test.json.tmp" && mv "$ts.test.json.tmp" "$ts.test.json"; }
+  done
+}
+
+# latency: stage L on the synthetic set. The one-stage students are
+# trained alone on the students' schedule unless the one-stage grid's
+# seed-1 baseline (RetinaNet) is there; the two-stage one is H's.
+latency() {
+  local o="$runs/gid-synth-latency" frcnn="$runs/gid-synth-frcnn/baseline-s1/best.safetensors" m
+  mkdir -p "$o"
+  [ -f "$frcnn" ] || return 0
+  local -A ckpt=([faster-rcnn-student]="$frcnn" [retinanet-student]="$runs/gid-synth/baseline-s1/best.safetensors"
+    [fcos-student]="$o/fcos-student/best.safetensors")
+  for m in retinanet-student fcos-student; do
+    [ -f "${ckpt[$m]}" ] || ckpt[$m]="$o/$m/best.safetensors"
+    [ -f "${ckpt[$m]}" ] || "$GIDEDGE" train --model "$m" --data "$DATA" --epochs "$epochs" --batch 8 --img-size "$size" \
+      --seed 1 --eval-every 4 --out "$o/$m" --quiet >"$o/$m.log"
+  done
+  for m in faster-rcnn-student retinanet-student fcos-student; do
+    [ -s "$o/$m.onnx" ] || "$GIDEDGE" export --checkpoint "${ckpt[$m]}" --out "$o/$m.onnx" --threads 1 >"$o/$m.export.txt"
+  done
+  "$GIDEDGE" bench latency --model "$o/faster-rcnn-student.onnx" --compare "$o/retinanet-student.onnx" \
+    --compare "$o/fcos-student.onnx" --data "$DATA" --split "${TEST_SPLIT:-test}" --threads 1 --n 300 --warmup 30 \
+    >"$o/tableL.md" 2>>"$OUT/grid.log"
+  { echo; echo "Command: scripts/bench_distill_grid.sh (stage L); load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"; } >>"$o/tableL.md"
+}
+
 # grid NAME: runs the stages for one data set; the caller sets OUT,
 # DATA, the split and evaluation variables and LONG_EVAL (epochs between
 # evaluations of the long runs).
 grid() {
   local name="$1" t="$OUT/teacher/best.safetensors" log="$OUT/grid.log"
+  if [ "$stages" = frcnn ]; then
+    twostage "$name"
+    [ "$name" != synth ] || latency
+    return
+  fi
   SEEDS="1 2 3" scripts/bench_distill.sh "${core[@]}" >"$OUT/tableA.md" 2>>"$log"
   SEEDS="1" scripts/bench_distill.sh "${parts[@]}" >"$OUT/tableB.md" 2>>"$log"
   OUT="$runs/gid-$name-e$long" EPOCHS="$long" EVAL_EVERY="$LONG_EVAL" TEACHER="$t" SEEDS="1 2 3" \
@@ -98,13 +166,21 @@ grid() {
   teacher fcos-teacher 1 "$ft"
   OUT="$runs/gid-$name-fcos" TEACHER_MODEL=fcos-teacher STUDENT=fcos-student TEACHER="$ft/best.safetensors" \
     SEEDS="1" scripts/bench_distill.sh baseline gid >"$OUT/tableG.md" 2>>"$log"
+  twostage "$name"
+  [ "$name" != synth ] || latency
 }
 
 synth() {
   export OUT="$runs/gid-synth" EPOCHS="$epochs" EVAL_EVERY=4 SIZE="$size" IMAGES=400 TEACHER_EPOCHS="$long"
   mkdir -p "$OUT"
-  # The first call generates the data and trains the teacher (best on val).
-  SEEDS="1" scripts/bench_distill.sh baseline >/dev/null 2>>"$OUT/grid.log"
+  if [ "$stages" = frcnn ]; then
+    # The data bench_distill.sh would generate, without its teacher.
+    [ -f "$OUT/data/synth.json" ] || "$GIDEDGE" data synth --out "$OUT/data" --images 400 --size "$size" --seed 1 \
+      --val-frac 0.15 --test-frac 0.15 >>"$OUT/grid.log"
+  else
+    # The first call generates the data and trains the teacher (best on val).
+    SEEDS="1" scripts/bench_distill.sh baseline >/dev/null 2>>"$OUT/grid.log"
+  fi
   export DATA="$OUT/data" LONG_EVAL=4
   grid synth
 }
@@ -116,8 +192,11 @@ bccd() {
   export TRAIN_SPLIT=trainval VAL_SPLIT=test TEST_SPLIT=test
   # The teacher and the long-schedule runs evaluate once too.
   export LONG_EVAL="$long"
-  teacher retinanet-teacher 1 "$OUT/teacher"
-  export TEACHER="$OUT/teacher/best.safetensors"
+  if [ "$stages" != frcnn ]; then
+    teacher retinanet-teacher 1 "$OUT/teacher"
+    export TEACHER="$OUT/teacher/best.safetensors"
+  fi
+  mkdir -p "$OUT"
   grid bccd
 }
 
