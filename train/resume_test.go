@@ -171,7 +171,7 @@ func TestResumeValidatesTrainState(t *testing.T) {
 		field string
 		value any
 	}{
-		{"epoch", -5}, {"epoch", 4}, {"step", -1}, {"step", 4}, {"global_step", 4}, {"global_step", -1},
+		{"epoch", -5}, {"epoch", 4}, {"step", -1}, {"step", 5}, {"global_step", 4}, {"global_step", -1},
 		{"best_epoch", 2}, {"best_epoch", -1}, {"best_ap", 0.5}, {"train_seconds", -3}, {"wait_seconds", -1},
 		{"images", -1}, {"images", 1000}, {"eval_pending", true},
 	}
@@ -350,5 +350,29 @@ func TestTrainReportsRepairs(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "train:   "+line) || !strings.Contains(log.String(), `dataset `+filepath.Base(dir)+` (coco, split "train")`) {
 		t.Fatalf("train log does not report the repair %q:\n%s", line, log.String())
+	}
+}
+
+// TestResumeAtAnEpochsEnd stops right after an epoch's last step, before
+// the epoch's end (its step count equals the epoch's steps): a valid state
+// that the resumed run must accept and finish.
+func TestResumeAtAnEpochsEnd(t *testing.T) {
+	data := tinySet(t)
+	probe, err := Run(context.Background(), Options{Config: tinyConfig(t, "fcos-tiny"), Data: data, ValSplit: NoEval, Out: t.TempDir(), Epochs: 2, Batch: 4, StopAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := probe.HParams.StepsPerEpoch
+	out := t.TempDir()
+	opts := Options{Config: tinyConfig(t, "fcos-tiny"), Data: data, ValSplit: NoEval, Out: out, Epochs: 2, Batch: 4, StopAfter: steps}
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Options{Out: out, Resume: true, Data: data})
+	if err != nil {
+		t.Fatalf("resuming after epoch 1's last step: %v", err)
+	}
+	if res.Interrupted || res.Steps != 2*steps {
+		t.Fatalf("resumed run: interrupted %v after %d steps, want %d steps done", res.Interrupted, res.Steps, 2*steps)
 	}
 }

@@ -47,8 +47,11 @@ func (st state) validate(hp HParams) error {
 	switch {
 	case st.Epoch < 0 || st.Epoch > hp.Epochs:
 		return bad("epoch", st.Epoch, fmt.Sprintf("0..%d (the run's epochs)", hp.Epochs))
-	case st.Step < 0 || st.Step >= steps || (st.Epoch == hp.Epochs && st.Step != 0):
-		return bad("step", st.Step, fmt.Sprintf("0..%d within epoch %d, and 0 once all %d epochs are done", steps-1, st.Epoch, hp.Epochs))
+	// Step == steps is a run stopped after an epoch's last step and
+	// before the epoch's end (evaluation, checkpoint): the resumed run
+	// finds the epoch's data exhausted and goes on to its end.
+	case st.Step < 0 || st.Step > steps || (st.Epoch == hp.Epochs && st.Step != 0):
+		return bad("step", st.Step, fmt.Sprintf("0..%d within epoch %d (%d: its steps done, its end not yet), and 0 once all %d epochs are done", steps-1, st.Epoch, steps, hp.Epochs))
 	case st.GlobalStep != st.Epoch*steps+st.Step:
 		return bad("global_step", st.GlobalStep, fmt.Sprintf("%d (epoch %d × %d steps + step %d)", st.Epoch*steps+st.Step, st.Epoch, steps, st.Step))
 	case st.BestEpoch < 0 || st.BestEpoch > st.Epoch:
