@@ -337,17 +337,11 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 	for i := 0; i < opts.Warmup; i++ {
 		trainStep(false)
 	}
-	if opts.CPUProfile != "" {
-		f, err := os.Create(opts.CPUProfile)
-		if err != nil {
-			return p, fmt.Errorf("bench engine: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return p, fmt.Errorf("bench engine: cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(opts.CPUProfile)
+	if err != nil {
+		return p, err
 	}
+	defer stop()
 	// Allocation and CPU time are counted over the timed steps alone. The
 	// sgemm reference runs after the probe: OpenBLAS's worker threads spin
 	// for a while after a multi-threaded call and would steal the steps' CPU.
@@ -518,4 +512,24 @@ func printBenchEngine(w io.Writer, r benchEngineResult) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f\t%.0f%%\t\n", l.Name, l.Shape, l.ForwardMS, l.BackwardMS, l.GFLOPS, l.PctOfSgemm)
 	}
 	return tw.Flush()
+}
+
+// startCPUProfile starts a pprof CPU profile written to path ("" for none);
+// stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench engine: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench engine: cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

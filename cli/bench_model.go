@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -191,17 +189,11 @@ func benchModelNet(ctx context.Context, opts benchEngineOptions) (benchModel, er
 			return r, fmt.Errorf("bench engine: warm-up step: %w", err)
 		}
 	}
-	if opts.CPUProfile != "" {
-		f, err := os.Create(opts.CPUProfile)
-		if err != nil {
-			return r, fmt.Errorf("bench engine: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return r, fmt.Errorf("bench engine: cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(opts.CPUProfile)
+	if err != nil {
+		return r, err
 	}
+	defer stop()
 	var fwd, bwd, upd, step []float64
 	var allocBytes, freshBytes, hostReads, hostWrites int64
 	var cpuTime time.Duration
