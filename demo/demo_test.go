@@ -213,3 +213,21 @@ func checkReport(t *testing.T, res *Result) {
 		t.Errorf("servers answered %d requests, want at least %d", lat.Answers, 2*r.Plan.LatencyRuns)
 	}
 }
+
+// TestFullPlanSpread: the spread over seeds that the report quotes was
+// measured on the plan FullPlan returns, and only that plan quotes it.
+func TestFullPlanSpread(t *testing.T) {
+	if got := planDigest(FullPlan()); got != FullPlanSpread.PlanSHA256 {
+		t.Fatalf("FullPlan's digest is %s but FullPlanSpread was measured on %s: run scripts/bench_demo.sh and update FullPlanSpread, docs/demo.md and benchmarks/RESULTS.md", got, FullPlanSpread.PlanSHA256)
+	}
+	if _, ok := FullPlan().spread(); !ok {
+		t.Fatal("the full plan does not quote its spread")
+	}
+	if _, ok := QuickPlan().spread(); ok {
+		t.Fatal("the quick plan quotes the full plan's spread")
+	}
+	sp := FullPlanSpread
+	if sp.Seeds < 3 || sp.TeacherSeeds < 3 || sp.Measured == "" {
+		t.Fatalf("spread over %d student and %d teacher seeds, measured %q: want at least 3 of each and a date", sp.Seeds, sp.TeacherSeeds, sp.Measured)
+	}
+}
