@@ -345,30 +345,14 @@ func benchProbeNet(ctx context.Context, opts benchEngineOptions) (benchProbe, er
 	// Allocation and CPU time are counted over the timed steps alone. The
 	// sgemm reference runs after the probe: OpenBLAS's worker threads spin
 	// for a while after a multi-threaded call and would steal the steps' CPU.
-	var allocBytes, freshBytes, hostReads, hostWrites int64
-	var cpuTime time.Duration
+	var costs stepCosts
 	for i := 0; i < opts.Steps; i++ {
 		if err := ctx.Err(); err != nil {
 			return p, fmt.Errorf("bench engine: %w", err)
 		}
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		stats0 := engine.ReadStats()
-		cpu0 := profile.CPUTime()
-		trainStep(true)
-		cpuTime += profile.CPUTime() - cpu0
-		stats1 := engine.ReadStats()
-		runtime.ReadMemStats(&after)
-		allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
-		freshBytes += stats1.Memory.FreshBytes - stats0.Memory.FreshBytes
-		hostReads += stats1.ToHostCalls - stats0.ToHostCalls
-		hostWrites += stats1.FromHostCalls - stats0.FromHostCalls
+		_ = costs.measure(func() error { trainStep(true); return nil })
 	}
-	p.ToHostPerStep = float64(hostReads) / float64(opts.Steps)
-	p.FromHostPerStep = float64(hostWrites) / float64(opts.Steps)
-	p.AllocBytesPerStep = allocBytes / int64(opts.Steps)
-	p.PoolFreshPerStep = freshBytes / int64(opts.Steps)
-	p.CPUMSPerStep = ms(cpuTime) / float64(opts.Steps)
+	p.ToHostPerStep, p.FromHostPerStep, p.AllocBytesPerStep, p.PoolFreshPerStep, p.CPUMSPerStep = costs.perStep()
 	p.TrainForwardMS, p.BackwardMS, p.UpdateMS = median(fwd), median(bwd), median(upd)
 	p.TrainStepMS = median(step)
 	p.TrainStepMinMS = slices.Min(step)
@@ -532,4 +516,37 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// stepCosts sums what timed steps cost besides their wall time: Go heap
+// allocated, bytes the device pool had to allocate afresh, host transfers
+// and the process's CPU time.
+type stepCosts struct {
+	steps, allocBytes, freshBytes, hostReads, hostWrites int64
+	cpu                                                  time.Duration
+}
+
+// measure runs one step and adds its costs.
+func (c *stepCosts) measure(step func() error) error {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	stats0 := engine.ReadStats()
+	cpu0 := profile.CPUTime()
+	err := step()
+	c.cpu += profile.CPUTime() - cpu0
+	stats1 := engine.ReadStats()
+	runtime.ReadMemStats(&after)
+	c.steps++
+	c.allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
+	c.freshBytes += stats1.Memory.FreshBytes - stats0.Memory.FreshBytes
+	c.hostReads += stats1.ToHostCalls - stats0.ToHostCalls
+	c.hostWrites += stats1.FromHostCalls - stats0.FromHostCalls
+	return err
+}
+
+// perStep returns the means per step: host reads and uploads, bytes
+// allocated and allocated afresh, CPU milliseconds.
+func (c stepCosts) perStep() (toHost, fromHost float64, alloc, fresh int64, cpuMS float64) {
+	n := max(c.steps, 1)
+	return float64(c.hostReads) / float64(n), float64(c.hostWrites) / float64(n), c.allocBytes / n, c.freshBytes / n, ms(c.cpu) / float64(n)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -195,34 +194,18 @@ func benchModelNet(ctx context.Context, opts benchEngineOptions) (benchModel, er
 	}
 	defer stop()
 	var fwd, bwd, upd, step []float64
-	var allocBytes, freshBytes, hostReads, hostWrites int64
-	var cpuTime time.Duration
+	var costs stepCosts
 	for i := 0; i < opts.Steps; i++ {
 		if err := ctx.Err(); err != nil {
 			return r, fmt.Errorf("bench engine: %w", err)
 		}
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		stats0 := engine.ReadStats()
-		cpu0 := profile.CPUTime()
-		f, b, u, loss, err := s.run()
-		cpuTime += profile.CPUTime() - cpu0
-		if err != nil {
+		var f, b, u float64
+		if err := costs.measure(func() (err error) { f, b, u, r.Loss, err = s.run(); return err }); err != nil {
 			return r, fmt.Errorf("bench engine: step %d: %w", i, err)
 		}
-		stats1 := engine.ReadStats()
-		runtime.ReadMemStats(&after)
-		allocBytes += int64(after.TotalAlloc - before.TotalAlloc)
-		freshBytes += stats1.Memory.FreshBytes - stats0.Memory.FreshBytes
-		hostReads += stats1.ToHostCalls - stats0.ToHostCalls
-		hostWrites += stats1.FromHostCalls - stats0.FromHostCalls
 		fwd, bwd, upd, step = append(fwd, f), append(bwd, b), append(upd, u), append(step, f+b+u)
-		r.Loss = loss
 	}
-	n := float64(opts.Steps)
-	r.ToHostPerStep, r.FromHostPerStep = float64(hostReads)/n, float64(hostWrites)/n
-	r.AllocBytesPerStep, r.PoolFreshPerStep = allocBytes/int64(opts.Steps), freshBytes/int64(opts.Steps)
-	r.CPUMSPerStep = ms(cpuTime) / n
+	r.ToHostPerStep, r.FromHostPerStep, r.AllocBytesPerStep, r.PoolFreshPerStep, r.CPUMSPerStep = costs.perStep()
 	r.TrainForwardMS, r.BackwardMS, r.UpdateMS = median(fwd), median(bwd), median(upd)
 	r.TrainStepMS, r.TrainStepMinMS = median(step), slices.Min(step)
 

@@ -116,19 +116,19 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
-	fmt.Fprintf(&b, "  quantized ops: %s", countList(r.QuantizedOps))
+	fmt.Fprintf(&b, "  quantized ops: %s", human.Counts(r.QuantizedOps, "%s %d"))
 	if r.Absorbed > 0 {
 		fmt.Fprintf(&b, " (+%d ReLU/Clip absorbed into the uint8 range)", r.Absorbed)
 	}
 	b.WriteString("\n")
 	if len(r.FloatOps) > 0 {
-		fmt.Fprintf(&b, "  left in float: %s\n", countList(r.FloatOps))
+		fmt.Fprintf(&b, "  left in float: %s\n", human.Counts(r.FloatOps, "%s %d"))
 	}
 	if f := r.Fallback; f != nil {
 		f.writeText(&b)
 	}
 	if len(r.ORTOps) > 0 {
-		fmt.Fprintf(&b, "  ONNX Runtime runs: %s\n", countList(r.ORTOps))
+		fmt.Fprintf(&b, "  ONNX Runtime runs: %s\n", human.Counts(r.ORTOps, "%s %d"))
 	}
 	fmt.Fprintf(&b, "  %-14s %12s %12s\n", "", "fp32", "int8")
 	fmt.Fprintf(&b, "  %-14s %12s %12s\n", "size", human.Bytes(r.FP32.SizeBytes), human.Bytes(r.INT8.SizeBytes))
@@ -164,17 +164,4 @@ func (r *Report) WriteText(w io.Writer) error {
 		return r.Debug.WriteText(w)
 	}
 	return nil
-}
-
-func countList(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
 }

@@ -206,8 +206,7 @@ func (b *Backend) ResizeLinear(a backend.ResizeLinearArgs) {
 	x := b.f32(k, "X", a.X, planes*g.H*g.W)
 	y := b.f32(k, "Y", a.Y, planes*g.OutH*g.OutW)
 	if n := planes * g.OutH * g.OutW; n > 0 {
-		b.launch(k, "gidedge_resize_linear_forward", elementwise(n), ptr(y), ptr(x), i32(planes), i32(g.H), i32(g.W), i32(g.OutH), i32(g.OutW),
-			f32(a.Rows.Scale), f32(a.Rows.Offset), f32(a.Cols.Scale), f32(a.Cols.Offset))
+		b.launch(k, "gidedge_resize_linear_forward", elementwise(n), append([]driver.Arg{ptr(y), ptr(x)}, resizeArgs(planes, g, a.Rows, a.Cols)...)...)
 	}
 }
 
@@ -229,7 +228,13 @@ func (b *Backend) ResizeLinearBackward(a backend.ResizeLinearBackwardArgs) {
 		b.fill(k, dx, nx, 0)
 	}
 	if ny > 0 {
-		b.launch(k, "gidedge_resize_linear_backward", elementwise(ny), ptr(dx), ptr(dy), i32(planes), i32(g.H), i32(g.W), i32(g.OutH), i32(g.OutW),
-			f32(a.Rows.Scale), f32(a.Rows.Offset), f32(a.Cols.Scale), f32(a.Cols.Offset))
+		b.launch(k, "gidedge_resize_linear_backward", elementwise(ny), append([]driver.Arg{ptr(dx), ptr(dy)}, resizeArgs(planes, g, a.Rows, a.Cols)...)...)
 	}
+}
+
+// resizeArgs are the bilinear resize kernels' arguments after their two
+// buffers: the geometry and both axes' scale and offset.
+func resizeArgs(planes int, g backend.ResizeGeometry, rows, cols backend.LinearAxis) []driver.Arg {
+	return []driver.Arg{i32(planes), i32(g.H), i32(g.W), i32(g.OutH), i32(g.OutW),
+		f32(rows.Scale), f32(rows.Offset), f32(cols.Scale), f32(cols.Offset)}
 }

@@ -3,7 +3,11 @@
 // quantity reads the same everywhere.
 package human
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // Bytes formats a size with binary units: "812 B", "20.5 KiB", "2.31 MiB".
 func Bytes(n int64) string {
@@ -14,4 +18,20 @@ func Bytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Counts lists a tally by key in sorted order, each entry written with
+// format (given the key and its count, e.g. "%s %d" or "%s ×%d"), joined
+// by commas; "" for an empty tally.
+func Counts(m map[string]int, format string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf(format, k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }

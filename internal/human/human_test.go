@@ -20,3 +20,12 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestCounts(t *testing.T) {
+	if got := Counts(map[string]int{"Conv": 3, "Add": 1}, "%s ×%d"); got != "Add ×1, Conv ×3" {
+		t.Errorf("Counts = %q", got)
+	}
+	if got := Counts(nil, "%s %d"); got != "" {
+		t.Errorf("Counts(nil) = %q, want empty", got)
+	}
+}

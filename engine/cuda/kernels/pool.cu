@@ -143,24 +143,36 @@ static __device__ __forceinline__ void gd_linear_tap(int o, float scale, float o
 	*l = src - (float)i;
 }
 
+// gd_bilinear_taps are output element e's plane offset, its two tap rows
+// and columns and their weights.
+struct gd_bilinear_taps {
+	int plane, y0, y1, x0, x1;
+	float ly, lx;
+};
+
+static __device__ __forceinline__ gd_bilinear_taps gd_resize_taps(int e, int h, int w, int oh, int ow, float row_scale,
+                                                                  float row_offset, float col_scale, float col_offset) {
+	gd_bilinear_taps t;
+	int ohw = oh * ow, p = e / ohw, pos = e - p * ohw;
+	int oy = pos / ow, ox = pos - oy * ow;
+	t.plane = p * h * w;
+	gd_linear_tap(oy, row_scale, row_offset, h, &t.y0, &t.y1, &t.ly);
+	gd_linear_tap(ox, col_scale, col_offset, w, &t.x0, &t.x1, &t.lx);
+	return t;
+}
+
 // gidedge_resize_linear_forward resizes planes h×w to oh×ow by bilinear
 // interpolation: the blend of the two column taps on each tap row, then of
 // the two rows (the order backend.ResizeLinearArgs gives).
 extern "C" __global__ void gidedge_resize_linear_forward(float* y, const float* x, int planes, int h, int w, int oh, int ow,
                                                          float row_scale, float row_offset, float col_scale, float col_offset) {
-	int ohw = oh * ow, total = planes * ohw;
-	for (int e = gd_first(); e < total; e += gd_step()) {
-		int p = e / ohw, pos = e - p * ohw;
-		int oy = pos / ow, ox = pos - oy * ow;
-		int y0, y1, x0, x1;
-		float ly, lx;
-		gd_linear_tap(oy, row_scale, row_offset, h, &y0, &y1, &ly);
-		gd_linear_tap(ox, col_scale, col_offset, w, &x0, &x1, &lx);
-		const float* top = x + p * h * w + y0 * w;
-		const float* bottom = x + p * h * w + y1 * w;
-		float upper = (1.f - lx) * top[x0] + lx * top[x1];
-		float lower = (1.f - lx) * bottom[x0] + lx * bottom[x1];
-		y[e] = (1.f - ly) * upper + ly * lower;
+	for (int e = gd_first(); e < planes * oh * ow; e += gd_step()) {
+		gd_bilinear_taps t = gd_resize_taps(e, h, w, oh, ow, row_scale, row_offset, col_scale, col_offset);
+		const float* top = x + t.plane + t.y0 * w;
+		const float* bottom = x + t.plane + t.y1 * w;
+		float upper = (1.f - t.lx) * top[t.x0] + t.lx * top[t.x1];
+		float lower = (1.f - t.lx) * bottom[t.x0] + t.lx * bottom[t.x1];
+		y[e] = (1.f - t.ly) * upper + t.ly * lower;
 	}
 }
 
@@ -169,19 +181,13 @@ extern "C" __global__ void gidedge_resize_linear_forward(float* y, const float* 
 // zeroes it for beta = 0).
 extern "C" __global__ void gidedge_resize_linear_backward(float* gx, const float* gy, int planes, int h, int w, int oh, int ow,
                                                           float row_scale, float row_offset, float col_scale, float col_offset) {
-	int ohw = oh * ow, total = planes * ohw;
-	for (int e = gd_first(); e < total; e += gd_step()) {
-		int p = e / ohw, pos = e - p * ohw;
-		int oy = pos / ow, ox = pos - oy * ow;
-		int y0, y1, x0, x1;
-		float ly, lx;
-		gd_linear_tap(oy, row_scale, row_offset, h, &y0, &y1, &ly);
-		gd_linear_tap(ox, col_scale, col_offset, w, &x0, &x1, &lx);
+	for (int e = gd_first(); e < planes * oh * ow; e += gd_step()) {
+		gd_bilinear_taps t = gd_resize_taps(e, h, w, oh, ow, row_scale, row_offset, col_scale, col_offset);
 		float g = gy[e];
-		float* plane = gx + p * h * w;
-		gd_atomic_add(&plane[y0 * w + x0], g * (1.f - ly) * (1.f - lx));
-		gd_atomic_add(&plane[y0 * w + x1], g * (1.f - ly) * lx);
-		gd_atomic_add(&plane[y1 * w + x0], g * ly * (1.f - lx));
-		gd_atomic_add(&plane[y1 * w + x1], g * ly * lx);
+		float* plane = gx + t.plane;
+		gd_atomic_add(&plane[t.y0 * w + t.x0], g * (1.f - t.ly) * (1.f - t.lx));
+		gd_atomic_add(&plane[t.y0 * w + t.x1], g * (1.f - t.ly) * t.lx);
+		gd_atomic_add(&plane[t.y1 * w + t.x0], g * t.ly * (1.f - t.lx));
+		gd_atomic_add(&plane[t.y1 * w + t.x1], g * t.ly * t.lx);
 	}
 }
