@@ -55,8 +55,8 @@ type Plan struct {
 	DrawImages int `json:"draw_images"`
 }
 
-// FullPlan is the default demo, sized to finish within 20 minutes on a
-// 2-core x86 machine.
+// FullPlan is the default demo, sized to finish within 10 minutes on a
+// 2-core x86 machine (5 min 25 s measured on 2026-11-30, docs/demo.md).
 func FullPlan() Plan {
 	return Plan{
 		Name:   "full",
