@@ -14,8 +14,9 @@ NOCGO_PKGS := ./engine ./engine/backend ./engine/ref ./engine/nn ./engine/optim
 # Tests that run a second time, -short, on the reference backend (GIDEDGE_DEVICE=ref).
 REF_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./models ./train ./distill ./export ./onnximport
 # Tests that run once more, -short, on the CUDA backend over the driver simulator
-# (kernels emulated on the CPU; not a GPU).
-CUDA_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest
+# (kernels emulated on the CPU; not a GPU); onnximport's show imported networks,
+# bilinear resizes included, train there.
+CUDA_PKGS := ./engine ./engine/nn ./engine/optim ./engine/checkpoint ./engine/enginetest ./onnximport
 
 .PHONY: setup setup-arm64 build build-arm64 test test-arm64 vet demo clean ptx
 
