@@ -682,6 +682,19 @@ KERNEL void gd_wino_weights(const float* w, float* u, long outc, long inc, int f
 	}
 }
 
+// split_even_odd writes the even-indexed values of s[0..w) to c0 and the
+// odd-indexed ones to c1: one row into its two column-parity sub-planes.
+INLINE void split_even_odd(float* restrict c0, float* restrict c1, const float* restrict s, long w) {
+	long k = 0;
+	for (; 2 * k + 1 < w; k++) {
+		c0[k] = s[2 * k];
+		c1[k] = s[2 * k + 1];
+	}
+	if (2 * k < w) {
+		c0[k] = s[2 * k];
+	}
+}
+
 // wino_tiles transforms n tiles of one plane's parity sub-planes (rows
 // ty and ty + 1 are w1 apart) into the sixteen output rows: Bᵀ d over the
 // rows, then over the columns. Separate restrict parameters let the
@@ -741,16 +754,7 @@ KERNEL void gd_wino_input(const float* x, float* v, long inc, long h, long w, lo
 			float* ev = (py & 1 ? oe : ee) + (py >> 1) * w1;
 			float* od = (py & 1 ? oo : eo) + (py >> 1) * w1;
 			// image column 2k + e is padded column 2k + e + pw
-			float* restrict c0 = (pw & 1 ? od : ev) + (pw >> 1);
-			float* restrict c1 = (pw & 1 ? ev : od) + ((pw + 1) >> 1);
-			long k = 0;
-			for (; 2 * k + 1 < w; k++) {
-				c0[k] = s[2 * k];
-				c1[k] = s[2 * k + 1];
-			}
-			if (2 * k < w) {
-				c0[k] = s[2 * k];
-			}
+			split_even_odd((pw & 1 ? od : ev) + (pw >> 1), (pw & 1 ? ev : od) + ((pw + 1) >> 1), s, w);
 		}
 		// Tile (ty, tx) reads padded rows 2ty..2ty+3 and columns 2tx..2tx+3:
 		// sub-plane rows ty and ty + 1, columns tx and tx + 1. Rows first
@@ -874,16 +878,7 @@ KERNEL void gd_wino_grad_output(const float* dy, float* dm, long outc, long oh, 
 		const float* src = dy + co * oh * ow;
 		for (long y = 0; y < oh; y++) {
 			const float* restrict s = src + y * ow;
-			float* restrict c0 = (y & 1 ? oe : ee) + (y >> 1) * w1;
-			float* restrict c1 = (y & 1 ? oo : eo) + (y >> 1) * w1;
-			long k = 0;
-			for (; 2 * k + 1 < ow; k++) {
-				c0[k] = s[2 * k];
-				c1[k] = s[2 * k + 1];
-			}
-			if (2 * k < ow) {
-				c0[k] = s[2 * k];
-			}
+			split_even_odd((y & 1 ? oe : ee) + (y >> 1) * w1, (y & 1 ? oo : eo) + (y >> 1) * w1, s, ow);
 		}
 		float* d = dm + co * t_count + t0;
 		wino_grad_tiles(ee, eo, oe, oo, n, d, d + stride, d + 2 * stride, d + 3 * stride, d + 4 * stride, d + 5 * stride,
