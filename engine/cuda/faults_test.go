@@ -4,15 +4,13 @@ package cuda_test
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/gidedge/gidedge/engine/backend"
 	"github.com/gidedge/gidedge/engine/cuda"
 	"github.com/gidedge/gidedge/engine/cuda/driver"
-	"github.com/gidedge/gidedge/engine/cuda/sim"
+	"github.com/gidedge/gidedge/engine/cuda/sim/simtest"
 )
 
 // Each fault runs in a child process (the CUDA libraries load once per
@@ -22,11 +20,13 @@ import (
 // library, the call and what to do. The parent checks that the child
 // finished without crashing.
 
+// backendFault is a simtest.Fault: the simulator libraries Libs in the folder (nil:
+// all), the failure asked of it through Env, the child's Check.
 type backendFault struct {
-	name  string
-	env   []string
-	libs  []string // simulator libraries the folder holds; nil: all
-	check func(t *testing.T, dir string)
+	Name  string
+	Env   []string
+	Libs  []string
+	Check func(t *testing.T, dir string)
 }
 
 func openIn(dir string) (*cuda.Backend, error) {
@@ -133,41 +133,6 @@ var backendFaults = []backendFault{
 
 // TestBackendFaultHelperProcess runs one fault in a child of
 // TestBackendFaults; it does nothing unless that test started it.
-func TestBackendFaultHelperProcess(t *testing.T) {
-	name, dir := os.Getenv("GIDEDGE_TEST_BACKEND_FAULT"), os.Getenv("GIDEDGE_TEST_BACKEND_FAULT_DIR")
-	if name == "" {
-		return
-	}
-	for _, f := range backendFaults {
-		if f.name == name {
-			f.check(t, dir)
-			return
-		}
-	}
-	t.Fatalf("no fault %q", name)
-}
+func TestBackendFaultHelperProcess(t *testing.T) { simtest.Helper(t, backendFaults) }
 
-func TestBackendFaults(t *testing.T) {
-	simDir, err := sim.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range backendFaults {
-		t.Run(f.name, func(t *testing.T) {
-			dir := simDir
-			if f.libs != nil {
-				dir = t.TempDir()
-				if err := sim.LinkLibraries(dir, simDir, f.libs...); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cmd := exec.Command(os.Args[0], "-test.run=^TestBackendFaultHelperProcess$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), "GIDEDGE_TEST_BACKEND_FAULT="+f.name, "GIDEDGE_TEST_BACKEND_FAULT_DIR="+dir)
-			cmd.Env = append(cmd.Env, f.env...)
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestBackendFaultHelperProcess") {
-				t.Fatalf("%v\n%s", err, out)
-			}
-		})
-	}
-}
+func TestBackendFaults(t *testing.T) { simtest.Run(t, backendFaults, "TestBackendFaultHelperProcess") }

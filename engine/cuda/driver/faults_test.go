@@ -4,14 +4,12 @@ package driver_test
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/gidedge/gidedge/engine/cuda/driver"
 	"github.com/gidedge/gidedge/engine/cuda/kernels"
-	"github.com/gidedge/gidedge/engine/cuda/sim"
+	"github.com/gidedge/gidedge/engine/cuda/sim/simtest"
 )
 
 // Each fault runs in a child process of its own (libraries load once per
@@ -20,11 +18,13 @@ import (
 // which call, the status name, the hint, the sentinel; the parent checks
 // that the child finished (no crash).
 
+// fault is a simtest.Fault: the simulator libraries Libs in the folder (nil:
+// all), the failure asked of it through Env, the child's Check.
 type fault struct {
-	name  string
-	env   []string
-	libs  []string // simulator libraries the folder holds; nil: all
-	check func(t *testing.T, dir string)
+	Name  string
+	Env   []string
+	Libs  []string
+	Check func(t *testing.T, dir string)
 }
 
 // wantErr fails unless err matches sentinel and mentions every part.
@@ -173,41 +173,6 @@ func launchSetup(t *testing.T, c *driver.Context) (*kernels.Set, *driver.Stream,
 
 // TestFaultHelperProcess runs one fault in a child of TestFaults; it does
 // nothing unless TestFaults started it.
-func TestFaultHelperProcess(t *testing.T) {
-	name, dir := os.Getenv("GIDEDGE_TEST_FAULT"), os.Getenv("GIDEDGE_TEST_FAULT_DIR")
-	if name == "" {
-		return
-	}
-	for _, f := range faults {
-		if f.name == name {
-			f.check(t, dir)
-			return
-		}
-	}
-	t.Fatalf("no fault %q", name)
-}
+func TestFaultHelperProcess(t *testing.T) { simtest.Helper(t, faults) }
 
-func TestFaults(t *testing.T) {
-	simDir, err := sim.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range faults {
-		t.Run(f.name, func(t *testing.T) {
-			dir := simDir
-			if f.libs != nil {
-				dir = t.TempDir()
-				if err := sim.LinkLibraries(dir, simDir, f.libs...); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cmd := exec.Command(os.Args[0], "-test.run=^TestFaultHelperProcess$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), "GIDEDGE_TEST_FAULT="+f.name, "GIDEDGE_TEST_FAULT_DIR="+dir)
-			cmd.Env = append(cmd.Env, f.env...)
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestFaultHelperProcess") {
-				t.Fatalf("%v\n%s", err, out)
-			}
-		})
-	}
-}
+func TestFaults(t *testing.T) { simtest.Run(t, faults, "TestFaultHelperProcess") }
