@@ -20,12 +20,12 @@
 #   G  the FCOS pair (fcos-teacher 20 epochs → fcos-student): baseline
 #      and GID, seed 1
 #   H  the two-stage pair (faster-rcnn-teacher 20 epochs →
-#      faster-rcnn-student 8 epochs): student baseline, GID and the three
+#      faster-rcnn-student FRCNN_EPOCHS, 15): student baseline, GID and the three
 #      KD baselines, seed 1 first, then seeds 2 and 3; then the teacher
 #      with seeds 2 and 3 (the teacher row's spread)
 #   L  (synthetic set only) latency of the exported students side by side:
 #      faster-rcnn-student (H's seed-1 baseline) against retinanet-student
-#      and fcos-student trained alone on the same schedule, in process,
+#      and fcos-student trained alone on its schedule, in process,
 #      one ONNX Runtime thread, with their test mAP
 #
 #   scripts/bench_distill_grid.sh [synth|bccd ...]   (default: both)
@@ -41,7 +41,9 @@
 # with the number of seeds it found.
 #
 # Environment: ROOT (runs: where the runs go), GIDEDGE (bin/gidedge),
-# EPOCHS (8), LONG_EPOCHS (20: the teacher's schedule), SIZE (160),
+# EPOCHS (8), LONG_EPOCHS (20: the teacher's schedule), FRCNN_EPOCHS (15:
+# stage H's students and stage L's; a two-stage student is still far from
+# converged after 8), SIZE (160),
 # BCCD (../shared/data/bccd), STAGES (all). On a shared machine run it
 # under `nice -n 19`.
 set -euo pipefail
@@ -51,6 +53,7 @@ cd "$root"
 runs="${ROOT:-runs}"
 epochs="${EPOCHS:-8}"
 long="${LONG_EPOCHS:-20}"
+frcnn_epochs="${FRCNN_EPOCHS:-15}"
 size="${SIZE:-160}"
 bccd="${BCCD:-$root/../shared/data/bccd}"
 export GIDEDGE="${GIDEDGE:-bin/gidedge}"
@@ -82,15 +85,23 @@ teacher() {
 # validation); on BCCD the caller's teacher function does, evaluated once.
 twostage() {
   local name="$1" o="$runs/gid-$1-frcnn" log="$OUT/grid.log"
-  local -a pair=(TEACHER_MODEL=faster-rcnn-teacher STUDENT=faster-rcnn-student TEACHER_EPOCHS="$long")
+  local -a pair=(TEACHER_MODEL=faster-rcnn-teacher STUDENT=faster-rcnn-student TEACHER_EPOCHS="$long"
+    EPOCHS="$frcnn_epochs" EVAL_EVERY=5)
   mkdir -p "$o"
   if [ "$name" = bccd ]; then
+    # Evaluated once, after the last epoch, like the one-stage BCCD rows.
+    pair+=(EVAL_EVERY="$frcnn_epochs")
     teacher faster-rcnn-teacher 1 "$o/teacher"
     pair+=(TEACHER="$o/teacher/best.safetensors")
   fi
   env OUT="$o" "${pair[@]}" SEEDS="1" scripts/bench_distill.sh "${core[@]}" >"$o/tableH.md" 2>>"$log"
   env OUT="$o" "${pair[@]}" SEEDS="1 2 3" scripts/bench_distill.sh "${core[@]}" >"$o/tableH.md" 2>>"$log"
-  local s ts
+}
+
+# twostage_teachers NAME: stage H's teachers with seeds 2 and 3 (the
+# teacher row's spread; the students distil from seed 1's), scored on test.
+twostage_teachers() {
+  local o="$runs/gid-$1-frcnn" s ts
   for s in 2 3; do
     ts="$o/teacher-s$s"
     teacher faster-rcnn-teacher "$s" "$ts"
@@ -100,18 +111,17 @@ twostage() {
 }
 
 # latency: stage L on the synthetic set. The one-stage students are
-# trained alone on the students' schedule unless the one-stage grid's
-# seed-1 baseline (RetinaNet) is there; the two-stage one is H's.
+# trained alone on the two-stage students' schedule; the two-stage one is
+# H's seed-1 baseline.
 latency() {
   local o="$runs/gid-synth-latency" frcnn="$runs/gid-synth-frcnn/baseline-s1/best.safetensors" m
   mkdir -p "$o"
   [ -f "$frcnn" ] || return 0
-  local -A ckpt=([faster-rcnn-student]="$frcnn" [retinanet-student]="$runs/gid-synth/baseline-s1/best.safetensors"
+  local -A ckpt=([faster-rcnn-student]="$frcnn" [retinanet-student]="$o/retinanet-student/best.safetensors"
     [fcos-student]="$o/fcos-student/best.safetensors")
   for m in retinanet-student fcos-student; do
-    [ -f "${ckpt[$m]}" ] || ckpt[$m]="$o/$m/best.safetensors"
-    [ -f "${ckpt[$m]}" ] || "$GIDEDGE" train --model "$m" --data "$DATA" --epochs "$epochs" --batch 8 --img-size "$size" \
-      --seed 1 --eval-every 4 --out "$o/$m" --quiet >"$o/$m.log"
+    [ -f "${ckpt[$m]}" ] || "$GIDEDGE" train --model "$m" --data "$DATA" --epochs "$frcnn_epochs" --batch 8 \
+      --img-size "$size" --seed 1 --eval-every 5 --out "$o/$m" --quiet >"$o/$m.log"
   done
   for m in faster-rcnn-student retinanet-student fcos-student; do
     [ -s "$o/$m.onnx" ] || "$GIDEDGE" export --checkpoint "${ckpt[$m]}" --out "$o/$m.onnx" --threads 1 >"$o/$m.export.txt"
@@ -130,6 +140,7 @@ grid() {
   if [ "$stages" = frcnn ]; then
     twostage "$name"
     [ "$name" != synth ] || latency
+    twostage_teachers "$name"
     return
   fi
   SEEDS="1 2 3" scripts/bench_distill.sh "${core[@]}" >"$OUT/tableA.md" 2>>"$log"
@@ -168,6 +179,7 @@ grid() {
     SEEDS="1" scripts/bench_distill.sh baseline gid >"$OUT/tableG.md" 2>>"$log"
   twostage "$name"
   [ "$name" != synth ] || latency
+  twostage_teachers "$name"
 }
 
 synth() {
