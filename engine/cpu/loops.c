@@ -73,6 +73,19 @@ INLINE padded padded_layout(long h, long w, long ph, long pw, long s) {
 	return p;
 }
 
+// split_even_odd writes the even-indexed values of s[0..w) to c0 and the
+// odd-indexed ones to c1: one row into its two column-parity sub-planes.
+INLINE void split_even_odd(float* restrict c0, float* restrict c1, const float* restrict s, long w) {
+	long k = 0;
+	for (; 2 * k + 1 < w; k++) {
+		c0[k] = s[2 * k];
+		c1[k] = s[2 * k + 1];
+	}
+	if (2 * k < w) {
+		c0[k] = s[2 * k];
+	}
+}
+
 // pad_plane writes plane [h, w] into q (laid out as p) at padding (ph,
 // pw); q's padding positions must already be zero and stay so.
 INLINE void pad_plane(float* restrict q, const float* restrict x, long h, long w, long ph, long pw, padded p) {
@@ -85,16 +98,7 @@ INLINE void pad_plane(float* restrict q, const float* restrict x, long h, long w
 		}
 		if (p.s == 2) {
 			// image column 2k + e is padded column 2k + e + pw
-			float* restrict even = row + ((pw & 1) * p.phase) + (pw >> 1);
-			float* restrict odd = row + (((pw + 1) & 1) * p.phase) + ((pw + 1) >> 1);
-			long k = 0;
-			for (; 2 * k + 1 < w; k++) {
-				even[k] = src[2 * k];
-				odd[k] = src[2 * k + 1];
-			}
-			if (2 * k < w) {
-				even[k] = src[2 * k];
-			}
+			split_even_odd(row + ((pw & 1) * p.phase) + (pw >> 1), row + (((pw + 1) & 1) * p.phase) + ((pw + 1) >> 1), src, w);
 			continue;
 		}
 		for (long r = 0; r < p.s; r++) {
@@ -679,19 +683,6 @@ KERNEL void gd_wino_weights(const float* w, float* u, long outc, long inc, int f
 		for (int k = 0; k < 16; k++) {
 			memcpy(u + k * plane + o * inc, rows[k], sizeof(float) * inc);
 		}
-	}
-}
-
-// split_even_odd writes the even-indexed values of s[0..w) to c0 and the
-// odd-indexed ones to c1: one row into its two column-parity sub-planes.
-INLINE void split_even_odd(float* restrict c0, float* restrict c1, const float* restrict s, long w) {
-	long k = 0;
-	for (; 2 * k + 1 < w; k++) {
-		c0[k] = s[2 * k];
-		c1[k] = s[2 * k + 1];
-	}
-	if (2 * k < w) {
-		c0[k] = s[2 * k];
 	}
 }
 
